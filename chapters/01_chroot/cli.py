@@ -1,0 +1,94 @@
+"""The command line: Docker's everyday commands, one small handler each.
+
+Parsing lives here, in one table, so the whole CLI contract can be read in
+one place; the work lives in the mechanism modules, imported only when their
+command runs (the start path of a container is hot).
+"""
+
+import argparse
+import os
+import sys
+
+from . import config
+from .errors import DockyardError, UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes as a DockyardError (exit 125, like Docker)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message, hint=f"see '{self.prog} --help'")
+
+
+def prog_name() -> str:
+    """How the user started us: 'python -m final' or 'python -m chapters.01_chroot'."""
+    return f"python -m {__package__}"
+
+
+# --- commands ------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import process, runtime
+    if not args.command:
+        raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
+    spec = runtime.Spec(
+        rootfs=os.path.abspath(args.rootfs),
+        argv=args.command,
+        env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
+        workdir=args.workdir,
+        interactive=args.interactive,
+        debug=args.debug,
+    )
+    return runtime.run(spec)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
+                   help="set an environment variable")
+    p.add_argument("-w", "--workdir", default="/", metavar="DIR", help="working directory inside")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
+
+
+# name: (one-line help, how to add its arguments, handler)
+COMMANDS = {
+    "run": ("Run a command in a new container", add_run_arguments, cmd_run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog=prog_name(), description="Dockyard: a container engine, told as a book.")
+    parser.add_argument("--root", default=config.DEFAULT_ROOT, metavar="DIR",
+                        help=f"where state lives (default {config.DEFAULT_ROOT})")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
+    for name, (summary, add_arguments, handler) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=summary)
+        add_arguments(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, dispatch, and turn errors into `error:` and `hint:` lines."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        if not getattr(args, "handler", None):
+            raise UsageError("no command given", hint=f"see '{prog_name()} --help'")
+        return args.handler(args)
+    except DockyardError as err:
+        if debug:
+            import traceback
+            traceback.print_exc()
+        print(f"error: {err.problem}\nhint: {err.hint}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # a bug of ours: say so in one line unless --debug
+        if debug:
+            raise
+        print(f"error: internal error: {type(err).__name__}: {err}\n"
+              f"hint: run again with --debug and report the traceback", file=sys.stderr)
+        return 125

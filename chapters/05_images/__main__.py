@@ -1,0 +1,7 @@
+"""`python -m final ...` starts here."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dockyard: a container engine written from scratch in Python, told as a book."""

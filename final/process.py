@@ -1,0 +1,100 @@
+"""The container's process: its environment, its command, its exit code.
+
+The engine forks; the child prepares its world and then replaces itself with
+the user's command through execve(2). If that fails, the parent must learn
+why (a missing command exits 127, a non-executable one 126, as in Docker), so
+the child writes the error into a close-on-exec pipe: a successful exec closes
+the pipe unread, a failed one leaves a message in it.
+"""
+
+import json
+import os
+import signal
+import stat
+from typing import NoReturn
+
+from . import config
+from .errors import CommandError, DockyardError, NotExecutable, NotFound
+
+
+def default_env(hostname: str, tty: bool, extra: list[str]) -> dict[str, str]:
+    """The environment a container starts with, then the user's `-e K=V`."""
+    env = {"PATH": config.DEFAULT_PATH, "HOSTNAME": hostname, "HOME": config.DEFAULT_HOME}
+    if tty:
+        env["TERM"] = "xterm"
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise DockyardError(f"invalid environment variable: {item!r}",
+                                hint="write it as -e KEY=VALUE")
+        if sep:
+            env[key] = value
+        elif key in os.environ:  # `-e KEY` passes the engine's own value, as Docker does
+            env[key] = os.environ[key]
+    return env
+
+
+def find_executable(name: str, path: str) -> str:
+    """Find `name` on `path` as execvp(3) would; call after entering the rootfs."""
+    # We search PATH ourselves: after chroot, os.execvp can fail on a lazy
+    # import that the new root does not have.
+    candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in path.split(":")]
+    found_unexecutable = None
+    for candidate in candidates:
+        try:
+            mode = os.stat(candidate).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and os.access(candidate, os.X_OK):
+            return candidate
+        found_unexecutable = candidate
+    if found_unexecutable:
+        raise NotExecutable(f"{found_unexecutable}: permission denied",
+                            hint="the file is not an executable program; check its mode (chmod +x) or the command")
+    raise NotFound(f"{name}: executable file not found in $PATH",
+                   hint="check the command's spelling, or that the rootfs contains it")
+
+
+def exec_command(argv: list[str], env: dict[str, str]) -> NoReturn:
+    """Replace this process with the container's command. Call in the child."""
+    program = find_executable(argv[0], env.get("PATH", config.DEFAULT_PATH))
+    # Python ignores SIGPIPE; a shell pipeline in the container expects the default.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        os.execve(program, argv, env)
+    except PermissionError as err:
+        raise NotExecutable(f"{program}: permission denied", hint="check the file's mode") from err
+    except OSError as err:
+        raise CommandError(f"{program}: cannot execute: {err.strerror}",
+                           hint="is it a program for this machine's architecture?") from err
+
+
+def report_to_parent(pipe_fd: int, err: BaseException) -> NoReturn:
+    """Tell the parent why the child failed, then exit. Call in the child."""
+    if isinstance(err, DockyardError):
+        message = {"kind": type(err).__name__, "problem": err.problem, "hint": err.hint}
+    else:
+        message = {"kind": "DockyardError", "problem": f"container setup failed: {err}",
+                   "hint": "run again with --debug to see where"}
+    os.write(pipe_fd, json.dumps(message).encode())
+    os._exit(125)
+
+
+_ERRORS = {cls.__name__: cls for cls in (DockyardError, CommandError, NotFound, NotExecutable)}
+
+
+def raise_child_error(pipe_fd: int) -> None:
+    """Wait until the child has exec'd, or raise the error it reported."""
+    chunks = []
+    while chunk := os.read(pipe_fd, 65536):
+        chunks.append(chunk)
+    os.close(pipe_fd)
+    if chunks:
+        message = json.loads(b"".join(chunks))
+        raise _ERRORS.get(message["kind"], DockyardError)(message["problem"], message["hint"])
+
+
+def exit_code_of(status: int) -> int:
+    """Docker's exit code for a wait status: the code, or 128+N after signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code

@@ -1,0 +1,268 @@
+"""Fixtures for the one black-box suite that checks every chapter and final/.
+
+    pytest                          every snapshot in chapters/ and final/
+    pytest --impl final             one implementation
+    pytest --impl ~/my/03_cgroups   a student's copy (chapter read from NN_)
+
+Each test drives the implementation's CLI in a subprocess with its own
+--root, and fails if it leaves a mount, a process or a cgroup behind.
+"""
+
+import ctypes
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from table import FINAL, chapters_for
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from tools.busybox_rootfs import make_rootfs  # noqa: E402
+
+
+# --- choosing implementations --------------------------------------------------
+
+class Impl:
+    """One implementation of the CLI: a package directory and its chapter."""
+
+    def __init__(self, path: str, chapter: int | None = None) -> None:
+        self.path = os.path.abspath(path)
+        self.name = os.path.basename(self.path.rstrip("/"))
+        self.chapter = chapter or chapter_of(self.name)
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", self.name]
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": os.path.dirname(self.path), "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def chapter_of(name: str) -> int:
+    if name == "final":
+        return FINAL
+    match = re.match(r"(\d\d)_", name)
+    if not match:
+        raise pytest.UsageError(f"cannot tell the chapter of {name!r}: name it NN_something or pass --chapter")
+    return int(match.group(1))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--impl", action="append", default=[], metavar="PATH",
+                     help="implementation to test: final, chapters/03_cgroups, or a copy (default: all)")
+    parser.addoption("--chapter", type=int, default=None, help="chapter of a --impl not named NN_x")
+
+
+def implementations(config: pytest.Config) -> list[Impl]:
+    paths = config.getoption("--impl")
+    if paths:
+        return [Impl(p if os.path.isdir(p) else os.path.join(REPO, p), config.getoption("--chapter"))
+                for p in paths]
+    chapters = sorted(d for d in os.listdir(os.path.join(REPO, "chapters")) if re.match(r"\d\d_", d))
+    return [Impl(os.path.join(REPO, "chapters", d)) for d in chapters] + [Impl(os.path.join(REPO, "final"))]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "impl" in metafunc.fixturenames:
+        impls = implementations(metafunc.config)
+        metafunc.parametrize("impl", impls, ids=[i.name for i in impls], scope="module")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep, drop = [], []
+    for item in items:
+        chapters = chapters_for(item.nodeid)
+        if chapters == "missing":
+            raise pytest.UsageError(f"{item.nodeid} is not in tests/table.py: say which chapter introduces it")
+        impl = getattr(item, "callspec", None) and item.callspec.params.get("impl")
+        if impl is not None and impl.chapter not in chapters:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# --- root, and the busybox rootfs ----------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: run sudo sh tools/test.sh")
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A pristine busybox rootfs; copy it (the `rootfs` fixture) before changing it."""
+    return make_rootfs(str(tmp_path_factory.mktemp("busybox")))
+
+
+@pytest.fixture
+def rootfs(busybox_rootfs: str, tmp_path) -> str:
+    """A busybox rootfs of this test's own."""
+    target = str(tmp_path / "rootfs")
+    shutil.copytree(busybox_rootfs, target, symlinks=True)
+    return target
+
+
+# --- driving the CLI --------------------------------------------------------------
+
+class Dockyard:
+    """Runs one implementation's CLI with this test's own --root."""
+
+    def __init__(self, impl: Impl, root: str) -> None:
+        self.impl, self.root = impl, root
+
+    def command(self, *args: str) -> list[str]:
+        return [*self.impl.argv(), "--root", self.root, *args]
+
+    def __call__(self, *args: str, input: str | None = None, timeout: float = 60,
+                 **kwargs) -> subprocess.CompletedProcess:
+        """Run to completion; stdout and stderr come back as text."""
+        return subprocess.run(self.command(*args), input=input, capture_output=True, text=True,
+                              timeout=timeout, env=kwargs.pop("env", self.impl.env()), **kwargs)
+
+    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
+        """Start in the background (remember to wait for it)."""
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen(self.command(*args), text=True, env=kwargs.pop("env", self.impl.env()), **kwargs)
+
+
+@pytest.fixture
+def dockyard(impl: Impl, tmp_path) -> Dockyard:
+    return Dockyard(impl, str(tmp_path / "state"))
+
+
+# --- an ordinary user ---------------------------------------------------------------
+# Rootless tests run the CLI as `nobody`, who can read neither /root nor pytest's
+# private tmp dirs: they get a world-readable copy of the implementation and a
+# scratch directory of their own, and Debian's python if the current one is hidden.
+
+NOBODY = 65534
+
+
+def become_nobody() -> None:
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def python_for_nobody() -> str:
+    for python in (sys.executable, "/usr/bin/python3"):
+        try:
+            if subprocess.run([python, "-c", "0"], preexec_fn=become_nobody, cwd="/",
+                              capture_output=True).returncode == 0:
+                return python
+        except OSError:
+            continue
+    pytest.skip("no python interpreter that an ordinary user can run")
+
+
+class NobodyDockyard(Dockyard):
+    """The CLI run as uid 65534 with a --root and a rootfs that it owns."""
+
+    def __init__(self, impl: Impl, scratch: str, busybox: str) -> None:
+        copy = os.path.join(scratch, "impl", impl.name)
+        shutil.copytree(impl.path, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        super().__init__(Impl(copy, impl.chapter), os.path.join(scratch, "state"))
+        self.python = python_for_nobody()
+        self.rootfs = shutil.copytree(busybox, os.path.join(scratch, "rootfs"), symlinks=True)
+        for directory, _, files in os.walk(scratch):
+            os.chown(directory, NOBODY, NOBODY)
+            for name in files:
+                os.lchown(os.path.join(directory, name), NOBODY, NOBODY)
+
+    def command(self, *args: str) -> list[str]:
+        return [self.python, "-m", self.impl.name, "--root", self.root, *args]
+
+    def __call__(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        env = {**self.impl.env(), "HOME": "/", "USER": "nobody"}
+        return super().__call__(*args, preexec_fn=become_nobody, cwd="/", env=env, **kwargs)
+
+
+@pytest.fixture
+def nobody(impl: Impl, busybox_rootfs: str):
+    """The CLI as an ordinary user would run it (rootless)."""
+    scratch = tempfile.mkdtemp(prefix="dockyard-nobody-")
+    os.chmod(scratch, 0o755)
+    try:
+        yield NobodyDockyard(impl, scratch, busybox_rootfs)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- nothing may leak -------------------------------------------------------------
+# The test runner becomes a "child subreaper": a container process that
+# outlives its engine is re-parented to us instead of to init, so we can see it.
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def mounts() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {" ".join(line.split()[3:5]) for line in f}
+
+
+def our_cgroups() -> set[str]:
+    found = set()
+    for base in ("/sys/fs/cgroup", *(f"/sys/fs/cgroup/{c}" for c in os.listdir("/sys/fs/cgroup"))):
+        try:
+            found.update(f"{base}/{d}" for d in os.listdir(base) if "dockyard" in d)
+        except OSError:
+            pass
+    return found
+
+
+def orphans() -> list[int]:
+    """Processes re-parented to the test runner, and zombies it has not reaped."""
+    me, found = str(os.getpid()), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:
+            found.append(int(pid))
+    return found
+
+
+def kill_and_reap(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind():
+    mounts_before, cgroups_before = mounts(), our_cgroups()
+    yield
+    leaked_procs = orphans()
+    kill_and_reap(leaked_procs)
+    leaked_mounts = sorted(mounts() - mounts_before)
+    leaked_cgroups = sorted(our_cgroups() - cgroups_before)
+    problems = []
+    if leaked_procs:
+        problems.append(f"processes left running: {leaked_procs}")
+    if leaked_mounts:
+        problems.append(f"mounts left behind: {leaked_mounts}")
+        for line in reversed(leaked_mounts):
+            subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
+    if leaked_cgroups:
+        problems.append(f"cgroups left behind: {leaked_cgroups}")
+    assert not problems, "; ".join(problems)

@@ -1,0 +1,40 @@
+"""Which chapter introduces each test group: the suite's central table.
+
+A key is a test file (the group) or `file::test` (one test that a later
+chapter changes). A value is the first chapter that must pass it, or
+(first, last) for behaviour that a later chapter takes away, such as the
+chroot escape that namespaces close. `None` marks a test of the tooling
+itself, which runs once rather than per implementation.
+
+A test that no entry covers is a collection error: every promise names the
+chapter that makes it.
+"""
+
+FINAL = 99
+
+TABLE: dict[str, int | tuple[int, int] | None] = {
+    # Tooling
+    "test_generator.py": None,
+    # Chapter 01: chroot
+    "test_run.py": 1,
+    "test_escape.py": 1,
+    "test_escape.py::test_a_chroot_container_reads_host_files_through_another_process_root": (1, 1),
+    "test_escape.py::test_a_chroot_container_escapes_with_the_chroot_chdir_trick": (1, 1),
+    "test_escape.py::test_a_container_cannot_read_host_files_through_another_process_root": 2,
+    "test_escape.py::test_a_container_cannot_escape_with_the_chroot_chdir_trick": 2,
+}
+
+
+def chapters_for(nodeid: str) -> range | None | str:
+    """The chapters a test runs in; None for tooling tests; 'missing' if uncovered."""
+    path, _, rest = nodeid.partition("::")
+    file = path.rsplit("/", 1)[-1]
+    name = rest.split("[", 1)[0]
+    for key in (f"{file}::{name}", file):
+        if key in TABLE:
+            value = TABLE[key]
+            if value is None:
+                return None
+            first, last = value if isinstance(value, tuple) else (value, FINAL)
+            return range(first, last + 1)
+    return "missing"

@@ -1,0 +1,124 @@
+"""Chapter 01 on: `run --rootfs DIR CMD` runs CMD inside DIR and returns its status."""
+
+import os
+import signal
+import subprocess
+
+from conftest import needs_root
+
+pytestmark = needs_root
+
+
+def test_a_command_runs_inside_the_rootfs_and_its_output_reaches_the_user(dockyard, rootfs):
+    with open(os.path.join(rootfs, "marker"), "w") as f:
+        f.write("inside\n")
+    result = dockyard("run", "--rootfs", rootfs, "cat", "/marker")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "inside\n"
+
+
+def test_the_exit_code_is_the_commands_own(dockyard, rootfs):
+    assert dockyard("run", "--rootfs", rootfs, "sh", "-c", "exit 3").returncode == 3
+
+
+def test_a_command_killed_by_a_signal_exits_128_plus_the_signal(dockyard, rootfs):
+    assert dockyard("run", "--rootfs", rootfs, "sh", "-c", "kill -9 $$").returncode == 137
+
+
+def test_a_missing_command_exits_127_with_an_error_and_a_hint(dockyard, rootfs):
+    result = dockyard("run", "--rootfs", rootfs, "no-such-command")
+    assert result.returncode == 127
+    assert result.stderr.startswith("error: no-such-command")
+    assert "hint:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_command_that_is_not_executable_exits_126(dockyard, rootfs):
+    result = dockyard("run", "--rootfs", rootfs, "/etc/passwd")
+    assert result.returncode == 126
+    assert "error:" in result.stderr and "hint:" in result.stderr
+
+
+def test_the_environment_has_docker_defaults_and_the_users_variables(dockyard, rootfs):
+    result = dockyard("run", "-e", "GREETING=hello world", "-e", "EMPTY=", "--rootfs", rootfs, "env")
+    env = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert env["PATH"] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert env["HOME"] == "/root" and env["HOSTNAME"]
+    assert env["GREETING"] == "hello world" and env["EMPTY"] == ""
+    assert "TERM" not in env  # no terminal attached
+
+
+def test_the_engines_own_environment_does_not_leak_in(dockyard, rootfs, impl):
+    env = {**impl.env(), "SECRET_OF_THE_HOST": "1"}
+    result = dockyard("run", "--rootfs", rootfs, "env", env=env)
+    assert "SECRET_OF_THE_HOST" not in result.stdout
+
+
+def test_workdir_sets_the_current_directory_and_is_created_if_missing(dockyard, rootfs):
+    result = dockyard("run", "-w", "/srv/app", "--rootfs", rootfs, "pwd")
+    assert result.stdout == "/srv/app\n"
+    assert dockyard("run", "--rootfs", rootfs, "pwd").stdout == "/\n"
+
+
+def test_proc_is_mounted_inside_the_container(dockyard, rootfs):
+    result = dockyard("run", "--rootfs", rootfs, "cat", "/proc/self/status")
+    assert "Pid:" in result.stdout
+
+
+def test_stdin_is_attached_only_with_interactive(dockyard, rootfs):
+    assert dockyard("run", "--rootfs", rootfs, "cat", input="typed\n").stdout == ""
+    assert dockyard("run", "-i", "--rootfs", rootfs, "cat", input="typed\n").stdout == "typed\n"
+
+
+def test_sigterm_sent_to_the_engine_reaches_the_container(dockyard, rootfs):
+    script = 'trap "echo got-term; exit 42" TERM; echo ready; while :; do sleep 0.05; done'
+    engine = dockyard.popen("run", "--rootfs", rootfs, "sh", "-c", script)
+    assert engine.stdout.readline() == "ready\n"
+    engine.send_signal(signal.SIGTERM)
+    out, _ = engine.communicate(timeout=20)
+    assert engine.returncode == 42
+    assert "got-term" in out
+
+
+def test_arguments_after_the_command_belong_to_the_command(dockyard, rootfs):
+    result = dockyard("run", "--rootfs", rootfs, "echo", "--help", "-e", "x")
+    assert result.stdout == "--help -e x\n"
+
+
+def test_a_missing_rootfs_is_refused_with_exit_125(dockyard, tmp_path):
+    result = dockyard("run", "--rootfs", str(tmp_path / "nowhere"), "true")
+    assert result.returncode == 125
+    assert result.stderr.startswith("error:") and "hint:" in result.stderr
+
+
+def test_a_rootfs_that_is_a_file_is_refused_with_exit_125(dockyard, tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    result = dockyard("run", "--rootfs", str(tmp_path / "file"), "true")
+    assert result.returncode == 125 and "hint:" in result.stderr
+
+
+def test_an_unknown_flag_is_refused_with_exit_125(dockyard, rootfs):
+    result = dockyard("run", "--no-such-flag", "--rootfs", rootfs, "true")
+    assert result.returncode == 125
+    assert "error:" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_without_a_command_is_refused(dockyard, rootfs):
+    result = dockyard("run", "--rootfs", rootfs)
+    assert result.returncode == 125 and "hint:" in result.stderr
+
+
+def test_debug_shows_the_traceback_behind_an_error(dockyard, tmp_path):
+    result = dockyard("--debug", "run", "--rootfs", str(tmp_path / "nowhere"), "true")
+    assert "Traceback" in result.stderr and "error:" in result.stderr
+
+
+def test_help_lists_each_command_on_one_line(dockyard):
+    result = dockyard("--help")
+    assert result.returncode == 0
+    assert any(line.split()[:1] == ["run"] for line in result.stdout.splitlines())
+
+
+def test_running_as_an_ordinary_user_without_root_is_refused_with_a_hint(nobody):
+    result = nobody("run", "--rootfs", nobody.rootfs, "true")
+    assert result.returncode == 125
+    assert "error:" in result.stderr and "hint:" in result.stderr

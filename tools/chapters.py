@@ -1,0 +1,190 @@
+"""Generate the chapter snapshots in chapters/ from the one source in final/.
+
+    python3 tools/chapters.py            write chapters/01_chroot ... 07_dockerfile
+    python3 tools/chapters.py --check    exit 1, with a diff, if they are stale
+    python3 tools/chapters.py --diff 01 02   the lesson: what chapter 2 changes
+
+Markers (see CONTRIBUTING.md) are comments in final/:
+
+    # chapter: 02                  first line of a file: the file appears in 02
+    # >>> chapter 02               a block that appears from chapter 02 on ...
+    # <<< chapter 02               ... up to here
+
+A chapter spec is `NN` (from chapter NN on), `NN-MM` (chapters NN to MM
+only: code that a later chapter replaces) or `final` (only in final/).
+Snapshots contain no markers; final/ runs as it is, markers and all.
+"""
+
+import argparse
+import difflib
+import filecmp
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCE = os.path.join(ROOT, "final")
+TARGET = os.path.join(ROOT, "chapters")
+CHAPTERS = {1: "01_chroot", 2: "02_namespaces", 3: "03_cgroups", 4: "04_layers",
+            5: "05_images", 6: "06_registry", 7: "07_dockerfile"}
+FINAL = 99
+
+FILE_MARKER = re.compile(r"^# chapter: (\S+)\s*$")
+BLOCK_START = re.compile(r"^\s*# >>> chapter (\S+)\s*$")
+BLOCK_END = re.compile(r"^\s*# <<< chapter (\S+)\s*$")
+SPEC = re.compile(r"^(?:(\d\d)(?:-(\d\d))?|final)$")
+
+
+class MarkerError(Exception):
+    pass
+
+
+def chapter_range(spec: str, where: str) -> range:
+    """The chapters a spec covers: '03' is 3..final, '01-01' is 1, 'final' is final."""
+    match = SPEC.match(spec)
+    if not match:
+        raise MarkerError(f"{where}: bad chapter spec {spec!r} (want NN, NN-MM or final)")
+    if spec == "final":
+        return range(FINAL, FINAL + 1)
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) else FINAL
+    return range(first, last + 1)
+
+
+def render(text: str, chapter: int, path: str) -> str | None:
+    """The file as chapter `chapter` shows it, or None if it is not there yet."""
+    lines = text.splitlines(keepends=True)
+    if lines and (match := FILE_MARKER.match(lines[0])):
+        if chapter not in chapter_range(match.group(1), f"{path}:1"):
+            return None
+        lines = lines[1:]
+    out: list[str] = []
+    stack: list[tuple[str, bool]] = []  # (spec, visible)
+    skip_blank = False
+    for number, line in enumerate(lines, start=2 if text.startswith("# chapter:") else 1):
+        where = f"{path}:{number}"
+        if match := BLOCK_START.match(line):
+            visible = chapter in chapter_range(match.group(1), where)
+            stack.append((match.group(1), visible and all(v for _, v in stack)))
+            continue
+        if match := BLOCK_END.match(line):
+            if not stack or stack[-1][0] != match.group(1):
+                raise MarkerError(f"{where}: '<<< chapter {match.group(1)}' closes nothing open")
+            _, visible = stack.pop()
+            # A hidden block between two blank lines would leave two: drop one.
+            skip_blank = not visible and bool(out) and out[-1].strip() == ""
+            continue
+        if stack and not stack[-1][1]:
+            continue
+        if skip_blank and line.strip() == "":
+            skip_blank = False
+            continue
+        skip_blank = False
+        out.append(line)
+    if stack:
+        raise MarkerError(f"{path}: '>>> chapter {stack[-1][0]}' is never closed")
+    return "".join(out)
+
+
+def source_files() -> list[str]:
+    """The files of final/, relative to it, in a stable order."""
+    found = []
+    for directory, subdirs, files in os.walk(SOURCE):
+        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                found.append(os.path.relpath(os.path.join(directory, name), SOURCE))
+    return found
+
+
+def write_snapshot(chapter: int, target: str) -> None:
+    """Write chapter `chapter`'s package into `target` (emptied first)."""
+    shutil.rmtree(target, ignore_errors=True)
+    for relative in source_files():
+        with open(os.path.join(SOURCE, relative)) as f:
+            text = render(f.read(), chapter, f"final/{relative}")
+        if text is None:
+            continue
+        destination = os.path.join(target, relative)
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        with open(destination, "w") as f:
+            f.write(text)
+
+
+def write_all(target_root: str) -> None:
+    os.makedirs(target_root, exist_ok=True)
+    for chapter, name in CHAPTERS.items():
+        write_snapshot(chapter, os.path.join(target_root, name))
+    with open(os.path.join(target_root, "README.md"), "w") as f:
+        f.write("# Generated: do not edit\n\nEach folder is a snapshot of `final/` at the end of a "
+                "chapter, made by `python3 tools/chapters.py`.\nEdit `final/` and regenerate.\n")
+
+
+def differences(expected_root: str, actual_root: str) -> list[str]:
+    """Unified diffs between two trees (the files that differ, are missing or extra)."""
+    diffs = []
+    comparison = [filecmp.dircmp(expected_root, actual_root, ignore=["__pycache__"])]
+    while comparison:
+        cmp = comparison.pop()
+        for name in cmp.left_only:
+            diffs.append(f"missing: {os.path.relpath(os.path.join(cmp.right, name), ROOT)}\n")
+        for name in cmp.right_only:
+            diffs.append(f"stale: {os.path.relpath(os.path.join(cmp.right, name), ROOT)}\n")
+        for name in cmp.diff_files:
+            with open(os.path.join(cmp.left, name)) as a, open(os.path.join(cmp.right, name)) as b:
+                rel = os.path.relpath(os.path.join(cmp.right, name), ROOT)
+                diffs.extend(difflib.unified_diff(b.readlines(), a.readlines(), rel, f"{rel} (generated)"))
+        comparison.extend(cmp.subdirs.values())
+    return diffs
+
+
+def check() -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        write_all(scratch)
+        if not os.path.isdir(TARGET):
+            print("chapters/ is missing: run python3 tools/chapters.py")
+            return 1
+        diffs = differences(scratch, TARGET)
+    if diffs:
+        sys.stdout.writelines(diffs)
+        print("\nchapters/ is stale: run python3 tools/chapters.py and commit the result")
+        return 1
+    print(f"chapters/ matches final/ ({len(CHAPTERS)} snapshots)")
+    return 0
+
+
+def lesson_diff(first: int, second: int) -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        a, b = os.path.join(scratch, "a"), os.path.join(scratch, "b")
+        write_snapshot(first, a)
+        write_snapshot(second, b)
+        for relative in sorted(set(os.listdir(a)) | set(os.listdir(b))):
+            old = open(os.path.join(a, relative)).readlines() if os.path.exists(os.path.join(a, relative)) else []
+            new = open(os.path.join(b, relative)).readlines() if os.path.exists(os.path.join(b, relative)) else []
+            sys.stdout.writelines(difflib.unified_diff(old, new, f"{CHAPTERS[first]}/{relative}",
+                                                       f"{CHAPTERS[second]}/{relative}"))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="fail if chapters/ is stale")
+    parser.add_argument("--diff", nargs=2, type=int, metavar=("A", "B"), help="diff two chapters")
+    args = parser.parse_args()
+    try:
+        if args.check:
+            return check()
+        if args.diff:
+            return lesson_diff(*args.diff)
+        write_all(TARGET)
+    except MarkerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(CHAPTERS)} snapshots to chapters/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
