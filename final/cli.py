@@ -51,7 +51,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
 
-# name: (one-line help, how to add its arguments, handler)
+# name: (one-line help, how to add its arguments, handler). Later chapters
+# bring their own commands in a module of their own, each with a table like
+# this one whose handlers import their heavy machinery only when called.
 COMMANDS = {
     "run": ("Run a command in a new container", add_run_arguments, cmd_run),
 }
