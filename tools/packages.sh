@@ -1,0 +1,38 @@
+#!/bin/sh
+# Install, with apt-get, the Debian/Ubuntu packages that a Dockyard task needs.
+#
+#     sh tools/packages.sh quickstart     what `tools/quickstart.sh` needs
+#     sh tools/packages.sh test           what the test suite needs (a superset)
+#
+# Packages already installed are not asked for again, so a second run does not
+# touch the network. Runs as root (re-executes itself with sudo otherwise).
+# A chapter that makes the suite need a new program adds its package to TEST.
+set -eu
+
+QUICKSTART="python3 busybox-static"
+TEST="$QUICKSTART python3-pytest gcc libc6-dev util-linux mount iproute2
+      runc crun skopeo umoci docker-registry"
+
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "error: run this as root (sudo is not installed)" >&2; exit 1; }
+    exec sudo -- sh "$0" "$@"
+fi
+
+case "${1:-}" in
+    quickstart) wanted=$QUICKSTART ;;
+    test) wanted=$TEST ;;
+    *) echo "usage: sh $0 quickstart|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for package in $wanted; do
+    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing="$missing $package"
+done
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086 # one word per package
+apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,41 @@
+#!/bin/sh
+# Quickstart: install what Dockyard needs, then run a first container.
+#
+#     sh tools/quickstart.sh
+#
+# Works on a fresh Debian 12 or Ubuntu 24.04 machine (or the Vagrant VM), with
+# no network beyond apt: the container's root filesystem is made here, from
+# Debian's static busybox. Safe to run again. Needs root; asks sudo for it.
+set -eu
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "error: run this as root (sudo is not installed)" >&2; exit 1; }
+    exec sudo -- sh "$REPO/tools/quickstart.sh" "$@"
+fi
+cd "$REPO"
+sh tools/packages.sh quickstart
+
+# Debian's own python starts fastest; PYTHON=... picks another (3.10 or newer).
+PYTHON=${PYTHON:-/usr/bin/python3}
+SCRATCH=$(mktemp -d /tmp/dockyard-quickstart.XXXXXX)
+cleanup() {
+    umount -l "$SCRATCH/rootfs/proc" 2>/dev/null || true  # only if the engine failed to
+    rm -rf --one-file-system "$SCRATCH"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$PYTHON" -m tools.busybox_rootfs "$SCRATCH/rootfs" >/dev/null
+hello() {
+    "$PYTHON" -m final --root "$SCRATCH/state" run "$@" /bin/sh -c \
+        'echo "Hello from inside a Dockyard container!"; echo "/ holds:" $(ls /); echo "I am $(whoami), pid $$"'
+}
+# What to run. Chapter 05 (images) makes this `hello busybox`.
+hello --rootfs "$SCRATCH/rootfs"
+
+echo
+echo "That was 'python3 -m final run'. To look around inside yourself:"
+echo "  sudo python3 -m tools.busybox_rootfs /tmp/rootfs"
+echo "  sudo python3 -m final run -i --rootfs /tmp/rootfs /bin/sh"
+echo "Then run the tests: sh tools/test.sh"
