@@ -38,7 +38,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         interactive=args.interactive,
         debug=args.debug,
+        # >>> chapter 02
+        root=args.root,
+        network=args.network,
+        userns=args.userns or os.geteuid() != 0,  # rootless needs a user namespace
+        init=args.init,
+        # <<< chapter 02
     )
+    # >>> chapter 02
+    from . import namespaces
+    spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
+    spec.env["HOSTNAME"] = spec.hostname
+    # <<< chapter 02
     return runtime.run(spec)
 
 
@@ -47,6 +58,14 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="set an environment variable")
     p.add_argument("-w", "--workdir", default="/", metavar="DIR", help="working directory inside")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    # >>> chapter 02
+    p.add_argument("--hostname", metavar="NAME", help="hostname inside (default: the short container id)")
+    p.add_argument("--network", choices=("none", "host"), default="none",
+                   help="none: only lo, in a namespace of its own (default); host: share the host's")
+    p.add_argument("--userns", action="store_true",
+                   help="map root inside to an unprivileged user outside (implied when not root)")
+    p.add_argument("--init", action="store_true", help="run a tiny init as PID 1 that reaps zombies")
+    # <<< chapter 02
     p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
@@ -61,8 +80,8 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=prog_name(), description="Dockyard: a container engine, told as a book.")
-    parser.add_argument("--root", default=config.DEFAULT_ROOT, metavar="DIR",
-                        help=f"where state lives (default {config.DEFAULT_ROOT})")
+    parser.add_argument("--root", default=config.default_root(), metavar="DIR",
+                        help=f"where state lives (default {config.default_root()})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
     for name, (summary, add_arguments, handler) in COMMANDS.items():

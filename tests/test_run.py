@@ -21,8 +21,18 @@ def test_the_exit_code_is_the_commands_own(dockyard, rootfs):
     assert dockyard("run", "--rootfs", rootfs, "sh", "-c", "exit 3").returncode == 3
 
 
+def children_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(child) for child in f.read().split()]
+
+
 def test_a_command_killed_by_a_signal_exits_128_plus_the_signal(dockyard, rootfs):
-    assert dockyard("run", "--rootfs", rootfs, "sh", "-c", "kill -9 $$").returncode == 137
+    engine = dockyard.popen("run", "--rootfs", rootfs, "sh", "-c", "echo ready; exec sleep 30")
+    assert engine.stdout.readline() == "ready\n"
+    for child in children_of(engine.pid):
+        os.kill(child, signal.SIGKILL)
+    engine.communicate(timeout=20)
+    assert engine.returncode == 137
 
 
 def test_a_missing_command_exits_127_with_an_error_and_a_hint(dockyard, rootfs):

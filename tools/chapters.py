@@ -12,7 +12,9 @@ Markers (see CONTRIBUTING.md) are comments in final/:
 
 A chapter spec is `NN` (from chapter NN on), `NN-MM` (chapters NN to MM
 only: code that a later chapter replaces) or `final` (only in final/).
-Snapshots contain no markers; final/ runs as it is, markers and all.
+Snapshots contain no markers; final/ runs as it is, markers and all, so the
+lines of an `NN-MM` block are commented out in final/ (`# ` after the
+marker's indentation) and the generator uncomments them.
 """
 
 import argparse
@@ -61,23 +63,28 @@ def render(text: str, chapter: int, path: str) -> str | None:
             return None
         lines = lines[1:]
     out: list[str] = []
-    stack: list[tuple[str, bool]] = []  # (spec, visible)
+    stack: list[tuple[str, bool, str | None]] = []  # (spec, visible, indent to uncomment at)
     skip_blank = False
     for number, line in enumerate(lines, start=2 if text.startswith("# chapter:") else 1):
         where = f"{path}:{number}"
         if match := BLOCK_START.match(line):
-            visible = chapter in chapter_range(match.group(1), where)
-            stack.append((match.group(1), visible and all(v for _, v in stack)))
+            covered = chapter_range(match.group(1), where)
+            visible = chapter in covered and all(v for _, v, _ in stack)
+            retired = FINAL not in covered  # commented out in final/
+            stack.append((match.group(1), visible, line[:line.index("#")] if retired else None))
             continue
         if match := BLOCK_END.match(line):
             if not stack or stack[-1][0] != match.group(1):
                 raise MarkerError(f"{where}: '<<< chapter {match.group(1)}' closes nothing open")
-            _, visible = stack.pop()
+            _, visible, _ = stack.pop()
             # A hidden block between two blank lines would leave two: drop one.
             skip_blank = not visible and bool(out) and out[-1].strip() == ""
             continue
         if stack and not stack[-1][1]:
             continue
+        for _, _, indent in stack:
+            if indent is not None:
+                line = uncomment(line, indent, where)
         if skip_blank and line.strip() == "":
             skip_blank = False
             continue
@@ -86,6 +93,15 @@ def render(text: str, chapter: int, path: str) -> str | None:
     if stack:
         raise MarkerError(f"{path}: '>>> chapter {stack[-1][0]}' is never closed")
     return "".join(out)
+
+
+def uncomment(line: str, indent: str, where: str) -> str:
+    """Undo the `# ` that keeps a retired block's line inert in final/."""
+    if line.strip() == "#":
+        return "\n"
+    if not line.startswith(indent + "# "):
+        raise MarkerError(f"{where}: a line of a retired block must be commented out as '{indent}# ...'")
+    return indent + line[len(indent) + 2:]
 
 
 def source_files() -> list[str]:

@@ -51,7 +51,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
 
-# name: (one-line help, how to add its arguments, handler)
+# name: (one-line help, how to add its arguments, handler). Later chapters
+# bring their own commands in a module of their own, each with a table like
+# this one whose handlers import their heavy machinery only when called.
 COMMANDS = {
     "run": ("Run a command in a new container", add_run_arguments, cmd_run),
 }
@@ -59,8 +61,8 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=prog_name(), description="Dockyard: a container engine, told as a book.")
-    parser.add_argument("--root", default=config.DEFAULT_ROOT, metavar="DIR",
-                        help=f"where state lives (default {config.DEFAULT_ROOT})")
+    parser.add_argument("--root", default=config.default_root(), metavar="DIR",
+                        help=f"where state lives (default {config.default_root()})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
     for name, (summary, add_arguments, handler) in COMMANDS.items():

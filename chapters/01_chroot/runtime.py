@@ -3,21 +3,24 @@
     engine (parent)                      container (child)
     ───────────────                      ─────────────────
     check the request
-    fork ──────────────────────────────▶ enter the rootfs
-    forward signals                      mount /proc
+    clone into new namespaces ─────────▶ wait for "go"
+    map ids, join cgroups, ... ── go ──▶ build the mount tree, pivot_root
+    forward signals                      mount /proc, bring up lo, ...
     wait for exec, or its error  ◀────── exec the command (or report why not)
     wait for exit
     clean up, return the exit code
+
+Chapter 1 forks and chroots; chapter 2 clones into namespaces and pivots.
 """
 
 import os
 import signal
-import sys
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from . import chroot, config, process
+from . import config, process
 from .errors import DockyardError
+from . import chroot
 
 
 @dataclass
@@ -31,9 +34,10 @@ class Spec:
     debug: bool = False
 
 
+# --8<-- [start:run]
 def run(spec: Spec) -> int:
     """Run one container in the foreground and return its exit code."""
-    check_rootfs(spec.rootfs)
+    check_request(spec)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
     with signals_held():
         pid = os.fork()
@@ -45,20 +49,23 @@ def run(spec: Spec) -> int:
     try:
         return wait_for(pid, error_read)
     finally:
-        chroot.unmount_proc(spec.rootfs)
+        clean_up(spec, pid)
+# --8<-- [end:run]
 
 
-def check_rootfs(rootfs: str) -> None:
+def check_request(spec: Spec) -> None:
     """Refuse early, with a hint, what would otherwise fail deep in the child."""
     if os.geteuid() != 0:
         raise DockyardError("running a container needs root",
                             hint="run it with sudo (inside the Vagrant VM: vagrant ssh, then sudo ...)")
-    if not os.path.isdir(rootfs):
-        raise DockyardError(f"rootfs {rootfs!r} is not a directory",
+    if not os.path.isdir(spec.rootfs):
+        raise DockyardError(f"rootfs {spec.rootfs!r} is not a directory",
                             hint="make one with: python3 -m tools.busybox_rootfs DIR")
 
 
-def container_main(spec: Spec, error_fd: int) -> NoReturn:
+
+def container_main(spec: Spec, error_fd: int,
+                   ) -> NoReturn:
     """Become the container: enter its world and exec its command. Call in the child."""
     try:
         reset_signals()
@@ -68,12 +75,14 @@ def container_main(spec: Spec, error_fd: int) -> NoReturn:
         enter_workdir(spec.workdir)
         if stdin is not None:
             os.dup2(stdin, 0)
+            os.close(stdin)
         process.exec_command(spec.argv, spec.env)
-    except BaseException as err:  # noqa: B902 - nothing may escape a forked child
+    except BaseException as err:  # nothing may escape a forked child
         if spec.debug:
             import traceback
             traceback.print_exc()
         process.report_to_parent(error_fd, err)
+
 
 
 def enter_workdir(workdir: str) -> None:
@@ -89,6 +98,11 @@ def wait_for(pid: int, error_fd: int) -> int:
     finally:
         _, status = os.waitpid(pid, 0)
     return process.exit_code_of(status)
+
+
+def clean_up(spec: Spec, pid: int) -> None:
+    """Remove what the container needed only while it ran."""
+    chroot.unmount_proc(spec.rootfs)
 
 
 # --- signals -----------------------------------------------------------------

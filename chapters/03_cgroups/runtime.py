@@ -3,21 +3,27 @@
     engine (parent)                      container (child)
     ───────────────                      ─────────────────
     check the request
-    fork ──────────────────────────────▶ enter the rootfs
-    forward signals                      mount /proc
+    clone into new namespaces ─────────▶ wait for "go"
+    map ids, join cgroups, ... ── go ──▶ build the mount tree, pivot_root
+    forward signals                      mount /proc, bring up lo, ...
     wait for exec, or its error  ◀────── exec the command (or report why not)
     wait for exit
     clean up, return the exit code
+
+Chapter 1 forks and chroots; chapter 2 clones into namespaces and pivots.
 """
 
 import os
 import signal
-import sys
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from . import chroot, config, process
+from . import config, process
 from .errors import DockyardError
+import secrets
+import shutil
+
+from . import init, mounts, namespaces
 
 
 @dataclass
@@ -29,51 +35,142 @@ class Spec:
     workdir: str = "/"
     interactive: bool = False
     debug: bool = False
+    root: str = config.DEFAULT_ROOT
+    id: str = field(default_factory=lambda: secrets.token_hex(32))
+    hostname: str = ""
+    network: str = "none"
+    userns: bool = False
+    init: bool = False
 
 
+# --8<-- [start:run]
 def run(spec: Spec) -> int:
     """Run one container in the foreground and return its exit code."""
-    check_rootfs(spec.rootfs)
+    check_request(spec)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
+    go_read, go_write = os.pipe2(os.O_CLOEXEC)
+    etc_files = write_etc_files(spec)
     with signals_held():
-        pid = os.fork()
+        pid = libc_clone(namespaces.clone_flags(spec.network, spec.userns))
         if pid == 0:
             os.close(error_read)
-            container_main(spec, error_write)
+            os.close(go_write)
+            container_main(spec, error_write, go_read, etc_files)
         forward_signals(pid)
     os.close(error_write)
     try:
+        os.close(go_read)
+        prepare_child(spec, pid, go_write)
         return wait_for(pid, error_read)
     finally:
-        chroot.unmount_proc(spec.rootfs)
+        clean_up(spec, pid)
+# --8<-- [end:run]
 
 
-def check_rootfs(rootfs: str) -> None:
+def check_request(spec: Spec) -> None:
     """Refuse early, with a hint, what would otherwise fail deep in the child."""
-    if os.geteuid() != 0:
-        raise DockyardError("running a container needs root",
-                            hint="run it with sudo (inside the Vagrant VM: vagrant ssh, then sudo ...)")
-    if not os.path.isdir(rootfs):
-        raise DockyardError(f"rootfs {rootfs!r} is not a directory",
+    if spec.userns:
+        namespaces.check_userns_allowed()
+    if not os.path.isdir(spec.rootfs):
+        raise DockyardError(f"rootfs {spec.rootfs!r} is not a directory",
                             hint="make one with: python3 -m tools.busybox_rootfs DIR")
+    if not os.path.isdir(os.path.join(spec.rootfs, "proc")):
+        raise DockyardError(f"{spec.rootfs!r} does not look like a root filesystem: it has no /proc",
+                            hint=f"is it the right directory? if so: mkdir {spec.rootfs}/proc")
 
 
-def container_main(spec: Spec, error_fd: int) -> NoReturn:
+def libc_clone(flags: int) -> int:
+    """clone(2) the child into new namespaces, with a hint if the kernel refuses."""
+    from . import libc
+    try:
+        return libc.clone(flags)
+    except PermissionError as err:
+        raise DockyardError("the kernel refused to create the container's namespaces",
+                            hint="run as root, or rootless with --userns where user namespaces are enabled") from err
+
+
+def container_dir(spec: Spec) -> str:
+    return os.path.join(spec.root, "containers", spec.id)
+
+
+def write_etc_files(spec: Spec) -> dict[str, str]:
+    """Write the container's /etc/hostname, hosts and resolv.conf; return path -> source."""
+    directory = container_dir(spec)
+    os.makedirs(directory, exist_ok=True)
+    files = {"/etc/hostname": f"{spec.hostname}\n",
+             "/etc/hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                           f"127.0.1.1\t{spec.hostname}\n",
+             "/etc/resolv.conf": host_resolv_conf(spec.network)}
+    sources = {}
+    for path, text in files.items():
+        sources[path] = os.path.join(directory, os.path.basename(path))
+        with open(sources[path], "w") as f:
+            f.write(text)
+    return sources
+
+
+def host_resolv_conf(network: str) -> str:
+    """The host's resolv.conf, less servers on its loopback that a new netns cannot reach."""
+    try:
+        with open("/etc/resolv.conf") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    if network != "host":
+        lines = [line for line in lines if not line.startswith("nameserver 127.")]
+    return "\n".join(lines) + "\n"
+
+
+def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
+    """Set up from outside what the child cannot do itself, then let it go on."""
+    try:
+        if spec.userns:
+            namespaces.write_id_maps(pid)
+        os.write(go_fd, b"go")
+    finally:
+        os.close(go_fd)
+
+
+def wait_for_go(go_fd: int) -> None:
+    """Block until the parent has set us up; a parent that died means no container."""
+    if os.read(go_fd, 2) != b"go":
+        os._exit(125)
+    os.close(go_fd)
+
+
+def container_main(spec: Spec, error_fd: int,
+                   go_fd: int, etc_files: dict[str, str],
+                   ) -> NoReturn:
     """Become the container: enter its world and exec its command. Call in the child."""
     try:
         reset_signals()
         stdin = None if spec.interactive else os.open("/dev/null", os.O_RDONLY)
-        chroot.enter_rootfs(spec.rootfs)
-        chroot.mount_proc()
+        wait_for_go(go_fd)
+        enter_namespaces(spec, etc_files)
         enter_workdir(spec.workdir)
         if stdin is not None:
             os.dup2(stdin, 0)
+            os.close(stdin)
+        if spec.init:
+            init.run_as_init(spec.argv, spec.env, error_fd)
         process.exec_command(spec.argv, spec.env)
-    except BaseException as err:  # noqa: B902 - nothing may escape a forked child
+    except BaseException as err:  # nothing may escape a forked child
         if spec.debug:
             import traceback
             traceback.print_exc()
         process.report_to_parent(error_fd, err)
+
+
+# --8<-- [start:enter_namespaces]
+def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
+    """Finish the container's world from inside its new namespaces."""
+    namespaces.set_hostname(spec.hostname)
+    mounts.make_mounts_private()
+    mounts.build_root(spec.rootfs, etc_files, spec.userns)
+    mounts.pivot(spec.rootfs)
+    if spec.network != "host":
+        namespaces.bring_up_loopback()
+# --8<-- [end:enter_namespaces]
 
 
 def enter_workdir(workdir: str) -> None:
@@ -89,6 +186,12 @@ def wait_for(pid: int, error_fd: int) -> int:
     finally:
         _, status = os.waitpid(pid, 0)
     return process.exit_code_of(status)
+
+
+def clean_up(spec: Spec, pid: int) -> None:
+    """Remove what the container needed only while it ran."""
+    # Its mounts vanished with its mount namespace; only its files remain.
+    shutil.rmtree(container_dir(spec), ignore_errors=True)
 
 
 # --- signals -----------------------------------------------------------------

@@ -1,7 +1,17 @@
 """Limits and default paths, in one place."""
 
+import os
+
 # Where images, containers and volumes live unless --root says otherwise.
 DEFAULT_ROOT = "/var/lib/dockyard"
+
+
+def default_root() -> str:
+    """/var/lib/dockyard for root; a rootless user's own data directory otherwise."""
+    if os.geteuid() == 0:
+        return DEFAULT_ROOT
+    data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(data, "dockyard")
 
 # The environment every container starts with (Docker sets the same PATH).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -9,3 +19,7 @@ DEFAULT_HOME = "/root"
 
 # Signals the engine passes on to the container's process rather than obeying.
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+
+# Root inside a `--userns` container run by root is this range of host ids
+# (start, count), as with Docker's userns-remap and /etc/subuid.
+USERNS_RANGE = (100000, 65536)

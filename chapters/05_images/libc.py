@@ -69,3 +69,86 @@ UMOUNT_NOFOLLOW = 0x8
 def umount(target: str, flags: int = 0) -> None:
     """Detach the filesystem mounted at `target` (see umount(2))."""
     _check(_libc.umount2(os.fsencode(target), flags), "umount2", target)
+
+
+# --- namespaces (chapter 2) ---------------------------------------------------
+
+CLONE_NEWNS = 0x00020000      # mount
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000     # hostname
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# int unshare(int flags);                                        man 2 unshare
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.unshare.restype = ctypes.c_int
+
+
+def unshare(flags: int) -> None:
+    """Move this process into new namespaces of the kinds in `flags` (see unshare(2))."""
+    _check(_libc.unshare(flags), "unshare")
+
+
+# int setns(int fd, int nstype);                                 man 2 setns
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.setns.restype = ctypes.c_int
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """Join the namespace that `fd` (an open /proc/PID/ns/* file) refers to."""
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+# int sethostname(const char *name, size_t len);                 man 2 sethostname
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.sethostname.restype = ctypes.c_int
+
+
+def sethostname(name: str) -> None:
+    """Set the hostname of this process's UTS namespace."""
+    encoded = name.encode()
+    _check(_libc.sethostname(encoded, len(encoded)), "sethostname")
+
+
+# long syscall(long number, ...);                                man 2 syscall
+# pivot_root and clone3 have no glibc wrapper; their numbers are the same on
+# x86-64 and arm64 for clone3 (435), and differ for pivot_root.
+_libc.syscall.restype = ctypes.c_long
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}[os.uname().machine]
+SYS_CLONE3 = 435
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """Make `new_root` the root mount and move the old one to `put_old` (see pivot_root(2))."""
+    _check(_libc.syscall(ctypes.c_long(SYS_PIVOT_ROOT), os.fsencode(new_root), os.fsencode(put_old)),
+           "pivot_root", new_root)
+
+
+class _CloneArgs(ctypes.Structure):
+    """struct clone_args, from <linux/sched.h> (see clone3 in clone(2))."""
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal",
+        "stack", "stack_size", "tls", "set_tid", "set_tid_size", "cgroup")]
+
+
+# clone must run with the GIL held, exactly like os.fork(): through a PyDLL
+# handle, between the interpreter's own before- and after-fork hooks.
+_python = ctypes.PyDLL(None, use_errno=True)
+_python.syscall.restype = ctypes.c_long
+
+
+def clone(flags: int) -> int:
+    """fork(2) into new namespaces: return 0 in the child and its pid in the parent."""
+    args = _CloneArgs(flags=flags, exit_signal=17)  # SIGCHLD, as fork sends
+    _python.PyOS_BeforeFork()
+    pid = _python.syscall(ctypes.c_long(SYS_CLONE3), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    if pid == 0:
+        _python.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    _python.PyOS_AfterFork_Parent()
+    if pid == -1:
+        raise OSError(err, f"clone3: {os.strerror(err)}")
+    return pid

@@ -38,7 +38,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         interactive=args.interactive,
         debug=args.debug,
+        root=args.root,
+        network=args.network,
+        userns=args.userns or os.geteuid() != 0,  # rootless needs a user namespace
+        init=args.init,
     )
+    from . import namespaces
+    spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
+    spec.env["HOSTNAME"] = spec.hostname
     return runtime.run(spec)
 
 
@@ -47,11 +54,19 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="set an environment variable")
     p.add_argument("-w", "--workdir", default="/", metavar="DIR", help="working directory inside")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    p.add_argument("--hostname", metavar="NAME", help="hostname inside (default: the short container id)")
+    p.add_argument("--network", choices=("none", "host"), default="none",
+                   help="none: only lo, in a namespace of its own (default); host: share the host's")
+    p.add_argument("--userns", action="store_true",
+                   help="map root inside to an unprivileged user outside (implied when not root)")
+    p.add_argument("--init", action="store_true", help="run a tiny init as PID 1 that reaps zombies")
     p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
 
-# name: (one-line help, how to add its arguments, handler)
+# name: (one-line help, how to add its arguments, handler). Later chapters
+# bring their own commands in a module of their own, each with a table like
+# this one whose handlers import their heavy machinery only when called.
 COMMANDS = {
     "run": ("Run a command in a new container", add_run_arguments, cmd_run),
 }
@@ -59,8 +74,8 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=prog_name(), description="Dockyard: a container engine, told as a book.")
-    parser.add_argument("--root", default=config.DEFAULT_ROOT, metavar="DIR",
-                        help=f"where state lives (default {config.DEFAULT_ROOT})")
+    parser.add_argument("--root", default=config.default_root(), metavar="DIR",
+                        help=f"where state lives (default {config.default_root()})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
     for name, (summary, add_arguments, handler) in COMMANDS.items():

@@ -1,0 +1,37 @@
+"""A tiny init for `run --init`: PID 1 that forwards signals and reaps zombies.
+
+PID 1 is special. The kernel delivers it only the signals it has a handler
+for (so a shell as PID 1 ignores a plain `kill`), and every orphan in the
+namespace is re-parented to it, to be reaped (waited for) or left a zombie.
+Most programs are not written for that job. With --init the container's
+first process stays ours: it forks the command, passes signals on to it, and
+reaps whatever dies, until the command itself exits.
+"""
+
+import os
+import signal
+from typing import NoReturn
+
+from . import config, process
+
+
+def run_as_init(argv: list[str], env: dict[str, str], error_fd: int) -> NoReturn:
+    """Fork the command, then reap and forward until it exits. Call as PID 1."""
+    child = os.fork()
+    if child == 0:
+        try:
+            process.exec_command(argv, env)
+        except BaseException as err:
+            process.report_to_parent(error_fd, err)
+    os.close(error_fd)  # the engine waits for every copy of this pipe to close
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass  # it is exiting; the loop below will reap it
+    for name in config.FORWARDED_SIGNALS:
+        signal.signal(getattr(signal, name), forward)
+    while True:
+        pid, status = os.wait()  # reaps the command, and any orphan left to us
+        if pid == child:
+            os._exit(process.exit_code_of(status))

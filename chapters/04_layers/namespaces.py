@@ -1,0 +1,112 @@
+"""Chapter 2: namespaces, or giving the container a world of its own.
+
+A chroot changes only where "/" is. A namespace gives a process its own copy
+of one kind of kernel resource, and clone(2) makes a child in as many new
+namespaces as we ask for, all at once:
+
+    mount    its own mount table: what it mounts, the host never sees
+    UTS      its own hostname
+    IPC      its own System V IPC objects and POSIX message queues
+    PID      its own process numbers; the command becomes PID 1
+    network  its own interfaces: only `lo`, until a bridge comes along
+    user     its own uids: root inside can be an ordinary user outside
+
+The child then swaps its root mount for the rootfs with pivot_root(2) and
+detaches the old one (see mounts.py), so no path leads back to the host.
+
+New here:  clone(2) flags, pivot_root(2), sethostname(2), uid_map/gid_map
+Try it:    sudo python3 -m chapters.02_namespaces run --rootfs ROOTFS ps
+Not yet:   a container can still use all the memory and CPU; see chapter 3.
+"""
+
+import fcntl
+import os
+import re
+import socket
+import struct
+
+from . import config, libc
+from .errors import DockyardError
+
+HOSTNAME = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+
+
+def clone_flags(network: str, userns: bool) -> int:
+    """The namespaces a container gets: all of them, less those shared on request."""
+    flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
+    if network != "host":
+        flags |= libc.CLONE_NEWNET
+    if userns:
+        flags |= libc.CLONE_NEWUSER
+    return flags
+
+
+def check_hostname(name: str) -> str:
+    """Refuse a hostname that sethostname(2) or a resolver would choke on."""
+    if not HOSTNAME.match(name):
+        raise DockyardError(f"invalid hostname {name!r}",
+                            hint="use letters, digits, '-' and '.', at most 63 characters")
+    return name
+
+
+# --- user namespaces ----------------------------------------------------------
+# A new user namespace starts with no uid mapped. The parent, still outside,
+# writes the child's maps: "inside outside count" per line.
+
+def id_maps() -> tuple[str, str]:
+    """The uid and gid maps for a container: ours alone when rootless, a range for root."""
+    uid, gid = os.geteuid(), os.getegid()
+    if uid != 0:
+        # An ordinary user may map exactly one id: its own, which becomes root inside.
+        return f"0 {uid} 1\n", f"0 {gid} 1\n"
+    start, count = config.USERNS_RANGE
+    return f"0 {start} {count}\n", f"0 {start} {count}\n"
+
+
+def write_id_maps(pid: int) -> None:
+    """Map the child's ids; call in the parent after clone and before the child goes on."""
+    uid_map, gid_map = id_maps()
+    try:
+        if os.geteuid() != 0:
+            # Without CAP_SETGID outside, setgroups(2) must be disabled before gid_map is written.
+            write_proc(pid, "setgroups", "deny")
+        write_proc(pid, "uid_map", uid_map)
+        write_proc(pid, "gid_map", gid_map)
+    except PermissionError as err:
+        raise DockyardError("cannot map user ids into the container's user namespace",
+                            hint="check that user namespaces are enabled: sysctl user.max_user_namespaces") from err
+
+
+def write_proc(pid: int, name: str, text: str) -> None:
+    with open(f"/proc/{pid}/{name}", "w") as f:
+        f.write(text)
+
+
+def check_userns_allowed() -> None:
+    """Refuse --userns early, with a hint, where the kernel forbids user namespaces."""
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as f:
+            allowed = int(f.read())
+    except OSError:
+        allowed = 1
+    if allowed == 0:
+        raise DockyardError("user namespaces are disabled on this machine",
+                            hint="enable them: sudo sysctl -w user.max_user_namespaces=15000")
+
+
+# --- inside the new namespaces ------------------------------------------------
+
+def set_hostname(name: str) -> None:
+    """Name the container's UTS namespace; the host's hostname is untouched."""
+    libc.sethostname(name)
+
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def bring_up_loopback() -> None:
+    """A new network namespace has only `lo`, and it is down: bring it up."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
