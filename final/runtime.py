@@ -168,6 +168,7 @@ def wait_for_go(go_fd: int) -> None:
 # <<< chapter 02
 
 
+# --8<-- [start:container_main]
 def container_main(spec: Spec, error_fd: int,
                    # >>> chapter 02
                    go_fd: int, etc_files: dict[str, str],
@@ -199,6 +200,7 @@ def container_main(spec: Spec, error_fd: int,
             import traceback
             traceback.print_exc()
         process.report_to_parent(error_fd, err)
+# --8<-- [end:container_main]
 
 
 # >>> chapter 02
