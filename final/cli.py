@@ -76,6 +76,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 COMMANDS = {
     "run": ("Run a command in a new container", add_run_arguments, cmd_run),
 }
+# >>> chapter 06
+from .registry import commands as registry_commands  # noqa: E402
+COMMANDS.update(registry_commands.COMMANDS)
+# <<< chapter 06
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,50 @@
+# chapter: 06
+"""The distribution spec's vocabulary: media types and error codes.
+
+A registry answers every failure with a JSON body such as
+`{"errors": [{"code": "BLOB_UNKNOWN", "message": "..."}]}` and an HTTP status
+that goes with the code; clients (skopeo, docker, ours) act on the code.
+"""
+
+import json
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+
+# A manifest is small; a huge one is an attack on memory (the spec lets us refuse).
+MAX_MANIFEST = 4 * 1024 * 1024
+
+# code: the HTTP status it goes with (OCI distribution spec v1.1, "Error codes").
+STATUS = {
+    "BLOB_UNKNOWN": 404,
+    "BLOB_UPLOAD_INVALID": 400,
+    "BLOB_UPLOAD_UNKNOWN": 404,
+    "DIGEST_INVALID": 400,
+    "MANIFEST_BLOB_UNKNOWN": 404,
+    "MANIFEST_INVALID": 400,
+    "MANIFEST_UNKNOWN": 404,
+    "NAME_INVALID": 400,
+    "NAME_UNKNOWN": 404,
+    "SIZE_INVALID": 400,
+    "UNAUTHORIZED": 401,
+    "DENIED": 403,
+    "UNSUPPORTED": 405,
+    "TOOMANYREQUESTS": 429,
+}
+
+
+class ApiError(Exception):
+    """A failure to report to the client as one of the spec's error codes."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+        self.status = status or STATUS.get(code, 400)
+
+    def body(self) -> bytes:
+        """The JSON error document."""
+        return json.dumps({"errors": [{"code": self.code, "message": self.message}]}).encode()
