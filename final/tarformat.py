@@ -1,0 +1,239 @@
+# chapter: 05
+"""The tar format, read and written by hand: 512-byte headers, then data.
+
+A layer is a tar archive, and tar is a simple format: each member is a
+512-byte header (name, mode, owner, size, type ... as octal text) followed by
+its data padded to 512 bytes; two zero blocks end the archive. Two extensions
+carry what the old header cannot: GNU's `L`/`K` members hold long names, and
+POSIX pax `x` members hold `key=value` records (long names, big numbers,
+extended attributes as `SCHILY.xattr.NAME`).
+
+We read the format ourselves, rather than through `tarfile`, so that the
+unpacker (tar.py) sees every field and decides itself what is safe, and so
+that the same stream can be decompressed and hashed in one pass: a layer's
+"diff id" is the sha256 of its uncompressed bytes.
+"""
+
+import hashlib
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+from .errors import DockyardError
+
+BLOCK = 512
+CHUNK = 1 << 20
+REGULAR, HARDLINK, SYMLINK, CHAR, BLOCKDEV, DIRECTORY, FIFO = b"0", b"1", b"2", b"3", b"4", b"5", b"6"
+# As in tarfile: only regular files (and unknown types) are followed by data.
+DATA_LESS = (HARDLINK, SYMLINK, CHAR, BLOCKDEV, DIRECTORY, FIFO)
+GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
+
+
+class BadArchive(DockyardError):
+    """The archive is truncated, corrupted, or uses a feature we refuse."""
+
+    def __init__(self, problem: str, hint: str = "the file is damaged or not a tar archive; "
+                                                 "fetch or create it again") -> None:
+        super().__init__(problem, hint)
+
+
+@dataclass
+class Member:
+    """One archive member, with the pax and GNU extensions already applied."""
+    name: str
+    type: bytes
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+    mtime_ns: int = 0
+    linkname: str = ""
+    devmajor: int = 0
+    devminor: int = 0
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+
+
+class TarStream:
+    """Reads a plain or gzip tar from `source`, hashing the uncompressed bytes."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.buf, self.pos = b"", 0
+        first = source.read(CHUNK)
+        if first.startswith(ZSTD_MAGIC):
+            raise BadArchive("zstd-compressed layers are not supported",
+                             hint="Python's standard library has no zstd; use gzip layers")
+        self.inflate = zlib.decompressobj(31) if first.startswith(GZIP_MAGIC) else None
+        self._take(first)
+
+    def _take(self, data: bytes) -> None:
+        """Append freshly read input (decompressed if needed) to the buffer."""
+        if self.inflate is not None:
+            data = self._decompress(data)
+        self.hash.update(data)
+        self.size += len(data)
+        self.buf = self.buf[self.pos:] + data if self.pos < len(self.buf) else data
+        self.pos = 0
+
+    def _decompress(self, data: bytes) -> bytes:
+        try:
+            out = self.inflate.decompress(data)
+            while self.inflate.eof and self.inflate.unused_data:  # gzip files may be concatenated
+                rest = self.inflate.unused_data
+                self.inflate = zlib.decompressobj(31)
+                out += self.inflate.decompress(rest)
+        except zlib.error as err:
+            raise BadArchive(f"the gzip data is corrupted: {err}") from err
+        return out
+
+    def _fill(self) -> bool:
+        """Read more input; False at the end of the input."""
+        data = self.source.read(CHUNK)
+        if not data:
+            if self.inflate is not None and not self.inflate.eof:
+                raise BadArchive("the gzip stream ends early (truncated file)")
+            return False
+        self._take(data)
+        return True
+
+    def read(self, n: int) -> bytes:
+        """Exactly `n` bytes, or fewer only at the end of the input."""
+        while len(self.buf) - self.pos < n and self._fill():
+            pass
+        data = self.buf[self.pos:self.pos + n]
+        self.pos += len(data)
+        return data
+
+    def copy(self, n: int, fd: int) -> None:
+        """Write the next `n` bytes to `fd` (or drop them if fd is -1)."""
+        while n:
+            if self.pos == len(self.buf) and not self._fill():
+                raise BadArchive("the archive ends in the middle of a file (truncated)")
+            take = min(n, len(self.buf) - self.pos)
+            if fd >= 0:
+                view = memoryview(self.buf)[self.pos:self.pos + take]
+                while view:
+                    view = view[os.write(fd, view):]
+            self.pos += take
+            n -= take
+
+    def tell(self) -> int:
+        """How many uncompressed bytes have been consumed."""
+        return self.size - (len(self.buf) - self.pos)
+
+    def drain(self) -> None:
+        """Consume the rest (the zero blocks after the end), so the digest covers it."""
+        self.pos = len(self.buf)
+        while self._fill():
+            self.pos = len(self.buf)
+
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+# --- reading headers ----------------------------------------------------------
+
+def number(field: bytes) -> int:
+    """A numeric header field: octal text, or GNU's base-256 when the top bit is set."""
+    if field and field[0] & 0x80:
+        value = int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+        return value - (1 << (8 * len(field) - 1)) if field[0] & 0x40 else value
+    text = field.split(b"\0", 1)[0].strip()
+    try:
+        return int(text, 8) if text else 0
+    except ValueError:
+        raise BadArchive(f"bad number {text!r} in a tar header") from None
+
+
+def text(field: bytes) -> str:
+    return os.fsdecode(field.split(b"\0", 1)[0])
+
+
+def parse_header(block: bytes) -> Member:
+    """Decode one 512-byte ustar/GNU header, checking its checksum."""
+    stored = number(block[148:156])
+    if stored != sum(block[:148]) + 256 + sum(block[156:]):
+        raise BadArchive("a tar header has a bad checksum (corrupted or not a tar archive)")
+    name = text(block[0:100])
+    if block[257:263] == b"ustar\0" and block[345] != 0:  # POSIX: a prefix for long names
+        name = text(block[345:500]) + "/" + name
+    return Member(name=name, type=block[156:157] or REGULAR, mode=number(block[100:108]),
+                  uid=number(block[108:116]), gid=number(block[116:124]), size=number(block[124:136]),
+                  mtime_ns=number(block[136:148]) * 10**9, linkname=text(block[157:257]),
+                  devmajor=number(block[329:337]), devminor=number(block[337:345]))
+
+
+def parse_pax(data: bytes) -> dict[str, bytes]:
+    """Decode pax records: 'LENGTH key=value\\n', LENGTH counting the whole record."""
+    records, pos = {}, 0
+    while pos < len(data) and data[pos] != 0:
+        length_text, _, _ = data[pos:pos + 20].partition(b" ")
+        length = int(length_text) if length_text.isdigit() else 0
+        key, sep, value = data[pos + len(length_text) + 1:pos + length - 1].partition(b"=")
+        if length <= 0 or not sep or data[pos + length - 1:pos + length] != b"\n":
+            raise BadArchive("a pax header record is malformed")
+        records[key.decode("utf-8", "surrogateescape")] = value
+        pos += length
+    return records
+
+
+def apply_pax(member: Member, pax: dict[str, bytes]) -> None:
+    """Let pax records override the header's fields."""
+    for key, value in pax.items():
+        if key == "path":
+            member.name = value.decode("utf-8", "surrogateescape")
+        elif key == "linkpath":
+            member.linkname = value.decode("utf-8", "surrogateescape")
+        elif key in ("size", "uid", "gid"):
+            setattr(member, key, int(value))
+        elif key == "mtime":
+            seconds, _, fraction = value.decode().partition(".")
+            member.mtime_ns = int(seconds) * 10**9 + int((fraction + "000000000")[:9])
+        elif key.startswith("SCHILY.xattr."):
+            member.xattrs[key[len("SCHILY.xattr."):]] = value
+        elif key.startswith("GNU.sparse"):
+            raise BadArchive("sparse files in layers are not supported",
+                             hint="create the archive without --sparse")
+
+
+def padding(size: int) -> int:
+    return -size % BLOCK
+
+
+def members(stream: TarStream) -> Iterator[Member]:
+    """Yield each member; the caller may read its data (`size` bytes) before the next."""
+    pax: dict[str, bytes] = {}
+    global_pax: dict[str, bytes] = {}
+    while True:
+        block = stream.read(BLOCK)
+        if len(block) < BLOCK or block == bytes(BLOCK):
+            if 0 < len(block) < BLOCK:
+                raise BadArchive("the archive ends in the middle of a header (truncated)")
+            stream.drain()
+            return
+        member = parse_header(block)
+        if member.type in (b"x", b"g", b"L", b"K"):
+            data = stream.read(member.size + padding(member.size))[:member.size]
+            if len(data) < member.size:
+                raise BadArchive("the archive ends inside an extended header (truncated)")
+            if member.type == b"x":
+                pax.update(parse_pax(data))
+            elif member.type == b"g":
+                global_pax.update(parse_pax(data))
+            else:
+                pax["path" if member.type == b"L" else "linkpath"] = data.split(b"\0", 1)[0]
+            continue
+        if member.type == b"S":
+            raise BadArchive("GNU sparse files in layers are not supported",
+                             hint="create the archive without --sparse")
+        apply_pax(member, {**global_pax, **pax})
+        pax = {}
+        if member.type not in DATA_LESS:
+            start = stream.tell()
+            yield member
+            stream.copy(member.size - (stream.tell() - start) + padding(member.size), -1)
+        else:
+            yield member
