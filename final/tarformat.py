@@ -237,3 +237,63 @@ def members(stream: TarStream) -> Iterator[Member]:
             stream.copy(member.size - (stream.tell() - start) + padding(member.size), -1)
         else:
             yield member
+
+
+# --- writing headers -----------------------------------------------------------
+
+def octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def ustar_block(name: bytes, prefix: bytes, link: bytes, m: Member) -> bytes:
+    """One 512-byte POSIX ustar header; fields must already fit."""
+    block = b"".join([
+        name.ljust(100, b"\0"), octal(m.mode, 8), octal(m.uid, 8), octal(m.gid, 8),
+        octal(m.size, 12), octal(m.mtime_ns // 10**9, 12), b" " * 8, m.type, link.ljust(100, b"\0"),
+        b"ustar\x0000", bytes(64), octal(m.devmajor, 8), octal(m.devminor, 8),
+        prefix.ljust(155, b"\0"), bytes(12)])
+    return block[:148] + b"%06o\0 " % sum(block) + block[156:]
+
+
+def split_name(raw: bytes) -> tuple[bytes, bytes] | None:
+    """Split a path into ustar's prefix (155) and name (100), or None if it cannot be."""
+    if len(raw) <= 100:
+        return b"", raw
+    cut = raw.find(b"/", max(0, len(raw) - 101))
+    if 0 < cut <= 155 and len(raw) - cut - 1 <= 100:
+        return raw[:cut], raw[cut + 1:]
+    return None
+
+
+def pax_record(key: str, value: bytes) -> bytes:
+    """'LENGTH key=value\\n', where LENGTH counts its own digits too."""
+    body = b" %s=%s\n" % (key.encode("utf-8", "surrogateescape"), value)
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+def header(m: Member) -> bytes:
+    """The header block(s) for `m`: ustar, preceded by a pax header when fields do not fit."""
+    raw, link = os.fsencode(m.name), os.fsencode(m.linkname)
+    pax: dict[str, bytes] = {}
+    split = split_name(raw)
+    if split is None:
+        pax["path"], split = raw, (b"", raw[-100:])
+    if len(link) > 100:
+        pax["linkpath"], link = link, link[:100]
+    for key, limit in (("size", 8**11), ("uid", 8**7), ("gid", 8**7)):
+        if getattr(m, key) >= limit:
+            pax[key] = str(getattr(m, key)).encode()
+    for key, value in sorted(m.xattrs.items()):
+        pax["SCHILY.xattr." + key] = value
+    fitted = Member(**{**m.__dict__, "size": 0 if "size" in pax else m.size,
+                       "uid": 0 if "uid" in pax else m.uid, "gid": 0 if "gid" in pax else m.gid})
+    block = ustar_block(split[1], split[0], link, fitted)
+    if not pax:
+        return block
+    data = b"".join(pax_record(k, v) for k, v in pax.items())
+    pax_name = b"PaxHeader/" + os.path.basename(raw.rstrip(b"/"))[:90]
+    pax_member = Member(name="", type=b"x", mode=0o644, size=len(data), mtime_ns=m.mtime_ns)
+    return ustar_block(pax_name, b"", b"", pax_member) + data + bytes(padding(len(data))) + block
