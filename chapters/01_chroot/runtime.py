@@ -64,6 +64,7 @@ def check_request(spec: Spec) -> None:
 
 
 
+# --8<-- [start:container_main]
 def container_main(spec: Spec, error_fd: int,
                    ) -> NoReturn:
     """Become the container: enter its world and exec its command. Call in the child."""
@@ -82,6 +83,7 @@ def container_main(spec: Spec, error_fd: int,
             import traceback
             traceback.print_exc()
         process.report_to_parent(error_fd, err)
+# --8<-- [end:container_main]
 
 
 
