@@ -75,6 +75,7 @@ class Handler(BaseHTTPRequestHandler):
             endpoint, args = api.route(self.command, url.path, self.registry.tokens)
             endpoint(self, *args)
         except ApiError as err:
+            self.drain()
             self.fail(err)
         except (ConnectionError, TimeoutError):
             self.close_connection = True
@@ -140,6 +141,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 raise ApiError("SIZE_INVALID", f"the body is larger than {limit} bytes", 413)
             yield piece
+
+    def drain(self, most: int = 64 << 20) -> None:
+        """Read and drop a small unread body, so the client gets our answer, not a broken pipe."""
+        length = self.headers.get("Content-Length", "")
+        if not self.body_read and not self.is_chunked() and length.isdigit() and int(length) <= most:
+            for _ in self.body():
+                pass
 
     def read_body(self, limit: int) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -220,6 +228,7 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.started, self.user, self.status, self.sent = time.monotonic(), "-", code, 0
         self.command, self.path = self.command or "-", getattr(self, "path", "-")
+        self.request_version = "HTTP/1.1"  # answer a garbled line with a status line, not HTTP/0.9's bare body
         self.fail(ApiError("UNSUPPORTED" if code == 501 else "UNKNOWN", message or "bad request", code))
         self.log_line()
 

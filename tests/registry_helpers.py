@@ -1,0 +1,177 @@
+"""Helpers for the chapter-06 tests: a registry on loopback, raw HTTP, small OCI images."""
+
+import gzip
+import hashlib
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tarfile
+import time
+from contextlib import contextmanager
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, log: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the registry exited with {proc.returncode}: {read(log)}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"the registry did not listen on {port}: {read(log)}")
+
+
+def read(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def our_registry(dockyard, tmp_path, *options: str):
+    """Our `registry serve` on a free loopback port: yields (host:port, storage dir, log file)."""
+    port, storage, log = free_port(), str(tmp_path / "storage"), str(tmp_path / "registry.log")
+    options = [o.replace("PORT", str(port)) for o in options]
+    with open(log, "w") as err:
+        proc = dockyard.popen("registry", "serve", "--addr", f"127.0.0.1:{port}", "--storage", storage,
+                              *options, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_for_port(port, proc, log)
+        yield f"127.0.0.1:{port}", storage, log
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def reference_registry(tmp_path, htpasswd: str | None = None):
+    """Debian's docker-registry (the reference implementation) on a free loopback port."""
+    port, log = free_port(), str(tmp_path / "docker-registry.log")
+    config = tmp_path / "docker-registry.yml"
+    auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n" if htpasswd else ""
+    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                      f"    rootdirectory: {tmp_path / 'docker-registry'}\n  delete:\n    enabled: true\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n{auth}")
+    with open(log, "w") as err:
+        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=err, stderr=err)
+    try:
+        wait_for_port(port, proc, log)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def request(addr: str, method: str, path: str, body: bytes | None = None,
+            headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """One raw HTTP request (the path is sent exactly as given): status, headers, body."""
+    host, port = addr.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def error_code(body: bytes) -> str:
+    return json.loads(body)["errors"][0]["code"]
+
+
+def make_layer(files: dict[str, bytes]) -> bytes:
+    """A gzipped tar of `files`, reproducible."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o755, 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def make_image(files: dict[str, bytes], cmd: list[str] | None = None) -> dict[str, bytes]:
+    """A one-layer OCI image: {"manifest": ..., "config": ..., "layer": ...} as bytes."""
+    layer = make_layer(files)
+    diff_id = sha256(gzip.decompress(layer))
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Cmd": cmd or ["/bin/sh"], "Env": ["PATH=/bin"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+                           "layers": [{"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}]}
+                          ).encode()
+    return {"manifest": manifest, "config": config, "layer": layer}
+
+
+def write_oci_layout(directory: str, image: dict[str, bytes], tag: str) -> None:
+    """Write an image as an OCI image layout that skopeo reads as oci:DIR:TAG."""
+    blobs = os.path.join(directory, "blobs", "sha256")
+    os.makedirs(blobs, exist_ok=True)
+    for data in image.values():
+        with open(os.path.join(blobs, sha256(data).split(":")[1]), "wb") as f:
+            f.write(data)
+    with open(os.path.join(directory, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    manifest = image["manifest"]
+    with open(os.path.join(directory, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [{
+            "mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
+            "annotations": {"org.opencontainers.image.ref.name": tag}}]}, f)
+
+
+def push_image(addr: str, name: str, image: dict[str, bytes], tag: str = "v1") -> None:
+    """Push with plain HTTP, the monolithic way."""
+    for part in ("config", "layer"):
+        status, _, body = request(addr, "POST", f"/v2/{name}/blobs/uploads/?digest={sha256(image[part])}",
+                                  image[part], {"Content-Type": "application/octet-stream"})
+        assert status == 201, body
+    status, _, body = request(addr, "PUT", f"/v2/{name}/manifests/{tag}", image["manifest"],
+                              {"Content-Type": OCI_MANIFEST})
+    assert status == 201, body
+
+
+def skopeo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    if not shutil.which("skopeo"):
+        import pytest
+        pytest.skip("skopeo is not installed")
+    return subprocess.run(["skopeo", "--insecure-policy", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def files_under(directory: str) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(d, f), directory) for d, _, fs in os.walk(directory) for f in fs)
+
+
+def blob_files(storage: str) -> list[str]:
+    return [f for f in files_under(storage) if re.match(r"blobs/", f)]
