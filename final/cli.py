@@ -80,6 +80,10 @@ COMMANDS = {
 from .registry import commands as registry_commands  # noqa: E402
 COMMANDS.update(registry_commands.COMMANDS)
 # <<< chapter 06
+# >>> chapter 07
+from .dockerfile import commands as dockerfile_commands  # noqa: E402
+COMMANDS.update(dockerfile_commands.COMMANDS)
+# <<< chapter 07
 
 
 def build_parser() -> argparse.ArgumentParser:

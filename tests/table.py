@@ -26,9 +26,13 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     # Chapter 02: namespaces
     "test_namespaces.py": 2,
     "test_rootless.py": 2,
+    # Chapter 03: cgroups
+    "test_cgroups.py": 3,
     # Chapter 06: registry
     "test_registry_server.py": 6,
     "test_registry_client.py": 6,
+    # Chapter 07: Dockerfile
+    "test_dockerfile_parser.py": 7,
 }
 
 

@@ -1,0 +1,354 @@
+"""Chapter 07 on: `dockerfile parse FILE --json` reads a Dockerfile as Docker's parser does.
+
+Each case writes a small Dockerfile, parses it through the CLI, and checks
+the instructions (keyword, flags, raw arguments, form, heredocs, lines) or
+the error (FILE:LINE, a hint, exit 125). No root needed.
+"""
+
+import json
+import textwrap
+
+import pytest
+
+
+def parse(dockyard, tmp_path, text: str) -> list[dict]:
+    path = tmp_path / "Dockerfile"
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    result = dockyard("dockerfile", "parse", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def parse_error(dockyard, tmp_path, text: str) -> str:
+    path = tmp_path / "Dockerfile"
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    result = dockyard("dockerfile", "parse", str(path), "--json")
+    assert result.returncode == 125, result.stdout
+    assert "hint:" in result.stderr and "Traceback" not in result.stderr
+    return result.stderr
+
+
+def only(instructions: list[dict], cmd: str) -> dict:
+    found = [i for i in instructions if i["cmd"] == cmd]
+    assert len(found) == 1, instructions
+    return found[0]
+
+
+# --- instructions and forms ---------------------------------------------------------
+
+def test_each_instruction_becomes_one_object_with_its_keyword_in_lower_case(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, """
+        from busybox
+        Run echo hi
+        CMD ["sh"]
+    """)
+    assert [i["cmd"] for i in got] == ["from", "run", "cmd"]
+    assert set(got[0]) == {"cmd", "flags", "args", "json", "heredocs", "start_line", "end_line"}
+
+
+def test_exec_form_is_a_json_list_of_its_elements(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, 'FROM a\nENTRYPOINT ["/bin/echo", "a b", "\\"q\\""]\n')
+    assert got[1]["args"] == ["/bin/echo", "a b", '"q"'] and got[1]["json"] is True
+
+
+def test_shell_form_keeps_the_whole_rest_of_the_line_as_one_argument(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN   echo  'a  b'  $HOME  \n")
+    assert got[1]["args"] == ["echo  'a  b'  $HOME"] and got[1]["json"] is False
+
+
+def test_an_invalid_json_array_is_shell_form_as_in_docker(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nCMD ['sh', '-c']\n")
+    assert got[1]["args"] == ["['sh', '-c']"] and got[1]["json"] is False
+
+
+def test_text_after_a_json_array_is_ignored_as_docker_does(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, 'FROM a\nCMD ["a"] trailing\n')
+    assert got[1]["args"] == ["a"] and got[1]["json"] is True
+
+
+def test_an_empty_exec_form_has_no_arguments(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nCMD []\n")
+    assert got[1]["args"] == [] and got[1]["json"] is True
+
+
+def test_copy_in_shell_form_splits_at_blanks(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nCOPY a.txt  b/*.c   /dest/\n")
+    assert got[1]["args"] == ["a.txt", "b/*.c", "/dest/"]
+
+
+def test_copy_in_json_form_keeps_blanks_in_names(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, 'FROM a\nCOPY ["my file", "/dest dir/"]\n')
+    assert got[1]["args"] == ["my file", "/dest dir/"] and got[1]["json"] is True
+
+
+def test_from_with_a_stage_name_and_platform(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM --platform=linux/amd64 golang:1.22 AS build\n")
+    assert got[0]["flags"] == ["--platform=linux/amd64"]
+    assert got[0]["args"] == ["golang:1.22", "AS", "build"]
+
+
+def test_env_pairs_are_key_value_separator_triples_with_quotes_kept(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nENV A=1 B=\"two words\" C='x y' D=e\\ f\n")
+    assert got[1]["args"] == ["A", "1", "=", "B", '"two words"', "=", "C", "'x y'", "=", "D", "e\\ f", "="]
+
+
+def test_the_old_env_form_takes_the_rest_of_the_line_as_the_value(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nENV GREETING hello   big world\n")
+    assert got[1]["args"] == ["GREETING", "hello   big world", ""]
+
+
+def test_label_keys_may_be_quoted(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, 'FROM a\nLABEL "com.example.vendor"="ACME" version=1.0\n')
+    assert got[1]["args"] == ['"com.example.vendor"', '"ACME"', "=", "version", "1.0", "="]
+
+
+def test_arg_keeps_each_name_or_default_as_written(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, 'ARG A B="x y"\nFROM a\n')
+    assert got[0]["cmd"] == "arg" and got[0]["args"] == ["A", 'B="x y"']
+
+
+def test_user_workdir_stopsignal_and_maintainer_keep_one_string(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, """
+        FROM a
+        USER app:staff
+        WORKDIR /my dir
+        STOPSIGNAL SIGTERM
+        MAINTAINER Jane <jane@example.com>
+    """)
+    assert [i["args"] for i in got[1:]] == [["app:staff"], ["/my dir"], ["SIGTERM"], ["Jane <jane@example.com>"]]
+
+
+def test_expose_and_volume_split_at_blanks(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nEXPOSE 80/tcp 53/udp\nVOLUME /data /logs\nVOLUME [\"/v\"]\n")
+    assert [i["args"] for i in got[1:]] == [["80/tcp", "53/udp"], ["/data", "/logs"], ["/v"]]
+
+
+def test_healthcheck_keeps_its_type_then_its_command(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, """
+        FROM a
+        HEALTHCHECK --interval=5m --timeout=3s CMD curl -f http://localhost/
+        HEALTHCHECK CMD ["true"]
+        HEALTHCHECK NONE
+    """)
+    assert got[1]["flags"] == ["--interval=5m", "--timeout=3s"]
+    assert got[1]["args"] == ["CMD", "curl -f http://localhost/"] and not got[1]["json"]
+    assert got[2]["args"] == ["CMD", "true"] and got[2]["json"]
+    assert got[3]["args"] == ["NONE"]
+
+
+def test_shell_takes_a_json_array(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, 'FROM a\nSHELL ["/bin/sh", "-ec"]\n')
+    assert got[1]["args"] == ["/bin/sh", "-ec"] and got[1]["json"]
+
+
+def test_onbuild_holds_its_trigger_as_a_nested_instruction(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nONBUILD COPY --chown=1:1 . /app\n")
+    trigger = got[1]["args"][0]
+    assert got[1]["cmd"] == "onbuild"
+    assert trigger["cmd"] == "copy" and trigger["flags"] == ["--chown=1:1"] and trigger["args"] == [".", "/app"]
+
+
+def test_arg_may_come_before_from(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "ARG VERSION=1.36\nFROM busybox:${VERSION}\n")
+    assert got[1]["args"] == ["busybox:${VERSION}"]
+
+
+# --- flags ---------------------------------------------------------------------------
+
+def test_flags_lose_their_quotes(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nCOPY --from=build --chown=\"app:app\" --chmod='0755' x /y\n")
+    assert got[1]["flags"] == ["--from=build", "--chown=app:app", "--chmod=0755"]
+
+
+def test_a_double_dash_ends_the_flags(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN -- --not-a-flag\n")
+    assert got[1]["flags"] == [] and got[1]["args"] == ["--not-a-flag"]
+
+
+def test_repeatable_flags_may_repeat(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN --mount=type=tmpfs,target=/a --mount=type=tmpfs,target=/b true\n")
+    assert len(got[1]["flags"]) == 2
+
+
+def test_an_unknown_flag_is_an_error_naming_the_flags_allowed(dockyard, tmp_path):
+    err = parse_error(dockyard, tmp_path, "FROM a\nCOPY --form=build x /y\n")
+    assert "Dockerfile:2" in err and "unknown flag: form" in err and "--from" in err
+
+
+def test_a_flag_on_an_instruction_that_takes_none_is_an_error(dockyard, tmp_path):
+    err = parse_error(dockyard, tmp_path, "FROM a\nENV --x=1 A=b\n")
+    assert "Dockerfile:2" in err and "unknown flag: x" in err
+
+
+def test_a_flag_without_its_value_is_an_error(dockyard, tmp_path):
+    assert "missing a value on flag: chown" in parse_error(dockyard, tmp_path, "FROM a\nCOPY --chown a b\n")
+
+
+def test_a_repeated_single_flag_is_an_error(dockyard, tmp_path):
+    assert "duplicate flag specified: from" in parse_error(
+        dockyard, tmp_path, "FROM a\nCOPY --from=a --from=b x /y\n")
+
+
+def test_a_boolean_flag_takes_only_true_or_false(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nCOPY --link x /y\nCOPY --link=false x /y\n")
+    assert got[1]["flags"] == ["--link"]
+    assert "expecting boolean value" in parse_error(dockyard, tmp_path, "FROM a\nCOPY --link=maybe x /y\n")
+
+
+# --- lines: comments, continuations, directives ---------------------------------------------
+
+def test_comments_and_blank_lines_are_skipped_and_lines_are_counted(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "# hello\n\nFROM a\n   # indented comment\nRUN true\n")
+    assert [(i["start_line"], i["end_line"]) for i in got] == [(3, 3), (5, 5)]
+
+
+def test_a_continuation_joins_lines_and_keeps_their_indentation(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN echo a \\\n    b\n")
+    assert got[1]["args"] == ["echo a     b"]
+    assert (got[1]["start_line"], got[1]["end_line"]) == (2, 3)
+
+
+def test_comment_and_blank_lines_inside_a_continuation_are_dropped(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN echo a \\\n# note\n\n  b \\\n  # more\n  c\nCMD x\n")
+    assert got[1]["args"] == ["echo a   b   c"]
+    assert (got[1]["start_line"], got[1]["end_line"]) == (2, 7)
+    assert got[2]["start_line"] == 8
+
+
+def test_an_escaped_escape_at_the_end_does_not_continue_the_line(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN echo a\\\\\nCMD b\n")
+    assert got[1]["args"] == ["echo a\\\\"] and got[2]["cmd"] == "cmd"
+
+
+def test_trailing_blanks_after_the_escape_still_continue_the_line(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN echo a \\  \n b\n")
+    assert got[1]["args"] == ["echo a  b"]
+
+
+def test_the_escape_directive_makes_backtick_the_continuation(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "# escape=`\nFROM a\nRUN dir c:\\ `\n  /w\n")
+    assert got[1]["args"] == ["dir c:\\   /w"]
+
+
+def test_the_escape_directive_changes_how_env_words_split(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "# escape=`\nFROM a\nENV A=x` y B=c:\\\n")
+    assert got[1]["args"] == ["A", "x` y", "=", "B", "c:\\", "="]
+
+
+def test_directives_are_case_insensitive_and_may_have_blanks(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "#  ESCAPE = `\nFROM a\nRUN a `\n b\n")
+    assert got[1]["args"] == ["a  b"]
+
+
+def test_a_directive_after_a_comment_is_only_a_comment(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "# hello\n# escape=`\nFROM a\nRUN a \\\n b\n")
+    assert got[1]["args"] == ["a  b"]
+
+
+def test_a_directive_after_an_instruction_is_only_a_comment(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\n# escape=`\nRUN a \\\n b\n")
+    assert got[1]["args"] == ["a  b"]
+
+
+def test_syntax_and_check_directives_are_accepted(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "# syntax=docker/dockerfile:1\n# check=skip=all\nFROM a\n")
+    assert got[0]["start_line"] == 3
+
+
+def test_a_repeated_directive_is_an_error_with_its_line(dockyard, tmp_path):
+    err = parse_error(dockyard, tmp_path, "# escape=\\\n# escape=`\nFROM a\n")
+    assert "Dockerfile:2" in err and "only one escape parser directive" in err
+
+
+def test_an_invalid_escape_character_is_an_error(dockyard, tmp_path):
+    assert "invalid escape token" in parse_error(dockyard, tmp_path, "# escape=x\nFROM a\n")
+
+
+def test_windows_line_endings_are_accepted(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\r\nRUN echo a \\\r\n b\r\n")
+    assert got[1]["args"] == ["echo a  b"]
+
+
+# --- heredocs --------------------------------------------------------------------------
+
+def test_a_heredoc_gives_its_body_and_ends_at_its_delimiter(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN <<EOF\necho one\necho two\nEOF\nCMD x\n")
+    run = got[1]
+    assert run["args"] == ["<<EOF"]
+    assert run["heredocs"] == [{"name": "EOF", "content": "echo one\necho two\n", "expand": True, "chomp": False}]
+    assert (run["start_line"], run["end_line"]) == (2, 5) and got[2]["start_line"] == 6
+
+
+def test_a_quoted_heredoc_delimiter_turns_expansion_off(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN <<'EOF'\n$x\nEOF\nRUN <<\"END\"\n$y\nEND\n")
+    assert [i["heredocs"][0]["expand"] for i in got[1:]] == [False, False]
+
+
+def test_a_dash_heredoc_matches_a_tab_indented_delimiter_and_keeps_the_raw_body(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN <<-EOF\n\techo hi\n\tEOF\n")
+    assert got[1]["heredocs"] == [{"name": "EOF", "content": "\techo hi\n", "expand": True, "chomp": True}]
+
+
+def test_several_heredocs_in_one_instruction_are_read_in_order(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nCOPY <<A <<B /dest/\none\nA\ntwo\nB\n")
+    assert [(h["name"], h["content"]) for h in got[1]["heredocs"]] == [("A", "one\n"), ("B", "two\n")]
+    assert got[1]["args"] == ["<<A", "<<B", "/dest/"]
+
+
+def test_a_heredoc_may_feed_a_command_in_the_shell_form(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN python3 <<EOF > out.txt\nprint(1)\nEOF\n")
+    assert got[1]["args"] == ["python3 <<EOF > out.txt"] and got[1]["heredocs"][0]["content"] == "print(1)\n"
+
+
+def test_a_quoted_heredoc_marker_is_not_a_heredoc(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nRUN echo '<<EOF'\nCMD x\n")
+    assert got[1]["heredocs"] == [] and got[2]["cmd"] == "cmd"
+
+
+def test_heredocs_are_only_for_run_copy_and_add(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nCMD cat <<EOF\nRUN true\n")
+    assert got[1]["heredocs"] == [] and got[2]["cmd"] == "run"
+
+
+def test_an_onbuild_trigger_carries_its_heredoc(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nONBUILD RUN <<EOF\ntrue\nEOF\n")
+    assert got[1]["args"][0]["heredocs"][0]["content"] == "true\n" and got[1]["end_line"] == 4
+
+
+def test_an_unterminated_heredoc_is_an_error_at_its_instruction(dockyard, tmp_path):
+    err = parse_error(dockyard, tmp_path, "FROM a\nRUN <<EOF\necho hi\n")
+    assert "Dockerfile:2" in err and "unterminated heredoc" in err
+
+
+# --- errors ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, line, message", [
+    ("FROM a\nRUNN echo\n", 2, "unknown instruction: RUNN"),
+    ("FROM a\n\nCMD [\"a\", 1]\n", 3, "arrays must be comprised of strings only"),
+    ("FROM a b\n", 1, "FROM requires either one or three arguments"),
+    ("FROM a AS 1st\n", 1, "invalid name for build stage"),
+    ("FROM a\nCOPY onlyone\n", 2, "COPY requires at least two arguments"),
+    ("FROM a\nENV\n", 2, "ENV requires at least one argument"),
+    ("FROM a\nENV A=1 B\n", 2, "can't find = in"),
+    ("FROM a\nONBUILD FROM b\n", 2, "isn't allowed as an ONBUILD trigger"),
+    ("FROM a\nSHELL sh -c\n", 2, "SHELL requires the arguments to be in JSON form"),
+    ("FROM a\nHEALTHCHECK WHEN x\n", 2, "Unknown type"),
+    ("FROM a\nHEALTHCHECK --interval=soon CMD true\n", 2, "invalid duration"),
+    ("FROM a\nWORKDIR\n", 2, "WORKDIR requires exactly one argument"),
+])
+def test_a_mistake_is_reported_with_its_file_and_line(dockyard, tmp_path, text, line, message):
+    err = parse_error(dockyard, tmp_path, text)
+    assert f"Dockerfile:{line}:" in err and message in err
+
+
+def test_an_unknown_instruction_gets_a_suggestion(dockyard, tmp_path):
+    assert "did you mean RUN" in parse_error(dockyard, tmp_path, "FROM a\nRUNN echo\n")
+
+
+def test_an_empty_dockerfile_is_an_error(dockyard, tmp_path):
+    assert "empty" in parse_error(dockyard, tmp_path, "# only a comment\n\n")
+
+
+def test_a_missing_dockerfile_is_an_error_with_a_hint(dockyard, tmp_path):
+    result = dockyard("dockerfile", "parse", str(tmp_path / "nope"), "--json")
+    assert result.returncode == 125 and "hint:" in result.stderr
