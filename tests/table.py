@@ -33,6 +33,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_registry_client.py": 6,
     # Chapter 07: Dockerfile
     "test_dockerfile_parser.py": 7,
+    "test_dockerfile_expand.py": 7,
 }
 
 
