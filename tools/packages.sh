@@ -11,7 +11,7 @@ set -eu
 
 QUICKSTART="python3 busybox-static"
 TEST="$QUICKSTART python3-pytest gcc libc6-dev util-linux mount iproute2
-      runc crun skopeo umoci docker-registry"
+      runc crun skopeo umoci docker-registry openssl"
 
 if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null || { echo "error: run this as root (sudo is not installed)" >&2; exit 1; }
