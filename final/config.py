@@ -43,3 +43,11 @@ CPU_SHARES_RANGE = (2, 262_144)
 # How long `stats` watches the CPU counter to compute CPU %.
 STATS_INTERVAL_S = 1.0
 # <<< chapter 03
+# >>> chapter 06
+
+# Registry credentials (`login`), a Docker-style config.json in this directory;
+# $DOCKYARD_CONFIG overrides it, as $DOCKER_CONFIG does for Docker.
+CLIENT_CONFIG_DIR = "~/.dockyard"
+# Where `registry serve` keeps blobs unless --storage says otherwise (under --root).
+REGISTRY_STORAGE = "registry"
+# <<< chapter 06

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 
+from .. import config
 from ..errors import DockyardError, UsageError
 
 
@@ -48,7 +49,7 @@ def serve(args: argparse.Namespace) -> int:
         raise UsageError("--token-realm needs users or --anonymous-pull", hint="add --htpasswd FILE")
     passwords = auth.Passwords(read_passwords(args.htpasswd)) if args.htpasswd else None
     tokens = auth.Tokens(args.token_realm, args.token_service) if args.token_realm else None
-    storage = args.storage or os.path.join(args.root, "registry")
+    storage = args.storage or os.path.join(args.root, config.REGISTRY_STORAGE)
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     try:
         server.serve(args.addr, storage, passwords, tokens, args.anonymous_pull, tls)
@@ -82,6 +83,106 @@ def set_password(path: str, user: str, password: str) -> int:
     return 0
 
 
+# --- pull, push, login, logout ----------------------------------------------------------
+
+def add_transfer_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--insecure-registry", action="store_true",
+                   help="plain HTTP to this registry (localhost and 127.0.0.0/8 always are)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
+    p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
+
+
+def add_pull_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="from a multi-platform image (default: this machine)")
+    add_transfer_arguments(p)
+
+
+def session_for(registry: str, insecure: bool):
+    from . import credentials, transport
+    return transport.Session(registry, credentials.lookup(registry), insecure)
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from .. import reference, store
+    from . import client, progress
+    ref = reference.parse(args.name)
+    if not args.quiet:
+        print(f"{ref.tag or ref.digest}: Pulling from {ref.name}", flush=True)
+    report = client.quiet if args.quiet else progress.Progress("pull")
+    digest = client.pull(store.Store(args.root), ref, session_for(ref.registry, args.insecure_registry),
+                         args.platform, report)
+    print(digest if args.quiet else f"Digest: {digest}\nStatus: Downloaded {ref.familiar}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .. import reference, store
+    from . import client, progress
+    ref = reference.parse(args.name)
+    local = store.Store(args.root)
+    image = local.resolve(args.name)
+    if not args.quiet:
+        print(f"The push refers to repository [{ref.registry}/{ref.name}]", flush=True)
+    report = client.quiet if args.quiet else progress.Progress("push")
+    digest = client.push(local, image, ref, session_for(ref.registry, args.insecure_registry), report)
+    size = len(local.read_blob(digest))
+    print(digest if args.quiet else f"{ref.tag or 'latest'}: digest: {digest} size: {size}")
+    return 0
+
+
+def add_login_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-u", "--username", metavar="USER")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--insecure-registry", action="store_true", help="plain HTTP to this registry")
+    p.add_argument("server", nargs="?", default="docker.io", metavar="SERVER")
+
+
+def registry_of(server: str) -> str:
+    """`https://index.docker.io/v1/` or `localhost:5000` -> the registry's name."""
+    host = server.split("://", 1)[-1].split("/", 1)[0]
+    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io", "docker.io") else host
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from . import credentials, transport
+    registry = registry_of(args.server)
+    user = args.username or input("Username: ")
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else ask_password()
+    if not user or not password:
+        raise UsageError("a user name and a password are needed", hint="login -u USER --password-stdin SERVER")
+    session = transport.Session(registry, (user, password), args.insecure_registry)
+    response = session.request("GET", "/v2/", "")
+    response.read()
+    credentials.remember(registry, user, password)
+    print("Login Succeeded")
+    return 0
+
+
+def ask_password() -> str:
+    import getpass
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for the password", hint="pipe it in with --password-stdin")
+    return getpass.getpass("Password: ")
+
+
+def add_logout_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("server", nargs="?", default="docker.io", metavar="SERVER")
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    from . import credentials
+    registry = registry_of(args.server)
+    if credentials.forget(registry):
+        print(f"Removing login credentials for {registry}")
+    else:
+        print(f"Not logged in to {registry}")
+    return 0
+
+
 COMMANDS = {
     "registry": ("Serve images to other machines (registry serve)", add_registry_arguments, cmd_registry),
+    "pull": ("Download an image from a registry", add_pull_arguments, cmd_pull),
+    "push": ("Upload an image to a registry", add_transfer_arguments, cmd_push),
+    "login": ("Save credentials for a registry", add_login_arguments, cmd_login),
+    "logout": ("Forget the credentials for a registry", add_logout_arguments, cmd_logout),
 }
