@@ -140,6 +140,14 @@ def dockyard(impl: Impl, tmp_path) -> Dockyard:
     return Dockyard(impl, str(tmp_path / "state"))
 
 
+@pytest.fixture
+def busybox_image(dockyard: Dockyard, busybox_rootfs: str) -> str:
+    """Chapter 05 on: the busybox rootfs imported as image busybox:latest (CMD sh) into this test's --root."""
+    result = dockyard("import", "-c", 'CMD ["sh"]', busybox_rootfs, "busybox:latest")
+    assert result.returncode == 0, result.stderr
+    return "busybox:latest"
+
+
 # --- an ordinary user ---------------------------------------------------------------
 # Rootless tests run the CLI as `nobody`, who can read neither /root nor pytest's
 # private tmp dirs: they get a world-readable copy of the implementation and a

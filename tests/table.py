@@ -28,6 +28,10 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_rootless.py": 2,
     # Chapter 03: cgroups
     "test_cgroups.py": 3,
+    # Chapter 05: images
+    "test_images.py": 5,
+    "test_image_interop.py": 5,
+    "test_tar_safety.py": 5,
     # Chapter 06: registry
     "test_registry_server.py": 6,
     "test_registry_client.py": 6,

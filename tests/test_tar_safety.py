@@ -1,0 +1,150 @@
+"""Chapter 05 on: hostile layers never reach outside the layer's directory.
+
+Each archive below tries one classic trick against an unpacker. The test
+plants a "host" directory next to the store, runs `import` (a rootfs tar)
+or `load` (an image whose layer is hostile), and checks that the host
+directory is exactly as it was: no file created, changed, linked or read
+into the store. A trick is either refused (exit 125, error + hint, no image)
+or confined to the layer (the image exists, the host is untouched).
+"""
+
+import os
+
+import pytest
+
+from conftest import needs_root
+from oci_helpers import directory, file, hardlink, oci_archive, symlink, tar_bytes
+
+pytestmark = needs_root
+
+
+@pytest.fixture
+def host(tmp_path) -> str:
+    """A directory standing for the host: a secret file and an empty dir."""
+    root = tmp_path / "host"
+    (root / "dir").mkdir(parents=True)
+    (root / "secret").write_text("the host's secret\n")
+    return str(root)
+
+
+def snapshot(root: str) -> dict:
+    """Every path under `root` with its type, size, link count, mode and content."""
+    seen = {}
+    for directory_path, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(directory_path, name)
+            st = os.lstat(path)
+            content = open(path, "rb").read() if os.path.isfile(path) and not os.path.islink(path) else None
+            seen[os.path.relpath(path, root)] = (st.st_mode, st.st_size, st.st_nlink, content)
+    return seen
+
+
+def import_tar(dockyard, tmp_path, data: bytes):
+    path = tmp_path / "layer.tar"
+    path.write_bytes(data)
+    return dockyard("import", str(path), "evil:latest")
+
+
+def refused(result, dockyard) -> bool:
+    """Exit 125 with error and hint, and no image named evil."""
+    listed = dockyard("images", "-q", "evil").stdout.strip()
+    return (result.returncode == 125 and "error:" in result.stderr and "hint:" in result.stderr
+            and "Traceback" not in result.stderr and listed == "")
+
+
+def store_temp_is_empty(dockyard) -> bool:
+    tmp = os.path.join(dockyard.root, "tmp")
+    return not os.path.isdir(tmp) or os.listdir(tmp) == []
+
+
+def test_an_entry_that_climbs_out_with_dotdot_is_refused(dockyard, tmp_path, host):
+    before = snapshot(host)
+    result = import_tar(dockyard, tmp_path, tar_bytes(file("../../host/planted", b"pwned")))
+    assert refused(result, dockyard), result.stderr
+    assert snapshot(host) == before and not (tmp_path / "planted").exists()
+    assert store_temp_is_empty(dockyard)
+
+
+def test_an_absolute_entry_is_confined_to_the_layer(dockyard, tmp_path, host):
+    before = snapshot(host)
+    result = import_tar(dockyard, tmp_path, tar_bytes(file(os.path.join(host, "planted"), b"pwned")))
+    assert result.returncode == 0, result.stderr
+    assert snapshot(host) == before
+
+
+def test_writing_through_a_symlink_to_the_host_is_refused(dockyard, tmp_path, host):
+    before = snapshot(host)
+    evil = tar_bytes(symlink("escape", os.path.join(host, "dir")), file("escape/planted", b"pwned"))
+    assert refused(import_tar(dockyard, tmp_path, evil), dockyard)
+    assert snapshot(host) == before
+
+
+def test_writing_through_a_relative_symlink_that_climbs_out_is_refused(dockyard, tmp_path, host):
+    before = snapshot(host)
+    evil = tar_bytes(symlink("up", "../../../../../../../../.."), file(f"up{host}/planted", b"pwned"))
+    assert refused(import_tar(dockyard, tmp_path, evil), dockyard)
+    assert snapshot(host) == before
+
+
+def test_a_directory_replaced_by_a_symlink_cannot_be_written_through(dockyard, tmp_path, host):
+    before = snapshot(host)
+    evil = tar_bytes(directory("d"), symlink("d", os.path.join(host, "dir")), file("d/planted", b"pwned"))
+    assert refused(import_tar(dockyard, tmp_path, evil), dockyard)
+    assert snapshot(host) == before
+
+
+def test_a_hardlink_to_a_host_file_is_refused(dockyard, tmp_path, host):
+    before = snapshot(host)
+    evil = tar_bytes(hardlink("stolen", os.path.join(host, "secret")))
+    assert refused(import_tar(dockyard, tmp_path, evil), dockyard)
+    assert snapshot(host) == before  # the secret's link count is part of the snapshot
+
+
+def test_a_hardlink_that_climbs_out_is_refused(dockyard, tmp_path, host):
+    before = snapshot(host)
+    evil = tar_bytes(hardlink("stolen", "../../../../../../../.." + os.path.join(host, "secret")))
+    assert refused(import_tar(dockyard, tmp_path, evil), dockyard)
+    assert snapshot(host) == before
+
+
+def test_a_hardlink_through_a_symlink_is_refused(dockyard, tmp_path, host):
+    before = snapshot(host)
+    evil = tar_bytes(symlink("h", host), hardlink("stolen", "h/secret"))
+    assert refused(import_tar(dockyard, tmp_path, evil), dockyard)
+    assert snapshot(host) == before
+
+
+def test_a_later_file_replaces_an_earlier_symlink_instead_of_writing_through_it(dockyard, tmp_path, host):
+    before = snapshot(host)
+    evil = tar_bytes(symlink("f", os.path.join(host, "secret")), file("f", b"overwritten\n"))
+    result = import_tar(dockyard, tmp_path, evil)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(host) == before
+
+
+def test_a_whiteout_that_names_the_parent_directory_is_refused(dockyard, tmp_path, host):
+    evil = oci_archive([tar_bytes(directory("a"), file("a/.wh..."))])
+    (tmp_path / "evil.tar").write_bytes(evil)
+    result = dockyard("load", "-i", str(tmp_path / "evil.tar"))
+    assert result.returncode == 125 and "hint:" in result.stderr
+    assert dockyard("images", "-q").stdout == ""
+
+
+def test_an_image_whose_layer_writes_through_a_symlink_is_refused_by_load(dockyard, tmp_path, host):
+    before = snapshot(host)
+    layer = tar_bytes(symlink("escape", os.path.join(host, "dir")), file("escape/planted", b"pwned"))
+    (tmp_path / "evil.tar").write_bytes(oci_archive([layer], name="evil:latest"))
+    result = dockyard("load", "-i", str(tmp_path / "evil.tar"))
+    assert refused(result, dockyard), result.stderr
+    assert snapshot(host) == before
+    assert os.listdir(os.path.join(dockyard.root, "images", "blobs", "sha256")) == []
+
+
+def test_a_truncated_tar_is_refused_and_leaves_no_image(dockyard, tmp_path):
+    data = tar_bytes(file("big", b"y" * 100000))
+    assert refused(import_tar(dockyard, tmp_path, data[:20000]), dockyard)
+    assert store_temp_is_empty(dockyard)
+
+
+def test_something_that_is_not_a_tar_is_refused(dockyard, tmp_path):
+    assert refused(import_tar(dockyard, tmp_path, b"this is not a tar archive\n" * 40), dockyard)
