@@ -29,6 +29,9 @@ import shutil
 
 from . import init, mounts, namespaces
 # <<< chapter 02
+# >>> chapter 03
+from . import cgroups
+# <<< chapter 03
 
 
 @dataclass
@@ -48,6 +51,9 @@ class Spec:
     userns: bool = False
     init: bool = False
     # <<< chapter 02
+    # >>> chapter 03
+    limits: cgroups.Limits = field(default_factory=cgroups.Limits)
+    # <<< chapter 03
 
 
 # --8<-- [start:run]
@@ -59,6 +65,9 @@ def run(spec: Spec) -> int:
     go_read, go_write = os.pipe2(os.O_CLOEXEC)
     etc_files = write_etc_files(spec)
     # <<< chapter 02
+    # >>> chapter 03
+    cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
+    # <<< chapter 03
     with signals_held():
         # >>> chapter 01-01
         # pid = os.fork()
@@ -80,7 +89,14 @@ def run(spec: Spec) -> int:
         os.close(go_read)
         prepare_child(spec, pid, go_write)
         # <<< chapter 02
-        return wait_for(pid, error_read)
+        # >>> chapter 01-02
+        # return wait_for(pid, error_read)
+        # <<< chapter 01-02
+        # >>> chapter 03
+        exit_code = wait_for(pid, error_read)
+        cgroups.check_oom(spec.id, exit_code)  # SIGKILL does not say who sent it: the cgroup knows
+        return exit_code
+        # <<< chapter 03
     finally:
         clean_up(spec, pid)
 # --8<-- [end:run]
@@ -153,6 +169,9 @@ def host_resolv_conf(network: str) -> str:
 def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
     """Set up from outside what the child cannot do itself, then let it go on."""
     try:
+        # >>> chapter 03
+        cgroups.join(spec.id, pid)
+        # <<< chapter 03
         if spec.userns:
             namespaces.write_id_maps(pid)
         os.write(go_fd, b"go")
@@ -184,6 +203,11 @@ def container_main(spec: Spec, error_fd: int,
         # <<< chapter 01-01
         # >>> chapter 02
         wait_for_go(go_fd)
+        # <<< chapter 02
+        # >>> chapter 03
+        cgroups.enter_namespace()
+        # <<< chapter 03
+        # >>> chapter 02
         enter_namespaces(spec, etc_files)
         # <<< chapter 02
         enter_workdir(spec.workdir)
@@ -241,6 +265,9 @@ def clean_up(spec: Spec, pid: int) -> None:
     # Its mounts vanished with its mount namespace; only its files remain.
     shutil.rmtree(container_dir(spec), ignore_errors=True)
     # <<< chapter 02
+    # >>> chapter 03
+    cgroups.remove(spec.id)
+    # <<< chapter 03
 
 
 # --- signals -----------------------------------------------------------------
