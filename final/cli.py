@@ -50,13 +50,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         # >>> chapter 03
         limits=cgroups.parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit),
         # <<< chapter 03
+        # >>> chapter 04
+        name=args.name,
+        remove=args.rm,
+        storage_driver=args.storage_driver,
+        volumes=args.volume,
+        # <<< chapter 04
     )
     # >>> chapter 02
     from . import namespaces
     spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
     spec.env["HOSTNAME"] = spec.hostname
     # <<< chapter 02
-    return runtime.run(spec)
+    # >>> chapter 01-03
+    # return runtime.run(spec)
+    # <<< chapter 01-03
+    # >>> chapter 04
+    from . import containers
+    containers.create(spec)  # a record, and a writable layer of its own
+    return containers.run(spec)
+    # <<< chapter 04
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -79,6 +92,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--cpu-shares", metavar="N", help="CPU weight under contention (default 1024)")
     p.add_argument("--pids-limit", metavar="N", help="most processes at once; -1: no limit (pids controller)")
     # <<< chapter 03
+    # >>> chapter 04
+    p.add_argument("--name", default="", help="name the container (default: a random one)")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
+                   help="bind a host path or a named volume into the container")
+    # <<< chapter 04
     p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
@@ -94,6 +113,10 @@ from . import info, stats  # noqa: E402
 COMMANDS.update(info.COMMANDS)
 COMMANDS.update(stats.COMMANDS)
 # <<< chapter 03
+# >>> chapter 04
+from . import container_commands  # noqa: E402
+COMMANDS.update(container_commands.COMMANDS)
+# <<< chapter 04
 # >>> chapter 06
 from .registry import commands as registry_commands  # noqa: E402
 COMMANDS.update(registry_commands.COMMANDS)
@@ -109,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", default=config.default_root(), metavar="DIR",
                         help=f"where state lives (default {config.default_root()})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    # >>> chapter 04
+    parser.add_argument("--storage-driver", choices=("overlay", "vfs"), default="overlay",
+                        help="how a new container gets its own layer: overlay (default) or vfs (copies)")
+    # <<< chapter 04
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
     for name, (summary, add_arguments, handler) in COMMANDS.items():
         p = sub.add_parser(name, help=summary, description=summary)

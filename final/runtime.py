@@ -25,13 +25,18 @@ from .errors import DockyardError
 # <<< chapter 01-01
 # >>> chapter 02
 import secrets
-import shutil
+# >>> chapter 02-03
+# import shutil
+# <<< chapter 02-03
 
 from . import init, mounts, namespaces
 # <<< chapter 02
 # >>> chapter 03
 from . import cgroups
 # <<< chapter 03
+# >>> chapter 04
+from . import containers, layers, volumes
+# <<< chapter 04
 
 
 @dataclass
@@ -54,6 +59,13 @@ class Spec:
     # >>> chapter 03
     limits: cgroups.Limits = field(default_factory=cgroups.Limits)
     # <<< chapter 03
+    # >>> chapter 04
+    name: str = ""
+    remove: bool = False                                # --rm: no record once it exits
+    storage_driver: str = "overlay"
+    lowers: list[str] = field(default_factory=list)     # read-only layers, the top-most first
+    volumes: list[str] = field(default_factory=list)    # -v SOURCE:DEST[:ro], checked
+    # <<< chapter 04
 
 
 # --8<-- [start:run]
@@ -174,6 +186,9 @@ def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
         # <<< chapter 03
         if spec.userns:
             namespaces.write_id_maps(pid)
+        # >>> chapter 04
+        containers.mark_running(spec, pid)
+        # <<< chapter 04
         os.write(go_fd, b"go")
     finally:
         os.close(go_fd)
@@ -233,7 +248,14 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
     """Finish the container's world from inside its new namespaces."""
     namespaces.set_hostname(spec.hostname)
     mounts.make_mounts_private()
+    # >>> chapter 04
+    # From here on the rootfs is the union of its read-only layers and the container's own.
+    spec.rootfs = layers.mount(layers.Layers(spec.storage_driver, spec.lowers, container_dir(spec)), spec.userns)
+    # <<< chapter 04
     mounts.build_root(spec.rootfs, etc_files, spec.userns)
+    # >>> chapter 04
+    volumes.mount_all(spec.rootfs, spec.volumes, spec.root)
+    # <<< chapter 04
     mounts.pivot(spec.rootfs)
     if spec.network != "host":
         namespaces.bring_up_loopback()
@@ -261,10 +283,10 @@ def clean_up(spec: Spec, pid: int) -> None:
     # >>> chapter 01-01
     # chroot.unmount_proc(spec.rootfs)
     # <<< chapter 01-01
-    # >>> chapter 02
-    # Its mounts vanished with its mount namespace; only its files remain.
-    shutil.rmtree(container_dir(spec), ignore_errors=True)
-    # <<< chapter 02
+    # >>> chapter 02-03
+    # # Its mounts vanished with its mount namespace; only its files remain.
+    # shutil.rmtree(container_dir(spec), ignore_errors=True)
+    # <<< chapter 02-03
     # >>> chapter 03
     cgroups.remove(spec.id)
     # <<< chapter 03
