@@ -216,9 +216,13 @@ def cmd_save(args: argparse.Namespace) -> int:
         archive.save(store, images, sys.stdout.buffer)
         return 0
     temp = args.output + ".partial"
-    with open(temp, "wb") as out:
-        archive.save(store, images, out)
-    os.rename(temp, args.output)
+    try:
+        with open(temp, "wb") as out:
+            archive.save(store, images, out)
+        os.rename(temp, args.output)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
     return 0
 
 

@@ -1,0 +1,218 @@
+"""Chapter 05 on: the image store and its commands (import, images, inspect, tag, rmi, save, load, prune)."""
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from conftest import needs_root
+from oci_helpers import oci_archive, sha256, tar_bytes, file
+
+pytestmark = needs_root
+
+
+def inspect(dockyard, name: str) -> dict:
+    result = dockyard("inspect", name)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)[0]
+
+
+def image_ids(dockyard) -> list[str]:
+    return dockyard("images", "-q").stdout.split()
+
+
+def blobs(dockyard) -> set[str]:
+    return set(os.listdir(os.path.join(dockyard.root, "images", "blobs", "sha256")))
+
+
+def is_user_error(result) -> bool:
+    return (result.returncode == 125 and result.stderr.startswith("error:") and "hint:" in result.stderr
+            and "Traceback" not in result.stderr)
+
+
+def test_import_of_a_directory_makes_an_image_that_images_lists(dockyard, busybox_image):
+    lines = dockyard("images").stdout.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert lines[1].split()[:2] == ["busybox", "latest"]
+    assert len(image_ids(dockyard)) == 1 and len(image_ids(dockyard)[0]) == 12
+
+
+def test_the_store_is_an_oci_image_layout(dockyard, busybox_image):
+    layout = os.path.join(dockyard.root, "images")
+    assert json.load(open(os.path.join(layout, "oci-layout"))) == {"imageLayoutVersion": "1.0.0"}
+    index = json.load(open(os.path.join(layout, "index.json")))
+    [entry] = index["manifests"]
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "busybox:latest"
+    manifest_blob = open(os.path.join(layout, "blobs", "sha256", entry["digest"][7:]), "rb").read()
+    assert sha256(manifest_blob) == entry["digest"]
+    manifest = json.loads(manifest_blob)
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    for blob in [manifest["config"], *manifest["layers"]]:
+        data = open(os.path.join(layout, "blobs", "sha256", blob["digest"][7:]), "rb").read()
+        assert sha256(data) == blob["digest"] and len(data) == blob["size"]
+
+
+def test_import_applies_config_changes(dockyard, rootfs):
+    changes = ["CMD echo hi", "ENTRYPOINT [\"/bin/sh\", \"-c\"]", "ENV A=1 B=\"two words\"", "WORKDIR /srv",
+               "USER nobody", "EXPOSE 80", "VOLUME /data", "LABEL team=dock", "STOPSIGNAL SIGINT"]
+    args = [arg for change in changes for arg in ("-c", change)]
+    assert dockyard("import", *args, rootfs, "configured").returncode == 0
+    config = inspect(dockyard, "configured")["Config"]
+    assert config["Cmd"] == ["/bin/sh", "-c", "echo hi"] and config["Entrypoint"] == ["/bin/sh", "-c"]
+    assert config["Env"] == ["A=1", "B=two words"] and config["WorkingDir"] == "/srv"
+    assert config["User"] == "nobody" and config["ExposedPorts"] == {"80/tcp": {}}
+    assert config["Volumes"] == {"/data": {}} and config["Labels"] == {"team": "dock"}
+    assert config["StopSignal"] == "SIGINT"
+
+
+def test_the_same_files_give_the_same_layer_digest(dockyard, rootfs, tmp_path):
+    with tarfile.open(tmp_path / "rootfs.tar.gz", "w:gz") as archive:
+        archive.add(rootfs, arcname=".")
+    assert dockyard("import", rootfs, "from-dir").returncode == 0
+    assert dockyard("import", str(tmp_path / "rootfs.tar.gz"), "from-tar").returncode == 0
+    assert inspect(dockyard, "from-dir")["RootFS"] == inspect(dockyard, "from-tar")["RootFS"]
+
+
+def test_tag_adds_a_name_and_rmi_of_one_name_only_untags(dockyard, busybox_image):
+    assert dockyard("tag", "busybox", "localhost:5000/box:v1").returncode == 0
+    assert "localhost:5000/box:v1" in inspect(dockyard, "busybox")["RepoTags"]
+    kept = blobs(dockyard)
+    result = dockyard("rmi", "busybox")
+    assert result.stdout == "Untagged: busybox:latest\n"
+    assert blobs(dockyard) == kept
+    assert is_user_error(dockyard("inspect", "busybox"))
+
+
+def test_rmi_of_the_last_name_deletes_the_image_and_its_blobs(dockyard, busybox_image):
+    result = dockyard("rmi", "busybox:latest")
+    assert result.returncode == 0 and "Deleted: sha256:" in result.stdout
+    assert image_ids(dockyard) == [] and blobs(dockyard) == set()
+
+
+def test_rmi_by_id_of_an_image_with_two_names_needs_force(dockyard, busybox_image):
+    dockyard("tag", "busybox", "other")
+    image_id = image_ids(dockyard)[0]
+    assert is_user_error(dockyard("rmi", image_id))
+    assert dockyard("rmi", "-f", image_id).returncode == 0
+    assert image_ids(dockyard) == []
+
+
+def test_an_image_can_be_named_by_id_prefix_and_by_digest(dockyard, busybox_image):
+    image = inspect(dockyard, "busybox")
+    digest = image["RepoDigests"][0].split("@")[1]
+    assert inspect(dockyard, image["Id"][7:15])["Id"] == image["Id"]
+    assert inspect(dockyard, f"busybox@{digest}")["Id"] == image["Id"]
+
+
+def test_retagging_a_name_leaves_the_old_image_nameless(dockyard, busybox_image, rootfs):
+    old = image_ids(dockyard)[0]
+    with open(os.path.join(rootfs, "new-file"), "w") as f:
+        f.write("new\n")
+    dockyard("import", rootfs, "busybox:latest")
+    rows = [line.split() for line in dockyard("images").stdout.splitlines()[1:]]
+    assert ["<none>", "<none>", old] in [row[:3] for row in rows]
+    assert dockyard("image", "prune").returncode == 0
+    assert old not in image_ids(dockyard)
+
+
+def test_history_lists_the_import_step(dockyard, busybox_image):
+    lines = dockyard("history", "busybox").stdout.splitlines()
+    assert lines[0].split()[:2] == ["IMAGE", "CREATED"] and "import" in lines[1]
+
+
+@pytest.mark.parametrize("name", ["UPPER", "a//b", "x:", "busybox@sha256:123", "-bad"])
+def test_a_malformed_reference_is_refused(dockyard, rootfs, name):
+    assert is_user_error(dockyard("import", rootfs, name))
+    assert image_ids(dockyard) == []
+
+
+def test_an_unknown_image_is_an_error_with_a_hint(dockyard):
+    for command in (["inspect", "nosuch"], ["rmi", "nosuch"], ["tag", "nosuch", "x"], ["save", "-o", "/dev/null", "nosuch"]):
+        assert is_user_error(dockyard(*command)), command
+
+
+def test_save_rmi_load_gives_back_the_same_image(dockyard, busybox_image, tmp_path):
+    before = inspect(dockyard, "busybox")
+    archive = str(tmp_path / "saved.tar")
+    assert dockyard("save", "-o", archive, "busybox").returncode == 0
+    dockyard("rmi", "busybox")
+    result = dockyard("load", "-i", archive)
+    assert result.stdout == "Loaded image: busybox:latest\n", result.stderr
+    assert inspect(dockyard, "busybox")["Id"] == before["Id"]
+    names = tarfile.open(archive).getnames()
+    assert {"oci-layout", "index.json", "manifest.json"} <= set(names)
+
+
+def test_load_reads_a_gzipped_archive_from_stdin(dockyard, busybox_image, tmp_path):
+    archive = tmp_path / "saved.tar"
+    dockyard("save", "-o", str(archive), "busybox")
+    dockyard("rmi", "busybox")
+    data = gzip.compress(archive.read_bytes())
+    result = subprocess.run(dockyard.command("load"), input=data, capture_output=True, env=dockyard.impl.env())
+    assert result.returncode == 0, result.stderr
+    assert image_ids(dockyard)
+
+
+def test_a_corrupted_layer_blob_is_detected_and_named(dockyard, busybox_image, tmp_path):
+    layer = inspect(dockyard, "busybox")
+    manifest = json.loads(open(os.path.join(dockyard.root, "images", "blobs", "sha256",
+                                            layer["Descriptor"]["digest"][7:]), "rb").read())
+    digest = manifest["layers"][0]["digest"]
+    path = os.path.join(dockyard.root, "images", "blobs", "sha256", digest[7:])
+    with open(path, "r+b") as f:
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    result = dockyard("save", "-o", str(tmp_path / "out.tar"), "busybox")
+    assert is_user_error(result) and digest in result.stderr and "corrupt" in result.stderr
+    assert not (tmp_path / "out.tar").exists()
+    assert not (tmp_path / "out.tar.partial").exists()
+
+
+def test_a_missing_config_blob_is_an_error_that_names_it(dockyard, busybox_image):
+    config = inspect(dockyard, "busybox")["Id"]
+    os.unlink(os.path.join(dockyard.root, "images", "blobs", "sha256", config[7:]))
+    result = dockyard("inspect", "busybox")
+    assert is_user_error(result) and config in result.stderr
+
+
+def test_a_layer_that_does_not_match_its_diff_id_is_refused_by_load(dockyard, tmp_path):
+    layer = tar_bytes(file("hello", b"hi\n"))
+    archive = oci_archive([layer], name="liar:latest", diff_ids=[sha256(b"something else")])
+    (tmp_path / "liar.tar").write_bytes(archive)
+    result = dockyard("load", "-i", str(tmp_path / "liar.tar"))
+    assert is_user_error(result) and "diff id" in result.stderr
+    assert image_ids(dockyard) == [] and blobs(dockyard) == set()
+
+
+def test_a_truncated_archive_leaves_the_store_unchanged(dockyard, busybox_image, tmp_path):
+    archive = tmp_path / "saved.tar"
+    dockyard("save", "-o", str(archive), "busybox")
+    dockyard("tag", "busybox", "keep")
+    dockyard("rmi", "busybox")
+    before = (image_ids(dockyard), blobs(dockyard))
+    (tmp_path / "cut.tar").write_bytes(archive.read_bytes()[:len(archive.read_bytes()) // 2])
+    assert is_user_error(dockyard("load", "-i", str(tmp_path / "cut.tar")))
+    assert (image_ids(dockyard), blobs(dockyard)) == before
+
+
+def test_killing_the_engine_during_import_leaves_a_readable_store_that_prune_cleans(dockyard, rootfs, busybox_image):
+    with open(os.path.join(rootfs, "big"), "wb") as f:
+        f.write(os.urandom(48 << 20))
+    engine = dockyard.popen("import", rootfs, "half:latest")
+    time.sleep(0.7)
+    engine.send_signal(signal.SIGKILL)
+    engine.communicate()
+    assert dockyard("images").returncode == 0
+    assert "half" not in dockyard("images").stdout
+    assert dockyard("image", "prune").returncode == 0
+    assert os.listdir(os.path.join(dockyard.root, "tmp")) == []
+    assert dockyard("save", "-o", os.devnull, "busybox").returncode == 0  # every blob still checks out
+    index = json.load(open(os.path.join(dockyard.root, "images", "index.json")))
+    assert len(index["manifests"]) == 1
