@@ -117,6 +117,10 @@ COMMANDS.update(stats.COMMANDS)
 from . import container_commands  # noqa: E402
 COMMANDS.update(container_commands.COMMANDS)
 # <<< chapter 04
+# >>> chapter 05
+from . import image_commands  # noqa: E402
+COMMANDS.update(image_commands.COMMANDS)
+# <<< chapter 05
 # >>> chapter 06
 from .registry import commands as registry_commands  # noqa: E402
 COMMANDS.update(registry_commands.COMMANDS)
