@@ -118,7 +118,7 @@ def download_blob(store, session: Session, name: str, descriptor: dict, scope: s
 
 
 def fetch_into(out, session: Session, name: str, digest: str, size: int, scope: str, report: Report) -> bool:
-    """Append the rest of a blob to `out`; False if the connection broke first."""
+    """Append the rest of a blob to `out`; False if the answer broke off before its end."""
     start = out.size
     response = session.request("GET", f"/v2/{name}/blobs/{digest}", scope,
                                {"Range": f"bytes={start}-"} if start else {})
@@ -136,7 +136,10 @@ def fetch_into(out, session: Session, name: str, digest: str, size: int, scope: 
     except (OSError, http.client.HTTPException):
         session.drop(session.scheme, session.host)
         return False
-    return out.size == size
+    if response.length:  # the connection closed before Content-Length bytes came: resume
+        session.drop(session.scheme, session.host)
+        return False
+    return True  # a whole answer; put_blob_with checks its size and digest
 
 
 # --- push ----------------------------------------------------------------------------------
