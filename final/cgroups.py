@@ -33,15 +33,14 @@ Not yet:   every container writes into its rootfs for all to see; see chapter 4.
 """
 
 import errno
-import fcntl
 import functools
 import os
-import re
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from . import config, libc
-from .errors import DockyardError, UsageError
+from . import config, libc, liveness
+from .errors import DockyardError
+from .limits import Limits, refuse_without_cgroup
 
 V2_CONTROLLERS = ("memory", "cpu", "pids")
 
@@ -50,95 +49,6 @@ class OOMKilled(DockyardError):
     """The kernel's OOM killer ended the container: exit 137, as in Docker."""
 
     exit_code = 137
-
-
-# --- limits, as Docker spells them ----------------------------------------------
-
-@dataclass
-class Limits:
-    """What `run` may use; None means no limit."""
-    memory: int | None = None        # bytes
-    memory_swap: int | None = None   # memory plus swap, bytes; -1: swap unlimited
-    cpus: float | None = None        # cores' worth of CPU time
-    cpu_shares: int | None = None    # relative weight, 1024 by default
-    pids_limit: int | None = None    # processes and threads
-
-    def flags(self) -> list[str]:
-        """The command-line flags that asked for these limits."""
-        return ["--" + f.name.replace("_", "-") for f in fields(self) if getattr(self, f.name) is not None]
-
-
-SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp]?)(?:i?b)?$", re.IGNORECASE)
-
-
-def parse_size(text: str, flag: str) -> int:
-    """Docker's sizes: bytes, or a number with k, m, g, t, p (powers of 1024)."""
-    match = SIZE.match(text.strip())
-    if not match:
-        raise UsageError(f"invalid {flag} {text!r} (a memory controller limit)",
-                         hint="write a number with an optional unit: 64m, 512k, 1.5g")
-    return int(float(match.group(1)) * 1024 ** "bkmgtp".index((match.group(2) or "b").lower()))
-
-
-def parse_number(text: str, flag: str, kind: type) -> int | float:
-    """An int or float flag value, refused with a hint when it is neither."""
-    try:
-        return kind(text)
-    except ValueError:
-        raise UsageError(f"invalid {flag} {text!r}", hint=f"{flag} takes a number, e.g. {flag} 2") from None
-
-
-def parse_limits(memory: str | None = None, memory_swap: str | None = None, cpus: str | None = None,
-                 cpu_shares: str | None = None, pids_limit: str | None = None) -> Limits:
-    """Turn Docker's flags into Limits, refusing what no kernel would take."""
-    limits = Limits()
-    if memory is not None and (size := parse_size(memory, "--memory")):  # 0: no limit, as in Docker
-        if size < config.MIN_MEMORY:
-            raise UsageError(f"--memory {memory} is below the memory controller's usable minimum (6MiB)",
-                             hint="a container cannot even start in less: ask for --memory 6m or more")
-        limits.memory = size
-    if memory_swap is not None:
-        limits.memory_swap = parse_swap(memory_swap, limits.memory)
-    if cpus is not None and (value := parse_number(cpus, "--cpus", float)):
-        limits.cpus = check_cpus(value)
-    if cpu_shares is not None and (shares := parse_number(cpu_shares, "--cpu-shares", int)):
-        low, high = config.CPU_SHARES_RANGE
-        if not low <= shares <= high:
-            raise UsageError(f"--cpu-shares {shares} is outside what the cpu controller takes ({low} to {high})",
-                             hint="1024 is the default weight; 512 gets half as much CPU under contention")
-        limits.cpu_shares = shares
-    if pids_limit is not None:
-        limits.pids_limit = parse_pids_limit(pids_limit)
-    return limits
-
-
-def parse_swap(text: str, memory: int | None) -> int:
-    """--memory-swap: memory plus swap, at least --memory; -1 lets swap grow unlimited."""
-    if memory is None:
-        raise UsageError("--memory-swap needs --memory", hint="it is memory plus swap: --memory 64m --memory-swap 128m")
-    total = -1 if text.strip() == "-1" else parse_size(text, "--memory-swap")
-    if total != -1 and total < memory:
-        raise UsageError(f"--memory-swap {text} is smaller than --memory",
-                         hint="--memory-swap counts memory plus swap: make it at least --memory, or -1")
-    return total
-
-
-def check_cpus(value: float) -> float:
-    """--cpus is a share of this machine's cores: more than 0, at most all of them."""
-    cores = len(os.sched_getaffinity(0))
-    if not 0 < value <= cores:
-        raise UsageError(f"--cpus {value} is out of range for the cpu controller (0 to {cores} on this machine)",
-                         hint=f"--cpus 0.5 is half a core; this machine has {cores}")
-    return value
-
-
-def parse_pids_limit(text: str) -> int | None:
-    """--pids-limit: a positive count; 0 or -1 means no limit, as in Docker."""
-    value = parse_number(text, "--pids-limit", int)
-    if value < -1:
-        raise UsageError(f"--pids-limit {value} is not a limit the pids controller takes",
-                         hint="give a positive number of processes, or -1 for no limit")
-    return value if value > 0 else None
 
 
 # --- where the controllers live ----------------------------------------------------
@@ -242,11 +152,11 @@ def create(container_id: str, limits: Limits) -> bool:
     """Make the container's cgroup and write its limits; False when it gets none (rootless)."""
     layout = detect()
     if os.geteuid() != 0 or layout.version == 0:
-        refuse_limits_without_cgroup(limits, layout)
+        refuse_without_cgroup(limits, layout.describe())
         return False
-    with engine_lock():
+    with liveness.engine_lock():
         remove_leftovers(layout)
-        hold_liveness_lock(container_id)
+        liveness.hold(container_id)
         make_cgroup(layout, container_id)
     try:
         apply(layout, container_id, settings_for(layout, limits))
@@ -324,22 +234,9 @@ def missing_controller(layout: Layout, setting: Setting) -> DockyardError:
                          f"{setting.file} here ({layout.describe()})", hint=hint)
 
 
-def refuse_limits_without_cgroup(limits: Limits, layout: Layout) -> None:
-    """A container without a cgroup runs unlimited; asking for a limit there is an error."""
-    if not limits.flags():
-        return
-    asked = ", ".join(limits.flags())
-    if os.geteuid() != 0:
-        raise DockyardError(f"cannot apply {asked}: a rootless container gets no cgroup ({layout.describe()})",
-                            hint="run as root to set limits, or leave them out; rootless limits need cgroup v2 "
-                                 "with a subtree delegated to your user (systemd Delegate=yes)")
-    raise DockyardError(f"cannot apply {asked}: {layout.describe()}",
-                        hint=f"mount one: mount -t cgroup2 none {config.CGROUP_MOUNT}")
-
-
 def join(container_id: str, pid: int) -> None:
     """Move `pid` into the container's cgroup; call before the child is let go."""
-    if container_id not in _held:
+    if not liveness.holds(container_id):
         return  # this engine made no cgroup for it (rootless)
     for directory in sorted(set(cgroup_dirs(detect(), container_id).values())):
         write(os.path.join(directory, "cgroup.procs"), str(pid))
@@ -347,22 +244,20 @@ def join(container_id: str, pid: int) -> None:
 
 def enter_namespace() -> None:
     """Make the current cgroup this process's "/"; call in the child after join()."""
-    for fd in _held.values():
-        os.close(fd)  # the engine's liveness locks are the engine's, not the container's
-    _held.clear()
+    liveness.close_inherited()
     libc.unshare(libc.CLONE_NEWCGROUP)
 
 
 # --8<-- [start:remove]
 def remove(container_id: str) -> None:
     """Kill what is left in the container's cgroup, remove it, and the parent once empty."""
-    if container_id not in _held:
+    if not liveness.holds(container_id):
         return
     layout = detect()
     destroy(layout, container_id)
-    with engine_lock():
+    with liveness.engine_lock():
         remove_empty_parents(layout)
-        release_liveness_lock(container_id)
+        liveness.release(container_id)
 # --8<-- [end:remove]
 
 
@@ -410,64 +305,11 @@ def remove_empty_parents(layout: Layout) -> None:
             pass  # another container still lives there, or it is already gone
 
 
-# --- who is alive: lock files ------------------------------------------------------------
-# An engine killed with SIGKILL cannot clean up, so the next command must. A
-# pid file would lie once the pid is reused; a lock does not: the kernel
-# drops an flock(2) when its holder dies. Each engine holds the lock of each
-# container it runs; a lock anyone can take marks a cgroup left by the dead.
-
-_held: dict[str, int] = {}  # container id -> fd of the lock this engine holds
-
-
-def lock_path(container_id: str) -> str:
-    return os.path.join(config.RUN_DIR, "cgroups", f"{container_id}.lock")
-
-
-class engine_lock:
-    """Hold the lock that orders making, sweeping and removing cgroups between engines."""
-
-    def __enter__(self) -> None:
-        os.makedirs(os.path.join(config.RUN_DIR, "cgroups"), mode=0o700, exist_ok=True)
-        self.fd = os.open(os.path.join(config.RUN_DIR, "cgroups.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
-
-
-def hold_liveness_lock(container_id: str) -> None:
-    """Take this container's lock for as long as this engine lives; call under engine_lock."""
-    fd = os.open(lock_path(container_id), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    _held[container_id] = fd
-
-
-def release_liveness_lock(container_id: str) -> None:
-    """Drop the lock file and then the lock; call under engine_lock."""
-    os.unlink(lock_path(container_id))
-    os.close(_held.pop(container_id))
-
-
-def is_alive(path: str) -> bool:
-    """Whether some engine still holds the lock at `path`."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
 def remove_leftovers(layout: Layout) -> None:
     """Remove the cgroups of engines that died without cleaning up; call under engine_lock."""
-    lock_dir = os.path.dirname(lock_path("x"))
-    for name in os.listdir(lock_dir):
-        container_id = name.removesuffix(".lock")
-        if container_id not in _held and not is_alive(os.path.join(lock_dir, name)):
-            destroy(layout, container_id)
-            os.unlink(os.path.join(lock_dir, name))
+    for container_id in liveness.dead():
+        destroy(layout, container_id)
+        liveness.forget(container_id)
     remove_empty_parents(layout)
 
 
@@ -510,7 +352,7 @@ def oom_kills(container_id: str) -> int:
 
 def check_oom(container_id: str, exit_code: int) -> None:
     """Raise OOMKilled if the kernel's OOM killer ended the container; call before remove()."""
-    if container_id in _held and exit_code == 137 and oom_kills(container_id):
+    if liveness.holds(container_id) and exit_code == 137 and oom_kills(container_id):
         limit = read_usage(container_id).memory_limit
         raise OOMKilled(f"the container was killed by the OOM killer: it needed more than its "
                         f"--memory {human_size(limit) if limit else 'limit'}",

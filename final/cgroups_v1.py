@@ -20,7 +20,8 @@ The ideas are v2's; the file names are not:
 import os
 
 from . import config
-from .cgroups import Layout, Limits, Setting, Usage, read_int, read_keyed
+from .cgroups import Layout, Setting, Usage, read_int, read_keyed
+from .limits import Limits
 
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
 # v1 writes "no limit" as the largest page-aligned number; anything this big means none.

@@ -30,7 +30,7 @@ def prog_name() -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from . import process, runtime
     # >>> chapter 03
-    from . import cgroups
+    from .limits import parse_limits
     # <<< chapter 03
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         init=args.init,
         # <<< chapter 02
         # >>> chapter 03
-        limits=cgroups.parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit),
+        limits=parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit),
         # <<< chapter 03
         # >>> chapter 04
         name=args.name,

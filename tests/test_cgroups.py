@@ -213,7 +213,8 @@ def test_a_limit_the_kernel_refuses_names_the_controller_and_the_layout_and_leav
 def test_a_missing_controller_is_named_with_its_layout_and_a_hint(impl):
     cgroups = impl_module(impl, "cgroups")
     layout = cgroups.Layout(1, {"memory": "/sys/fs/cgroup/memory"})  # no pids tree mounted
-    settings = cgroups.settings_for(layout, cgroups.parse_limits(pids_limit="10"))
+    limits = impl_module(impl, "limits").parse_limits(pids_limit="10")
+    settings = cgroups.settings_for(layout, limits)
     with pytest.raises(cgroups.DockyardError) as refused:
         cgroups.apply(layout, "no-such-container", settings)
     assert "pids controller" in refused.value.problem and "cgroup v1" in refused.value.problem
