@@ -55,12 +55,6 @@ def chapter_of(name: str) -> int:
     return int(match.group(1))
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--impl", action="append", default=[], metavar="PATH",
-                     help="implementation to test: final, chapters/03_cgroups, or a copy (default: all)")
-    parser.addoption("--chapter", type=int, default=None, help="chapter of a --impl not named NN_x")
-
-
 def implementations(config: pytest.Config) -> list[Impl]:
     paths = config.getoption("--impl")
     if paths:
