@@ -25,6 +25,7 @@ import os
 import re
 import socket
 import struct
+from typing import Callable
 
 from . import config, libc
 from .errors import DockyardError
@@ -81,6 +82,38 @@ def write_id_maps(pid: int) -> None:
 def write_proc(pid: int, name: str, text: str) -> None:
     with open(f"/proc/{pid}/{name}", "w") as f:
         f.write(text)
+
+
+def become_root() -> None:
+    """Take uid and gid 0 of our new user namespace. Call in the child, once the maps exist."""
+    # Writing the maps changes no one's credentials: a child cloned by host
+    # root is still host uid 0, which a range like 100000.. leaves unmapped.
+    try:
+        os.setgroups([])  # host groups would show up as "nogroup" inside
+    except PermissionError:
+        pass  # rootless: setgroups is denied (see write_id_maps), and not needed
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+def as_root_inside(work: Callable[[], None]) -> None:
+    """Run `work` as uid 0 of our user namespace, in a child if we are not that already."""
+    if os.geteuid() == 0:
+        return work()
+    # Root with --userns stays host root (unmapped inside, shown as 65534) until
+    # become_root, so that it can still reach the rootfs through the host's
+    # private directories. But a filesystem mounted in the new namespace refuses
+    # files from an unmapped owner: a short-lived child makes them.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            become_root()
+            work()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+        raise OSError("cannot create files as root of the user namespace")
 
 
 def check_userns_allowed() -> None:

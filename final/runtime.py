@@ -29,7 +29,7 @@ import secrets
 # import shutil
 # <<< chapter 02-03
 
-from . import init, mounts, namespaces
+from . import init, libc, mounts, namespaces
 # <<< chapter 02
 # >>> chapter 03
 from . import cgroups
@@ -138,7 +138,6 @@ def check_request(spec: Spec) -> None:
 # >>> chapter 02
 def libc_clone(flags: int) -> int:
     """clone(2) the child into new namespaces, with a hint if the kernel refuses."""
-    from . import libc
     try:
         return libc.clone(flags)
     except PermissionError as err:
@@ -190,12 +189,18 @@ def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
         containers.mark_running(spec, pid)
         # <<< chapter 04
         os.write(go_fd, b"go")
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # it never got "go": nothing of the user's has run
+        os.waitpid(pid, 0)
+        raise
     finally:
         os.close(go_fd)
 
 
 def wait_for_go(go_fd: int) -> None:
     """Block until the parent has set us up; a parent that died means no container."""
+    # The container lives only as long as its engine: no one else would clean up after it.
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.read(go_fd, 2) != b"go":
         os._exit(125)
     os.close(go_fd)
@@ -257,6 +262,8 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
     volumes.mount_all(spec.rootfs, spec.volumes, spec.root)
     # <<< chapter 04
     mounts.pivot(spec.rootfs)
+    if spec.userns:
+        namespaces.become_root()  # only now: the host's path to the rootfs may be closed to it
     if spec.network != "host":
         namespaces.bring_up_loopback()
 # --8<-- [end:enter_namespaces]
@@ -265,8 +272,12 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
 
 def enter_workdir(workdir: str) -> None:
     """chdir to -w DIR, creating it as Docker does when the image lacks it."""
-    os.makedirs(workdir, exist_ok=True)
-    os.chdir(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+    except OSError as err:
+        raise DockyardError(f"cannot use {workdir} as the working directory: {err.strerror}",
+                            hint="give -w a directory, or a path where one can be made") from err
 
 
 def wait_for(pid: int, error_fd: int) -> int:
