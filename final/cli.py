@@ -32,6 +32,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     # >>> chapter 03
     from .limits import parse_limits
     # <<< chapter 03
+    # >>> chapter 05
+    from . import image_run
+    image = image_run.prepare(args)  # run IMAGE: its layers, and its config as flags
+    # <<< chapter 05
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
     spec = runtime.Spec(
@@ -56,12 +60,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         storage_driver=args.storage_driver,
         volumes=args.volume,
         # <<< chapter 04
+        # >>> chapter 05
+        user=args.user,
+        # <<< chapter 05
     )
     # >>> chapter 02
     from . import namespaces
     spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
     spec.env["HOSTNAME"] = spec.hostname
     # <<< chapter 02
+    # >>> chapter 05
+    image_run.apply(spec, image)
+    # <<< chapter 05
     # >>> chapter 01-03
     # return runtime.run(spec)
     # <<< chapter 01-03
@@ -98,7 +108,14 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
                    help="bind a host path or a named volume into the container")
     # <<< chapter 04
-    p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")
+    # >>> chapter 01-04
+    # p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")
+    # <<< chapter 01-04
+    # >>> chapter 05
+    p.add_argument("--rootfs", metavar="DIR", help="run this directory as the container's / (instead of an IMAGE)")
+    p.add_argument("--entrypoint", metavar="CMD", help="replace the image's Entrypoint (and drop its Cmd)")
+    p.add_argument("-u", "--user", default="", metavar="USER[:GROUP]", help="user inside, by name or id")
+    # <<< chapter 05
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
 

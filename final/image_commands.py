@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from . import commit
 from .errors import DockyardError, UsageError
 
 
@@ -99,9 +100,28 @@ def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    print(json.dumps([describe(store.resolve(name)) for name in args.names], indent=4))
+    from .store import ImageNotFound
+    store, found = open_store(args), []
+    for name in args.names:
+        try:
+            found.append(describe(store.resolve(name)))
+        except ImageNotFound:
+            found.append(describe_container(args.root, name))
+    print(json.dumps(found, indent=4))
     return 0
+
+
+def describe_container(root: str, name: str) -> dict:
+    """A container's record (chapter 4), for `inspect` of a name that is no image."""
+    from . import containers
+    from .store import ImageNotFound
+    try:
+        container_id = containers.find(root, name)
+    except DockyardError:
+        raise ImageNotFound(name) from None
+    directory = containers.directory(root, container_id)
+    return {"Id": container_id, "Config": containers.read_json(os.path.join(directory, "config.json")),
+            "State": containers.read_json(os.path.join(directory, "state.json"))}
 
 
 def describe(image) -> dict:
@@ -167,9 +187,22 @@ def cmd_rmi(args: argparse.Namespace) -> int:
     return 0
 
 
+def container_configs(root: str) -> list[tuple[str, dict]]:
+    """(id, config.json) of every container (chapter 4's records)."""
+    from . import containers
+    found = []
+    for container_id in containers.all_ids(root):
+        try:
+            found.append((container_id, containers.read_json(
+                os.path.join(containers.directory(root, container_id), "config.json"))))
+        except (OSError, ValueError):
+            continue  # being removed
+    return found
+
+
 def containers_using(root: str, image_id: str) -> list[str]:
-    """IDs of the containers made from `image_id` (none before containers have records)."""
-    return []
+    """IDs of the containers made from `image_id`."""
+    return [cid for cid, config in container_configs(root) if config.get("image_id") == image_id]
 
 
 def add_image_arguments(p: argparse.ArgumentParser) -> None:
@@ -191,8 +224,10 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 
 def layers_in_use(root: str) -> set[str]:
-    """Diff ids of layers that containers stand on (none before containers have records)."""
-    return set()
+    """Diff ids of the unpacked layers that containers stand on."""
+    layers = os.path.join(root, "layers")
+    return {"sha256:" + os.path.basename(path) for _, config in container_configs(root)
+            for path in config.get("lowers") or [] if os.path.dirname(path) == layers}
 
 
 # --- save, load -----------------------------------------------------------------------
@@ -286,6 +321,7 @@ IMAGE_ALIASES = {
 }
 
 COMMANDS = {
+    **commit.COMMANDS,
     "images": ("List images", add_images_arguments, cmd_images),
     "import": ("Make an image from a root filesystem (tar or directory)", add_import_arguments, cmd_import),
     "inspect": ("Show images' details as JSON", add_inspect_arguments, cmd_inspect),

@@ -66,6 +66,12 @@ class Spec:
     lowers: list[str] = field(default_factory=list)     # read-only layers, the top-most first
     volumes: list[str] = field(default_factory=list)    # -v SOURCE:DEST[:ro], checked
     # <<< chapter 04
+    # >>> chapter 05
+    image: str = ""                                     # as the user named it; "" for --rootfs
+    image_id: str = ""
+    user: str = ""                                      # -u, or the image's User
+    stop_signal: str = ""
+    # <<< chapter 05
 
 
 # --8<-- [start:run]
@@ -231,6 +237,11 @@ def container_main(spec: Spec, error_fd: int,
         enter_namespaces(spec, etc_files)
         # <<< chapter 02
         enter_workdir(spec.workdir)
+        # >>> chapter 05
+        if spec.user:
+            from .image_run import switch_user
+            switch_user(spec.user, spec.env)
+        # <<< chapter 05
         if stdin is not None:
             os.dup2(stdin, 0)
             os.close(stdin)

@@ -110,10 +110,16 @@ class Store(BlobStore):
             return [imagespec.pick_platform(document)]
         return [document["config"], *document["layers"]]
 
-    def write_layer(self, source: str, upper: bool = False, epoch: int | None = None) -> tuple[dict, str]:
-        """Store the directory `source` as a gzip layer; return (its descriptor, its diff id)."""
+    def write_layer(self, source: str, upper: bool = False, epoch: int | None = None,
+                    changes: list | None = None) -> tuple[dict, str]:
+        """Store a directory (or, given `changes`, only those paths in it) as a gzip layer."""
+        def write(out) -> None:
+            if changes is None:
+                written.append(tarwrite.write_layer(source, out, upper, epoch))
+            else:
+                written.append(tarwrite.write_changes(source, changes, out, epoch))
         written = []
-        digest = self.put_blob_with(lambda out: written.append(tarwrite.write_layer(source, out, upper, epoch)))
+        digest = self.put_blob_with(write)
         info = written[0]
         return imagespec.descriptor(imagespec.OCI_LAYER_GZIP, digest, info.size), info.diff_id
 

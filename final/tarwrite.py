@@ -173,3 +173,19 @@ def is_opaque(path: str) -> bool:
         except OSError:
             pass
     return False
+
+
+def write_changes(root: str, changes: list, out: BinaryIO, epoch: int | None = None) -> LayerDigests:
+    """Write chapter 4's `diff` of a copied (vfs) rootfs as a layer: deletions become `.wh.` files."""
+    writer, seen = LayerWriter(out), {}
+    for change in sorted(changes, key=lambda c: c.path):  # a parent sorts before its children
+        name = change.path.lstrip("/")
+        parent, base = os.path.split(name)
+        if change.kind == "D":
+            writer.add(Member(name=os.path.join(parent, ".wh." + base), type=tarformat.REGULAR, mode=0))
+            continue
+        path = os.path.join(root, name)
+        member = member_of(path, name, os.lstat(path), epoch, seen)
+        if member is not None:
+            writer.add(member, path)
+    return writer.close()
