@@ -221,6 +221,7 @@ def blob_created(request, name: str, digest: str) -> None:
     request.reply(201, headers={"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest})
 
 
+# --8<-- [start:put_manifest]
 def put_manifest(request, name: str, reference: str) -> None:
     """PUT a manifest: check it and the blobs it names, store it, tag it."""
     request.authorize("repository", name, "push")
@@ -238,6 +239,7 @@ def put_manifest(request, name: str, reference: str) -> None:
         request.registry.storage.add_referrer(name, subject["digest"], descriptor_of(manifest, media_type, data))
         headers["OCI-Subject"] = subject["digest"]
     request.reply(201, headers=headers)
+# --8<-- [end:put_manifest]
 
 
 def parse_manifest(data: bytes, content_type: str) -> tuple[dict, str]:

@@ -64,6 +64,7 @@ def pull(store, ref: Reference, session: Session, platform: str | None = None,
     return digest
 
 
+# --8<-- [start:fetch_manifest]
 def fetch_manifest(session: Session, ref: Reference, version: str, scope: str) -> tuple[bytes, str, str]:
     """GET a manifest, refusing it unless it is small, JSON, and hashes to what was asked."""
     response = session.request("GET", f"/v2/{ref.name}/manifests/{version}", scope, {"Accept": ACCEPT})
@@ -84,6 +85,7 @@ def fetch_manifest(session: Session, ref: Reference, version: str, scope: str) -
         raise RegistryError(f"{session.registry} answered {content_type or 'something'} for {ref}, not a manifest",
                             hint=f"check that {session.registry} is a registry (and the image name)")
     return data, media_type, digest
+# --8<-- [end:fetch_manifest]
 
 
 def choose_platform(index: dict, platform: str | None) -> dict:
@@ -117,6 +119,7 @@ def download_blob(store, session: Session, name: str, descriptor: dict, scope: s
     report("done", digest, size, size)
 
 
+# --8<-- [start:fetch_into]
 def fetch_into(out, session: Session, name: str, digest: str, size: int, scope: str, report: Report) -> bool:
     """Append the rest of a blob to `out`; False if the answer broke off before its end."""
     start = out.size
@@ -140,6 +143,7 @@ def fetch_into(out, session: Session, name: str, digest: str, size: int, scope: 
         session.drop(session.scheme, session.host)
         return False
     return True  # a whole answer; put_blob_with checks its size and digest
+# --8<-- [end:fetch_into]
 
 
 # --- push ----------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ class Storage:
                     upload.size += len(chunk)
             return upload.size
 
+    # --8<-- [start:finish_upload]
     def finish_upload(self, name: str, owner: str, upload_id: str, digest: str) -> None:
         """Check the digest, then make the blob visible; a mismatch leaves nothing."""
         upload = self.upload(name, owner, upload_id)
@@ -146,6 +147,7 @@ class Storage:
                 self.link_blob(name, digest)
             finally:
                 self.forget_upload(upload_id)
+    # --8<-- [end:finish_upload]
 
     def cancel_upload(self, name: str, owner: str, upload_id: str) -> None:
         """Drop an upload session and its data."""

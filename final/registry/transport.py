@@ -135,6 +135,7 @@ class Session:
 
     # --- authentication -------------------------------------------------------------------
 
+    # --8<-- [start:authenticate]
     def authenticate(self, challenge: str, scope: str) -> None:
         """Answer a 401's challenge: Basic credentials, or a token from the realm."""
         scheme, params = auth.parse_challenge(challenge)
@@ -146,6 +147,7 @@ class Session:
             return
         with self.lock:
             self.authorization[scope] = value
+    # --8<-- [end:authenticate]
 
     def fetch_token(self, params: dict[str, str], scope: str) -> str:
         """GET the realm for a token for `scope`, with our credentials if we have them."""
