@@ -32,12 +32,14 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_images.py": 5,
     "test_image_interop.py": 5,
     "test_tar_safety.py": 5,
+    "test_image_run.py": 5,
     # Chapter 06: registry
     "test_registry_server.py": 6,
     "test_registry_client.py": 6,
     # Chapter 07: Dockerfile
     "test_dockerfile_parser.py": 7,
     "test_dockerfile_expand.py": 7,
+    "test_build.py": 7,
 }
 
 

@@ -1,0 +1,312 @@
+"""Chapter 07 on: `build` turns a Dockerfile and a context into an image, step by cached step.
+
+Every build starts from a busybox image imported into the test's own --root;
+the images are then run with `run`, the way a user checks a build.
+"""
+
+import gzip
+import io
+import os
+import socket
+import tarfile
+import textwrap
+import time
+import urllib.request
+
+import pytest
+
+from conftest import needs_root
+
+pytestmark = needs_root
+
+
+@pytest.fixture
+def base(dockyard, busybox_rootfs):
+    """The test's --root, with busybox imported as `busybox`."""
+    result = dockyard("import", busybox_rootfs, "busybox")
+    assert result.returncode == 0, result.stderr
+    return dockyard
+
+
+def write_context(path, dockerfile: str, files: dict[str, str | bytes] = ()) -> str:
+    os.makedirs(path, exist_ok=True)
+    (path / "Dockerfile").write_text(textwrap.dedent(dockerfile).lstrip("\n"))
+    for name, content in dict(files).items():
+        target = path / name
+        os.makedirs(target.parent, exist_ok=True)
+        target.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(path)
+
+
+def build(dockyard, context: str, *args: str, ok: bool = True):
+    result = dockyard("build", *args, context, timeout=120)
+    if ok:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def run(dockyard, *args: str) -> str:
+    result = dockyard("run", "--rm", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+# --- the seed's examples -------------------------------------------------------------
+
+def test_an_image_with_cmd_echo_prints_hello_world(base, tmp_path):
+    context = write_context(tmp_path / "ctx", 'FROM busybox\nCMD echo "Hello world"\n')
+    out = build(base, context, "-t", "hello").stdout
+    assert "Step 1/2 : FROM busybox" in out and "Step 2/2 : CMD echo \"Hello world\"" in out
+    assert "Successfully tagged hello:latest" in out
+    assert run(base, "hello") == "Hello world\n"
+
+
+def test_an_app_copied_into_the_image_runs_as_its_command(base, tmp_path):
+    context = write_context(tmp_path / "ctx", """
+        FROM busybox
+        COPY app.sh /app/
+        RUN chmod +x /app/app.sh
+        CMD ["/app/app.sh", "from the app"]
+    """, {"app.sh": '#!/bin/sh\necho "hello $1"\n'})
+    build(base, context, "-t", "app")
+    assert run(base, "app") == "hello from the app\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_httpd_example_serves_its_page_on_loopback(base, tmp_path):
+    port = free_port()
+    context = write_context(tmp_path / "ctx", f"""
+        FROM busybox
+        ADD start.sh /start.sh
+        COPY index.html /www/
+        RUN chmod -v +x /start.sh
+        EXPOSE {port}
+        CMD ["/start.sh"]
+    """, {"start.sh": f"#!/bin/sh\nexec httpd -f -p 127.0.0.1:{port} -h /www\n",
+          "index.html": "<h1>built by dockyard</h1>\n"})
+    out = build(base, context, "-t", "web").stdout
+    assert "mode of '/start.sh' changed" in out  # RUN's own output is shown
+    server = base.popen("run", "--rm", "--init", "--network", "host", "web")  # --init: PID 1 ignores SIGTERM
+    try:
+        page = fetch(f"http://127.0.0.1:{port}/index.html")
+        assert "built by dockyard" in page
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def fetch(url: str) -> str:
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing served at {url}")
+
+
+def test_the_copy_then_build_shape_builds_the_app_inside_the_image(base, tmp_path):
+    # busybox has no make: a build script plays its part in the FROM/COPY/RUN/CMD shape.
+    context = write_context(tmp_path / "ctx", """
+        FROM busybox
+        COPY . /app
+        RUN sh /app/build.sh /app
+        CMD ["/app/out/hello"]
+    """, {"build.sh": 'mkdir -p "$1/out" && cp "$1/src/hello.sh" "$1/out/hello" && chmod +x "$1/out/hello"\n',
+          "src/hello.sh": "#!/bin/sh\necho built and running\n"})
+    build(base, context, "-t", "made")
+    assert run(base, "made") == "built and running\n"
+
+
+# --- the cache -----------------------------------------------------------------------------
+
+CACHE_DOCKERFILE = """
+    FROM busybox
+    RUN echo one > /one
+    COPY a.txt /a.txt
+    RUN cat /a.txt > /copy.txt
+    COPY b.txt /b.txt
+    CMD ["cat", "/copy.txt", "/b.txt"]
+"""
+
+
+def step_lines(output: str) -> list[str]:
+    """For each step after FROM: 'CACHED' or 'RAN'."""
+    result, lines = [], output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Step ") and " : FROM " not in line:
+            rest = next(l for l in lines[i + 1:] if l.startswith(" ---> "))
+            result.append("CACHED" if "CACHED" in rest else "RAN")
+    return result
+
+
+def test_a_second_build_takes_every_step_from_the_cache_and_gives_the_same_image(base, tmp_path):
+    context = write_context(tmp_path / "ctx", CACHE_DOCKERFILE, {"a.txt": "a\n", "b.txt": "b\n"})
+    first = build(base, context, "-t", "c1").stdout
+    second = build(base, context, "-t", "c2").stdout
+    assert step_lines(first) == ["RAN"] * 5
+    assert step_lines(second) == ["CACHED"] * 5
+    assert first.splitlines()[-2] == second.splitlines()[-2]  # Successfully built <same id>
+
+
+def test_changing_one_file_rebuilds_from_the_first_step_that_uses_it(base, tmp_path):
+    context = write_context(tmp_path / "ctx", CACHE_DOCKERFILE, {"a.txt": "a\n", "b.txt": "b\n"})
+    build(base, context, "-t", "c")
+    (tmp_path / "ctx" / "a.txt").write_text("changed\n")
+    assert step_lines(build(base, context, "-t", "c").stdout) == ["CACHED", "RAN", "RAN", "RAN", "RAN"]
+    assert run(base, "c") == "changed\nb\n"
+
+
+def test_touching_a_file_without_changing_it_keeps_the_cache(base, tmp_path):
+    context = write_context(tmp_path / "ctx", CACHE_DOCKERFILE, {"a.txt": "a\n", "b.txt": "b\n"})
+    build(base, context, "-t", "c")
+    os.utime(tmp_path / "ctx" / "a.txt", (1, 1))
+    assert step_lines(build(base, context, "-t", "c").stdout) == ["CACHED"] * 5
+
+
+def test_no_cache_runs_every_step_again(base, tmp_path):
+    context = write_context(tmp_path / "ctx", CACHE_DOCKERFILE, {"a.txt": "a\n", "b.txt": "b\n"})
+    build(base, context, "-t", "c")
+    assert step_lines(build(base, context, "--no-cache", "-t", "c").stdout) == ["RAN"] * 5
+
+
+def test_a_changed_build_arg_misses_the_cache_of_the_run_that_sees_it(base, tmp_path):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nRUN true\nARG V=1\nRUN echo $V > /v\n")
+    build(base, context, "-t", "a")
+    out = build(base, context, "-t", "a", "--build-arg", "V=2").stdout
+    assert step_lines(out)[0] == "CACHED" and step_lines(out)[-1] == "RAN"
+    assert run(base, "a", "cat", "/v") == "2\n"
+
+
+# --- stages, variables, users ---------------------------------------------------------------
+
+def test_a_multi_stage_build_copies_only_the_result_from_the_build_stage(base, tmp_path):
+    context = write_context(tmp_path / "ctx", """
+        FROM busybox AS build
+        RUN mkdir /out && echo artifact > /out/result.txt && echo junk > /junk
+        FROM busybox
+        COPY --from=build /out/result.txt /result.txt
+        CMD ["sh", "-c", "cat /result.txt; ls /junk 2>/dev/null || echo no junk"]
+    """)
+    build(base, context, "-t", "multi")
+    assert run(base, "multi") == "artifact\nno junk\n"
+
+
+def test_target_builds_only_up_to_the_named_stage(base, tmp_path):
+    context = write_context(tmp_path / "ctx", """
+        FROM busybox AS first
+        RUN echo first > /stage
+        FROM busybox AS second
+        RUN false
+    """)
+    build(base, context, "--target", "first", "-t", "t")
+    assert run(base, "t", "cat", "/stage") == "first\n"
+
+
+def test_env_and_arg_expand_in_later_instructions(base, tmp_path):
+    context = write_context(tmp_path / "ctx", """
+        ARG TAG=latest
+        FROM busybox:${TAG}
+        ARG NAME=world
+        ENV GREETING="hello ${NAME}" DIR=/srv
+        WORKDIR ${DIR}/app
+        ENV SUFFIX=${MISSING:-default}
+        RUN echo "$GREETING $SUFFIX" > greeting.txt
+        CMD ["sh", "-c", "cat /srv/app/greeting.txt; echo ${NAME:-unset}"]
+    """)
+    build(base, context, "-t", "vars", "--build-arg", "NAME=docker")
+    assert run(base, "vars") == "hello docker default\nunset\n"  # ARGs do not stay in the image
+
+
+def test_user_and_workdir_apply_to_run_steps_and_to_the_image(base, tmp_path):
+    context = write_context(tmp_path / "ctx", """
+        FROM busybox
+        WORKDIR /work
+        RUN pwd > /where && chmod 777 /work
+        USER nobody
+        RUN id -u > /work/uid
+        CMD ["sh", "-c", "cat /where /work/uid; id -u; pwd"]
+    """)
+    build(base, context, "-t", "who")
+    assert run(base, "who") == "/work\n65534\n65534\n/work\n"
+
+
+def test_dockerignore_keeps_excluded_files_out_of_copy(base, tmp_path):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nCOPY . /ctx\n", {
+        ".dockerignore": "secret.txt\nlogs\n!logs/keep.log\n**/*.tmp\n",
+        "secret.txt": "no", "logs/a.log": "no", "logs/keep.log": "yes", "src/x.tmp": "no", "src/x.c": "yes"})
+    build(base, context, "-t", "ign")
+    listing = run(base, "ign", "find", "/ctx", "-type", "f").split()
+    assert sorted(listing) == ["/ctx/.dockerignore", "/ctx/Dockerfile", "/ctx/logs/keep.log", "/ctx/src/x.c"]
+
+
+def tar_gz(files: dict[str, str]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, text in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return gzip.compress(raw.getvalue())
+
+
+def test_add_unpacks_a_local_tar_archive(base, tmp_path):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nADD files.tar.gz /opt/\nCOPY files.tar.gz /kept/\n",
+                            {"files.tar.gz": tar_gz({"pkg/readme.txt": "unpacked\n"})})
+    build(base, context, "-t", "tar")
+    assert run(base, "tar", "cat", "/opt/pkg/readme.txt") == "unpacked\n"
+    assert run(base, "tar", "ls", "/kept") == "files.tar.gz\n"  # COPY never unpacks
+
+
+def test_heredocs_become_scripts_and_files(base, tmp_path):
+    context = write_context(tmp_path / "ctx", """
+        FROM busybox
+        ARG WHO=heredoc
+        RUN <<EOF
+        echo one > /one
+        echo two >> /one
+        EOF
+        COPY <<EOF /greeting.txt
+        hello ${WHO}
+        EOF
+        COPY <<'EOF' /raw.txt
+        hello ${WHO}
+        EOF
+    """)
+    build(base, context, "-t", "here")
+    assert run(base, "here", "cat", "/one", "/greeting.txt", "/raw.txt") == "one\ntwo\nhello heredoc\nhello ${WHO}\n"
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+def test_a_parse_error_stops_the_build_with_its_line_number(base, tmp_path):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nRUN true\nCOPY --form=x a /b\n")
+    result = build(base, context, ok=False)
+    assert result.returncode == 125 and "Dockerfile:3" in result.stderr and "hint:" in result.stderr
+
+
+def test_a_failing_run_stops_the_build_with_its_exit_code_and_output(base, tmp_path):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nRUN echo about to fail; exit 3\nRUN echo never\n")
+    result = build(base, context, "-t", "bad", ok=False)
+    assert result.returncode == 3 and "about to fail" in result.stdout and "never" not in result.stdout
+    assert "non-zero code: 3" in result.stderr
+    assert base("inspect", "bad").returncode != 0
+
+
+def test_copy_refuses_a_path_outside_the_context(base, tmp_path):
+    (tmp_path / "outside.txt").write_text("secret")
+    context = write_context(tmp_path / "ctx", "FROM busybox\nCOPY ../outside.txt /x\n")
+    result = build(base, context, ok=False)
+    assert result.returncode == 125 and "outside the build context" in result.stderr
+
+
+def test_a_symlink_pointing_out_of_the_context_is_never_followed_out(base, tmp_path):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nCOPY link/passwd /x\n")
+    os.symlink("/etc", tmp_path / "ctx" / "link")
+    result = build(base, context, ok=False)
+    assert result.returncode == 125 and "not found in the build context" in result.stderr
