@@ -75,7 +75,7 @@ def apply(spec, image: dict | None) -> None:
 def switch_user(user: str, env: dict[str, str]) -> None:
     """Become `user` (name, uid, name:group ...) as the container's /etc/passwd says. Call in the child."""
     uid, gid, groups, home = imageconfig.lookup_user(user, read_text("/etc/passwd"), read_text("/etc/group"))
-    os.setgroups(groups)
+    os.setgroups([gid, *groups])  # as Docker: the primary group is among the groups too
     os.setgid(gid)
     os.setuid(uid)
     if env.get("HOME") in (None, "/root") and home:

@@ -1,0 +1,158 @@
+"""Chapter 05 on: `run IMAGE` applies the image, `commit` turns a container into one."""
+
+import json
+import os
+
+import pytest
+
+from conftest import needs_root
+from oci_helpers import directory, file, oci_archive, symlink, tar_bytes
+
+pytestmark = needs_root
+
+
+def make_image(dockyard, rootfs: str, name: str, *changes: str) -> None:
+    args = [arg for change in changes for arg in ("-c", change)]
+    result = dockyard("import", *args, rootfs, name)
+    assert result.returncode == 0, result.stderr
+
+
+def output(dockyard, *args: str) -> str:
+    result = dockyard(*args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_an_imported_image_runs(dockyard, busybox_image):
+    assert output(dockyard, "run", "--rm", "busybox", "echo", "hello") == "hello\n"
+    assert output(dockyard, "run", "--rm", "busybox:latest", "cat", "/etc/passwd").startswith("root:")
+
+
+def test_an_image_runs_by_id_and_by_digest(dockyard, busybox_image):
+    image = json.loads(output(dockyard, "inspect", "busybox"))[0]
+    digest = image["RepoDigests"][0].split("@")[1]
+    assert output(dockyard, "run", "--rm", image["Id"][7:19], "echo", "by-id") == "by-id\n"
+    assert output(dockyard, "run", "--rm", f"busybox@{digest}", "echo", "by-digest") == "by-digest\n"
+
+
+def test_an_unknown_image_is_an_error_with_a_hint(dockyard):
+    result = dockyard("run", "--rm", "nosuch", "true")
+    assert result.returncode == 125 and "no such image" in result.stderr and "hint:" in result.stderr
+
+
+COMBINATIONS = [  # (Entrypoint change, Cmd change, run arguments, expected output)
+    (None, 'CMD ["echo", "from-cmd"]', [], "from-cmd\n"),
+    (None, 'CMD ["echo", "from-cmd"]', ["echo", "from-args"], "from-args\n"),
+    (None, "CMD echo shell form $((1+1))", [], "shell form 2\n"),
+    ('ENTRYPOINT ["echo", "ep"]', 'CMD ["cmd"]', [], "ep cmd\n"),
+    ('ENTRYPOINT ["echo", "ep"]', 'CMD ["cmd"]', ["args"], "ep args\n"),
+    ('ENTRYPOINT ["echo", "ep"]', 'CMD ["cmd"]', ["--entrypoint", "echo"], "\n"),
+    ('ENTRYPOINT ["echo", "ep"]', 'CMD ["cmd"]', ["--entrypoint", "echo", "x"], "x\n"),
+    ('ENTRYPOINT ["echo", "ep"]', None, [], "ep\n"),
+]
+
+
+@pytest.mark.parametrize("entrypoint, cmd, args, expected", COMBINATIONS)
+def test_entrypoint_and_cmd_combine_as_in_docker(dockyard, rootfs, entrypoint, cmd, args, expected):
+    make_image(dockyard, rootfs, "combo", *[c for c in (entrypoint, cmd) if c])
+    flags = [a for a in args[:2] if args[:1] == ["--entrypoint"]]
+    rest = args[2:] if flags else args
+    assert output(dockyard, "run", "--rm", *flags, "combo", *rest) == expected
+
+
+def test_an_image_without_a_command_needs_one_on_the_command_line(dockyard, rootfs):
+    make_image(dockyard, rootfs, "nocmd")
+    result = dockyard("run", "--rm", "nocmd")
+    assert result.returncode == 125 and "no command" in result.stderr and "hint:" in result.stderr
+
+
+def test_env_and_workdir_come_from_the_image_and_the_command_line_wins(dockyard, rootfs):
+    make_image(dockyard, rootfs, "envy", "ENV GREETING=hello PATH=/bin:/sbin", "WORKDIR /srv/app")
+    out = output(dockyard, "run", "--rm", "envy", "sh", "-c", 'echo "$GREETING $PATH"; pwd')
+    assert out == "hello /bin:/sbin\n/srv/app\n"
+    out = output(dockyard, "run", "--rm", "-e", "GREETING=bye", "-w", "/tmp", "envy", "sh", "-c", 'echo $GREETING; pwd')
+    assert out == "bye\n/tmp\n"
+
+
+def test_the_images_user_is_looked_up_in_its_own_passwd_file(dockyard, rootfs):
+    with open(os.path.join(rootfs, "etc", "passwd"), "a") as f:
+        f.write("app:x:1234:4321:app:/home/app:/bin/sh\n")
+    with open(os.path.join(rootfs, "etc", "group"), "a") as f:
+        f.write("app:x:4321:\nextra:x:777:app\n")
+    make_image(dockyard, rootfs, "withuser", "USER app")
+    assert output(dockyard, "run", "--rm", "withuser", "sh", "-c", "id -u; id -g; id -G; echo $HOME") == \
+        "1234\n4321\n4321 777\n/home/app\n"
+    assert output(dockyard, "run", "--rm", "-u", "root", "withuser", "id", "-u") == "0\n"
+    assert output(dockyard, "run", "--rm", "-u", "nobody:app", "withuser", "id") == \
+        "uid=65534(nobody) gid=4321(app) groups=4321(app)\n"
+    assert output(dockyard, "run", "--rm", "-u", "4000:4001", "withuser", "id", "-u") == "4000\n"
+
+
+def test_an_unknown_user_is_an_error_with_a_hint(dockyard, busybox_image):
+    result = dockyard("run", "--rm", "-u", "ghost", "busybox", "true")
+    assert result.returncode == 125 and "ghost" in result.stderr and "hint:" in result.stderr
+
+
+@pytest.mark.parametrize("driver", ["overlay", "vfs"])
+def test_run_commit_run_sees_the_changes(dockyard, busybox_image, driver):
+    script = "echo changed > /etc/motd; rm /bin/ls; mkdir /srv; echo x > /srv/f; rm -rf /usr/sbin; mkdir /usr/sbin"
+    assert dockyard("--storage-driver", driver, "run", "--name", "c1", "busybox", "sh", "-c", script).returncode == 0
+    result = dockyard("--storage-driver", driver, "commit", "-c", 'CMD ["cat", "/etc/motd"]', "c1", "committed:v1")
+    assert result.returncode == 0, result.stderr
+    assert output(dockyard, "--storage-driver", driver, "run", "--rm", "committed:v1") == "changed\n"
+    check = "test -e /bin/ls && echo ls || echo no-ls; cat /srv/f; ls /usr/sbin | wc -l"
+    assert output(dockyard, "--storage-driver", driver, "run", "--rm", "committed:v1", "sh", "-c", check) == \
+        "no-ls\nx\n0\n"
+    history = output(dockyard, "history", "committed:v1").splitlines()
+    assert "commit" in history[1] and "import" in history[2]
+    dockyard("rm", "c1")
+
+
+def test_commit_of_the_same_changes_gives_the_same_layer(dockyard, busybox_image):
+    for name in ("c1", "c2"):
+        dockyard("run", "--name", name, "busybox", "sh", "-c", "echo same > /same; touch -d @1700000000 /same")
+    layers = [json.loads(output(dockyard, "inspect", output(dockyard, "commit", name).strip()))[0]["RootFS"]["Layers"]
+              for name in ("c1", "c2")]
+    assert layers[0] == layers[1]
+    dockyard("rm", "c1", "c2")
+
+
+def test_save_rmi_load_run_round_trip(dockyard, busybox_image, tmp_path):
+    archive = str(tmp_path / "busybox.tar")
+    assert dockyard("save", "-o", archive, "busybox").returncode == 0
+    assert dockyard("rmi", "busybox").returncode == 0
+    assert dockyard("image", "prune").returncode == 0
+    assert os.listdir(os.path.join(dockyard.root, "layers")) == []
+    assert dockyard("load", "-i", archive).returncode == 0
+    assert output(dockyard, "run", "--rm", "busybox", "echo", "back") == "back\n"
+
+
+@pytest.mark.parametrize("driver", ["overlay", "vfs"])
+def test_whiteouts_across_three_layers_hide_files_in_the_container(dockyard, busybox_rootfs, tmp_path, driver):
+    base = tar_bytes(*[file(f"bin/{n}", open(os.path.join(busybox_rootfs, "bin", "busybox"), "rb").read(), mode=0o755)
+                       for n in ["busybox"]], symlink("bin/sh", "busybox"), symlink("bin/ls", "busybox"),
+                     directory("proc"), file("a", b"a1\n"), directory("b"), file("b/old", b"old\n"),
+                     directory("d"), file("d/e", b"e\n"))
+    middle = tar_bytes(file(".wh.a"), directory("b"), file("b/.wh..wh..opq"), file("b/new", b"new\n"))
+    top = tar_bytes(file("a", b"a3\n"), file(".wh.d"))
+    (tmp_path / "three.tar").write_bytes(oci_archive([base, middle, top], name="three:latest"))
+    assert dockyard("load", "-i", str(tmp_path / "three.tar")).returncode == 0
+    out = output(dockyard, "--storage-driver", driver, "run", "--rm", "three", "/bin/sh", "-c",
+                 "cat /a; ls /b; test -e /d && echo d-present || echo d-gone")
+    assert out == "a3\nnew\nd-gone\n"
+
+
+def test_rmi_refuses_an_image_that_a_container_uses_unless_forced(dockyard, busybox_image):
+    dockyard("run", "--name", "user", "busybox", "true")
+    result = dockyard("rmi", "busybox")
+    assert result.returncode == 125 and "in use" in result.stderr and "hint:" in result.stderr
+    assert dockyard("rmi", "-f", "busybox").returncode == 0
+    assert dockyard("image", "prune").returncode == 0
+    assert output(dockyard, "start", "-a", "user") == ""  # its layers were kept for it
+    dockyard("rm", "user")
+
+
+def test_the_images_volumes_become_volumes(dockyard, rootfs):
+    make_image(dockyard, rootfs, "withvolume", "VOLUME /data")
+    assert dockyard("run", "--rm", "withvolume", "sh", "-c", "echo kept > /data/f").returncode == 0
+    assert len(output(dockyard, "volume", "ls").splitlines()) == 2  # a header and one anonymous volume
