@@ -33,6 +33,7 @@ from .errors import DockyardError
 HOSTNAME = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 
 
+# --8<-- [start:clone_flags]
 def clone_flags(network: str, userns: bool) -> int:
     """The namespaces a container gets: all of them, less those shared on request."""
     flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
@@ -41,6 +42,7 @@ def clone_flags(network: str, userns: bool) -> int:
     if userns:
         flags |= libc.CLONE_NEWUSER
     return flags
+# --8<-- [end:clone_flags]
 
 
 def check_hostname(name: str) -> str:
@@ -55,6 +57,7 @@ def check_hostname(name: str) -> str:
 # A new user namespace starts with no uid mapped. The parent, still outside,
 # writes the child's maps: "inside outside count" per line.
 
+# --8<-- [start:id_maps]
 def id_maps() -> tuple[str, str]:
     """The uid and gid maps for a container: ours alone when rootless, a range for root."""
     uid, gid = os.geteuid(), os.getegid()
@@ -77,6 +80,7 @@ def write_id_maps(pid: int) -> None:
     except PermissionError as err:
         raise DockyardError("cannot map user ids into the container's user namespace",
                             hint="check that user namespaces are enabled: sysctl user.max_user_namespaces") from err
+# --8<-- [end:id_maps]
 
 
 def write_proc(pid: int, name: str, text: str) -> None:
