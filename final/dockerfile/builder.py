@@ -178,6 +178,7 @@ class Builder:
 
     # --- one step -------------------------------------------------------------------
 
+    # --8<-- [start:do_step]
     def do_step(self, state: State, instruction: Instruction) -> None:
         """Apply one instruction to the state, from the cache when its key is known."""
         try:
@@ -199,6 +200,7 @@ class Builder:
         except (steps.StepError, ExpandError) as err:
             raise error_at("Dockerfile", instruction.start_line, getattr(err, "problem", str(err)),
                            getattr(err, "hint", "check the instruction")) from None
+    # --8<-- [end:do_step]
 
     def declare_args(self, state: State, instruction: Instruction) -> None:
         """ARG NAME[=default]: the value comes from --build-arg, the default, or the global ARG."""

@@ -24,10 +24,12 @@ from typing import Any
 from ..blobs import BlobStore
 
 
+# --8<-- [start:chain]
 def chain(parent: str, *inputs: Any) -> str:
     """The key of a step: a digest of its parent's key and its own inputs."""
     data = json.dumps([parent, *inputs], sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+# --8<-- [end:chain]
 
 
 class Cache:

@@ -82,6 +82,7 @@ def parse_file(path: str, name: str | None = None) -> Dockerfile:
         return parse(f.read(), name or path)
 
 
+# --8<-- [start:parse]
 def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
     """Parse a Dockerfile's text into checked instructions."""
     reader = lexer.Reader(text, filename)
@@ -101,6 +102,7 @@ def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
         raise reader.error("the Dockerfile is empty: it has no instructions",
                            hint="start it with FROM IMAGE (or FROM scratch)", line=max(reader.number, 1))
     return Dockerfile(instructions, reader.directives, reader.escape, filename)
+# --8<-- [end:parse]
 
 
 def parse_line(text: str, escape: str) -> Instruction:
