@@ -90,6 +90,8 @@ def test_the_container_dies_with_its_engine_when_the_engine_is_killed(dockyard, 
     engine.communicate(timeout=20)
     # The container's PID 1 is now our orphan: it must die without being told.
     assert reap_within(container, 20), "the container outlived its SIGKILLed engine"
+    # The next command clears what the dead engine could not (its cgroup, from chapter 3 on).
+    assert dockyard("run", "--rootfs", rootfs, "true").returncode == 0
 
 
 # --- --init -------------------------------------------------------------------------
