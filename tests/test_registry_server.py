@@ -7,6 +7,7 @@ import os
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 
@@ -267,7 +268,11 @@ def test_the_server_logs_one_line_per_request(registry):
     before = len(read(log).splitlines())
     request(addr, "GET", "/v2/")
     request(addr, "GET", "/v2/nothing/manifests/latest")
-    lines = read(log).splitlines()[before:]
+    for _ in range(100):  # the line is written once the answer has gone out: wait for it
+        lines = read(log).splitlines()[before:]
+        if len(lines) >= 2:
+            break
+        time.sleep(0.05)
     assert len(lines) == 2 and '"GET /v2/" 200' in lines[0] and " 404 " in lines[1]
 
 
