@@ -138,32 +138,41 @@ class TarStream:
 
 def number(field: bytes) -> int:
     """A numeric header field: octal text, or GNU's base-256 when the top bit is set."""
-    if field and field[0] & 0x80:
+    if field[0] & 0x80:
         value = int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
         return value - (1 << (8 * len(field) - 1)) if field[0] & 0x40 else value
-    text = field.split(b"\0", 1)[0].strip()
     try:
-        return int(text, 8) if text else 0
-    except ValueError:
-        raise BadArchive(f"bad number {text!r} in a tar header") from None
+        return int(field.strip(b" \0") or b"0", 8)
+    except ValueError:  # text after the NUL, or not a number at all
+        text = field.split(b"\0", 1)[0].strip()
+        try:
+            return int(text, 8) if text else 0
+        except ValueError:
+            raise BadArchive(f"bad number {text!r} in a tar header") from None
 
 
 def text(field: bytes) -> str:
-    return os.fsdecode(field.split(b"\0", 1)[0])
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def check_header(block: bytes) -> None:
+    """The checksum: the sum of the header's bytes, its own field counted as spaces."""
+    if number(block[148:156]) != sum(block) - sum(block[148:156]) + 256:
+        raise BadArchive("a tar header has a bad checksum (corrupted or not a tar archive)")
 
 
 def parse_header(block: bytes) -> Member:
-    """Decode one 512-byte ustar/GNU header, checking its checksum."""
-    stored = number(block[148:156])
-    if stored != sum(block[:148]) + 256 + sum(block[156:]):
-        raise BadArchive("a tar header has a bad checksum (corrupted or not a tar archive)")
+    """Decode one 512-byte ustar/GNU header (already checked)."""
     name = text(block[0:100])
     if block[257:263] == b"ustar\0" and block[345] != 0:  # POSIX: a prefix for long names
         name = text(block[345:500]) + "/" + name
-    return Member(name=name, type=block[156:157] or REGULAR, mode=number(block[100:108]),
-                  uid=number(block[108:116]), gid=number(block[116:124]), size=number(block[124:136]),
-                  mtime_ns=number(block[136:148]) * 10**9, linkname=text(block[157:257]),
-                  devmajor=number(block[329:337]), devminor=number(block[337:345]))
+    m = Member(name, block[156:157] or REGULAR, number(block[100:108]), number(block[108:116]),
+               number(block[116:124]), number(block[124:136]), number(block[136:148]) * 10**9)
+    if m.type in (HARDLINK, SYMLINK):
+        m.linkname = text(block[157:257])
+    elif m.type in (CHAR, BLOCKDEV):
+        m.devmajor, m.devminor = number(block[329:337]), number(block[337:345])
+    return m
 
 
 def parse_pax(data: bytes) -> dict[str, bytes]:
@@ -214,23 +223,27 @@ def members(stream: TarStream) -> Iterator[Member]:
                 raise BadArchive("the archive ends in the middle of a header (truncated)")
             stream.drain()
             return
-        member = parse_header(block)
-        if member.type in (b"x", b"g", b"L", b"K"):
-            data = stream.read(member.size + padding(member.size))[:member.size]
-            if len(data) < member.size:
+        check_header(block)
+        kind = block[156:157]
+        if kind in (b"x", b"g", b"L", b"K"):
+            size = number(block[124:136])
+            data = stream.read(size + padding(size))[:size]
+            if len(data) < size:
                 raise BadArchive("the archive ends inside an extended header (truncated)")
-            if member.type == b"x":
+            if kind == b"x":
                 pax.update(parse_pax(data))
-            elif member.type == b"g":
+            elif kind == b"g":
                 global_pax.update(parse_pax(data))
             else:
-                pax["path" if member.type == b"L" else "linkpath"] = data.split(b"\0", 1)[0]
+                pax["path" if kind == b"L" else "linkpath"] = data.split(b"\0", 1)[0]
             continue
+        member = parse_header(block)
         if member.type == b"S":
             raise BadArchive("GNU sparse files in layers are not supported",
                              hint="create the archive without --sparse")
-        apply_pax(member, {**global_pax, **pax})
-        pax = {}
+        if pax or global_pax:
+            apply_pax(member, {**global_pax, **pax})
+            pax = {}
         if member.type not in DATA_LESS:
             start = stream.tell()
             yield member
