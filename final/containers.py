@@ -79,8 +79,10 @@ def read_json(path: str) -> Any:
 
 def create(spec: Any) -> None:
     """Give a new container its name, layers and record; nothing is left if a step fails."""
-    from . import volumes
-    spec.lowers = spec.lowers or [spec.rootfs]
+    from . import runtime, volumes
+    if not spec.lowers:  # run --rootfs DIR: the one read-only layer is DIR
+        runtime.check_request(spec)
+        spec.lowers = [spec.rootfs]
     layers.check_driver(spec.storage_driver)
     volumes.prepare(spec.root, spec.volumes, spec.userns)
     spec.name = reserve_name(spec.root, spec.name, spec.id)

@@ -36,7 +36,7 @@ import stat
 from dataclasses import dataclass
 from typing import Iterator
 
-from . import config, libc, vfs
+from . import config, libc, namespaces, vfs
 from .errors import DockyardError
 
 DRIVERS = ("overlay", "vfs")
@@ -106,29 +106,27 @@ def mount(layers: Layers, userns: bool) -> str:
     """Mount the container's rootfs and return its path; call in the child, mounts private."""
     if layers.driver == "vfs":
         return layers.top()  # a plain directory: build_root binds it onto itself
-    merged = layers.path("merged")
-    try:
-        libc.mount("overlay", merged, "overlay", 0, overlay_options(layers, userns))
-    except OSError as err:
-        raise DockyardError(f"cannot mount the overlay filesystem: {err.strerror}",
-                            hint="use the copying driver: --storage-driver vfs (before the command)") from err
-    return merged
-# --8<-- [end:create]
-
-
-def overlay_options(layers: Layers, userns: bool) -> str:
-    """overlay's mount options: the layer stack, and settings that keep upper/ a plain diff."""
-    def escape(path: str) -> str:
-        return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
-    options = (f"lowerdir={':'.join(escape(p) for p in layers.stack())},"
-               f"upperdir={escape(layers.path('upper'))},workdir={escape(layers.path('work'))}")
-    if len(options) > 4000:
-        # mount(2) takes one page of options: name the layers relative to a shared parent.
-        os.chdir(os.path.commonpath([layers.directory, *layers.lowers]))
-        options = options.replace(os.getcwd() + "/", "")
+    # Open every dir while we can still reach it through the host's private dirs
+    # (root with --userns is host root until pivot), and name them by fd: the
+    # options stay short however many layers there are, and show no host path.
+    fds = [os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+           for path in (*layers.stack(), layers.path("upper"), layers.path("work"), layers.path("merged"))]
+    *lowers, upper, work, merged = (f"/proc/self/fd/{fd}" for fd in fds)
+    options = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
     # A renamed directory is copied, not redirected, so upper/ reads as a diff;
     # in a user namespace overlay keeps its xattrs under user.* (trusted.* needs the host's root).
-    return options + ",redirect_dir=nofollow" + (",userxattr" if userns else "")
+    options += ",redirect_dir=nofollow" + (",userxattr" if userns else "")
+    try:
+        # As root of the user namespace: the files overlay makes in work/ and upper/ need a mapped owner.
+        namespaces.as_root_inside(lambda: libc.mount("overlay", merged, "overlay", 0, options))
+    except OSError as err:
+        raise DockyardError(f"cannot mount the overlay filesystem: {err.strerror or err}",
+                            hint="use the copying driver: --storage-driver vfs (before the command)") from err
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return layers.path("merged")
+# --8<-- [end:create]
 
 
 def make_init_layer(init: str, rootfs: str, userns: bool) -> None:

@@ -23,7 +23,7 @@ import re
 import shutil
 from dataclasses import dataclass
 
-from . import libc
+from . import libc, namespaces
 from .errors import DockyardError
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -123,11 +123,13 @@ def open_inside(root_fd: int, path: str, directory: bool) -> int:
         pass
     parent, name = os.path.split(os.path.normpath(path))
     parent_fd = open_inside(root_fd, parent, True)
-    try:
+    def make() -> None:
         if directory:
             os.mkdir(name, 0o755, dir_fd=parent_fd)
         else:
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent_fd))
+    try:
+        namespaces.as_root_inside(make)  # the container's layer takes only owners it can map
     finally:
         os.close(parent_fd)
     return open_inside(root_fd, path, directory)

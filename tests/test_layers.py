@@ -1,0 +1,138 @@
+"""Chapter 04 on: a container writes into a layer of its own, never into its rootfs.
+
+Every test runs on both storage drivers: overlay (the default) and vfs (copies).
+"""
+
+import hashlib
+import os
+import subprocess
+
+import pytest
+
+from conftest import needs_root
+
+pytestmark = needs_root
+DRIVERS = ("overlay", "vfs")
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request) -> str:
+    return request.param
+
+
+def run(dockyard, driver: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    """`run ARGS` on the given storage driver."""
+    return dockyard("--storage-driver", driver, "run", *args, **kwargs)
+
+
+def run_ok(dockyard, driver: str, *args: str) -> str:
+    result = run(dockyard, driver, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def fingerprint(tree: str) -> dict[str, str]:
+    """Every path under `tree` with its type, mode and content (or link target)."""
+    found = {}
+    for directory, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                what = "link " + os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    what = hashlib.sha256(f.read()).hexdigest()
+            else:
+                what = "dir"
+            found[os.path.relpath(path, tree)] = f"{st.st_mode:o} {st.st_uid} {what}"
+    return found
+
+
+CHANGES = "echo new > /added; mkdir -p /srv/new/deep; echo more >> /etc/passwd; rm /bin/ls; rm -rf /root"
+
+
+def test_writes_deletes_and_changes_inside_never_reach_the_rootfs(dockyard, rootfs, driver):
+    before = fingerprint(rootfs)
+    run_ok(dockyard, driver, "--rootfs", rootfs, "sh", "-c", CHANGES + "; chmod 700 /etc; touch /tmp/x")
+    assert fingerprint(rootfs) == before
+
+
+def test_a_deleted_lower_file_is_gone_inside_and_still_in_the_rootfs(dockyard, rootfs, driver):
+    out = run_ok(dockyard, driver, "--rootfs", rootfs, "sh", "-c", "rm /etc/group; ls /etc/group || echo gone")
+    assert "gone" in out
+    assert os.path.exists(os.path.join(rootfs, "etc/group"))
+
+
+def test_two_containers_of_one_rootfs_do_not_see_each_others_changes(dockyard, rootfs, driver):
+    run_ok(dockyard, driver, "--name", "first", "--rootfs", rootfs, "sh", "-c", "echo mine > /tmp/note; rm /bin/cat")
+    out = run_ok(dockyard, driver, "--name", "second", "--rootfs", rootfs, "sh", "-c",
+                 "ls /tmp/note 2>&1 || true; cat /etc/group >/dev/null && echo cat-works")
+    assert "No such file" in out and "cat-works" in out
+
+
+def diff(dockyard, name: str) -> list[str]:
+    result = dockyard("diff", name)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_diff_lists_exactly_what_the_container_added_changed_and_deleted(dockyard, rootfs, driver):
+    run_ok(dockyard, driver, "--name", "ctr", "--rootfs", rootfs, "sh", "-c", CHANGES)
+    assert diff(dockyard, "ctr") == ["A /added", "C /bin", "D /bin/ls", "C /etc", "C /etc/passwd",
+                                   "D /root", "A /srv", "A /srv/new", "A /srv/new/deep"]
+
+
+def test_a_directory_removed_and_made_again_hides_everything_it_held_below(dockyard, rootfs, driver):
+    os.makedirs(os.path.join(rootfs, "srv/data"))
+    for name in ("a", "b"):
+        with open(os.path.join(rootfs, "srv/data", name), "w") as f:
+            f.write(name)
+    out = run_ok(dockyard, driver, "--name", "ctr", "--rootfs", rootfs, "sh", "-c",
+                 "rm -rf /srv/data; mkdir /srv/data; touch /srv/data/c; ls /srv/data")
+    assert out.split() == ["c"]
+    assert diff(dockyard, "ctr") == ["C /srv", "C /srv/data", "D /srv/data/a", "D /srv/data/b", "A /srv/data/c"]
+
+
+def test_a_container_that_changed_nothing_has_an_empty_diff(dockyard, rootfs, driver):
+    run_ok(dockyard, driver, "--name", "ctr", "--rootfs", rootfs, "cat", "/etc/hostname", "/etc/hosts")
+    assert diff(dockyard, "ctr") == []
+
+
+def test_the_layer_mount_never_appears_on_the_hosts_mount_table(dockyard, rootfs, driver):
+    engine = dockyard.popen("--storage-driver", driver, "run", "--rm", "--rootfs", rootfs,
+                            "sh", "-c", "echo ready; read line", stdin=subprocess.PIPE)
+    try:
+        assert engine.stdout.readline() == "ready\n"
+        with open("/proc/self/mountinfo") as f:
+            assert dockyard.root not in f.read()
+    finally:
+        engine.communicate("done\n", timeout=20)
+
+
+def test_info_shows_the_storage_driver(dockyard, driver):
+    result = dockyard("--storage-driver", driver, "info")
+    assert f"Storage Driver: {driver}" in result.stdout
+
+
+def test_a_container_keeps_the_storage_driver_it_was_made_with(dockyard, rootfs, driver):
+    other = "vfs" if driver == "overlay" else "overlay"
+    run_ok(dockyard, driver, "--name", "ctr", "--rootfs", rootfs, "sh", "-c", "echo x > /added")
+    assert dockyard("--storage-driver", other, "diff", "ctr").stdout == "A /added\n"
+    result = dockyard("--storage-driver", other, "start", "-a", "ctr")
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_unknown_storage_driver_is_refused_with_exit_125(dockyard, rootfs):
+    result = dockyard("--storage-driver", "zfs", "run", "--rootfs", rootfs, "true")
+    assert result.returncode == 125 and "hint:" in result.stderr
+
+
+def test_a_rootless_container_writes_into_its_own_layer_only(nobody, driver):
+    before = fingerprint(nobody.rootfs)
+    result = nobody("--storage-driver", driver, "run", "--name", "ctr", "--rootfs", nobody.rootfs,
+                    "sh", "-c", "echo hi > /etc/motd; rm -rf /root; mkdir /root; rm /bin/ls")
+    assert result.returncode == 0, result.stderr
+    assert fingerprint(nobody.rootfs) == before
+    assert nobody("diff", "ctr").stdout.split("\n")[:-1] == ["C /bin", "D /bin/ls", "C /etc", "A /etc/motd", "C /root"]
+    assert nobody("rm", "ctr").returncode == 0
