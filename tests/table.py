@@ -28,6 +28,10 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_rootless.py": 2,
     # Chapter 03: cgroups
     "test_cgroups.py": 3,
+    # Chapter 04: union layers
+    "test_layers.py": 4,
+    "test_containers.py": 4,
+    "test_volumes.py": 4,
     # Chapter 05: images
     "test_images.py": 5,
     "test_image_interop.py": 5,
