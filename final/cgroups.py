@@ -35,6 +35,7 @@ Not yet:   every container writes into its rootfs for all to see; see chapter 4.
 import errno
 import functools
 import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -157,8 +158,9 @@ def create(container_id: str, limits: Limits) -> bool:
     with liveness.engine_lock():
         remove_leftovers(layout)
         liveness.hold(container_id)
-        make_cgroup(layout, container_id)
     try:
+        with liveness.engine_lock():
+            make_cgroup(layout, container_id)
         apply(layout, container_id, settings_for(layout, limits))
     except BaseException:
         remove(container_id)  # no cgroup may outlive a refused request
@@ -276,7 +278,7 @@ def kill_all(directory: str) -> None:
     while (pids := read_words(os.path.join(directory, "cgroup.procs"))) and time.monotonic() < deadline:
         for pid in pids:
             try:
-                os.kill(int(pid), 9)
+                os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass
         time.sleep(0.005)
