@@ -17,6 +17,7 @@ import os
 from .errors import DockyardError
 
 
+# --8<-- [start:commit_container]
 def commit_container(root: str, container: str, name: str | None, changes: list[str], message: str):
     """Make an image from the container's base image (or rootfs) plus its changes."""
     from . import containers, imageconfig, imagespec, layers, reference
@@ -35,6 +36,7 @@ def commit_container(root: str, container: str, name: str | None, changes: list[
         layer, diff_id = store.write_layer(stack.top(), changes=layers.changes(stack))
     imagespec.add_layer(config, diff_id, f"dockyard commit {container_id[:12]}", message)
     return store.create_image(config, base_layers + [layer], [name] if name else [])
+# --8<-- [end:commit_container]
 
 
 def base_of(store, spec) -> tuple[dict, list[dict]]:

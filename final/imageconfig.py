@@ -86,6 +86,7 @@ def pairs(text: str, legacy: bool) -> dict[str, str]:
 
 # --- at run time ------------------------------------------------------------------
 
+# --8<-- [start:command_line]
 def command_line(config: dict, entrypoint: str | None, args: list[str]) -> list[str]:
     """The container's argv from the image's Entrypoint/Cmd and the command line."""
     image_entrypoint = config.get("Entrypoint") or []
@@ -97,6 +98,7 @@ def command_line(config: dict, entrypoint: str | None, args: list[str]) -> list[
         raise UsageError("no command specified",
                          hint="the image has no Cmd or Entrypoint: give a command after the image name")
     return argv
+# --8<-- [end:command_line]
 
 
 def environment(config: dict, base: dict[str, str]) -> dict[str, str]:

@@ -267,6 +267,7 @@ class Store(BlobStore):
         return [self.unpack_layer(layer, diff_id, whiteouts)
                 for layer, diff_id in zip(image.layers, image.diff_ids)]
 
+    # --8<-- [start:unpack_layer]
     def unpack_layer(self, layer: dict, diff_id: str, whiteouts: str = "overlay") -> str:
         """Unpack one layer blob into layers/<diff id>, checking both digests."""
         target = self.layer_dir(diff_id)
@@ -290,6 +291,7 @@ class Store(BlobStore):
         finally:
             shutil.rmtree(temp, ignore_errors=True)
         return target
+    # --8<-- [end:unpack_layer]
 
 
 def set_name(entries: list[dict], entry: dict, name: str) -> list[dict]:

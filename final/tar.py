@@ -89,6 +89,7 @@ class Unpacker:
 
     # --- walking ---------------------------------------------------------------
 
+    # --8<-- [start:open_dir]
     def open_dir(self, parts: list[str], create: bool = True) -> int:
         """An fd of the directory `parts`, walked from the layer's root without following symlinks."""
         key = "/".join(parts)
@@ -108,6 +109,7 @@ class Unpacker:
             raise
         self.dirs[key] = fd
         return fd
+    # --8<-- [end:open_dir]
 
     def forget(self, prefix: str) -> None:
         """Close cached fds at and below `prefix` ('' closes all but the root)."""

@@ -99,6 +99,7 @@ def write_layer(source: str, out: BinaryIO, upper: bool = False, epoch: int | No
     return writer.close()
 
 
+# --8<-- [start:walk]
 def walk(top: str, prefix: str, upper: bool, epoch: int | None,
          seen: dict[tuple[int, int], str]) -> Iterator[tuple[Member, str]]:
     """Members for everything below `top`, in the reproducible order."""
@@ -120,6 +121,7 @@ def walk(top: str, prefix: str, upper: bool, epoch: int | None,
                 yield Member(name=name + "/.wh..wh..opq", type=tarformat.REGULAR, mode=0,
                              mtime_ns=member.mtime_ns), entry.path
             yield from walk(entry.path, name + "/", upper, epoch, seen)
+# --8<-- [end:walk]
 
 
 def member_of(path: str, name: str, st: os.stat_result, epoch: int | None,
