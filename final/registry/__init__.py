@@ -10,10 +10,13 @@ registry, nor the network, only the digest it asked for.
     names.py     the grammar of repository names, tags and digests
     spec.py      media types and the spec's JSON error codes
     storage.py   the server's content-addressed, crash-safe disk layout
-    api.py       the distribution API's endpoints, one function each
+    api.py       the distribution API: routes, pull, discovery, deletes, referrers
+    push.py      ... and its push half: uploads and manifests
     server.py    HTTP plumbing: routing, streaming bodies, auth, logging
     auth.py      passwords, Basic auth and bearer tokens
+    transport.py HTTP to a registry: TLS or not, Basic and bearer tokens, redirects
     client.py    pull and push against any registry (Docker Hub included)
+    credentials.py, progress.py   login's config.json; Docker-like progress lines
     commands.py  `registry serve`, `pull`, `push`, `login`, `logout`
 
 New here:  the OCI distribution spec, HTTP/1.1 (chunked bodies, Range), tokens
