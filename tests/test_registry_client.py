@@ -241,3 +241,19 @@ def test_a_broken_download_resumes_where_it_stopped(dockyard, hostile):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == sha256(IMAGE["manifest"])
     assert hostile.RequestHandlerClass.ranges == ["", "bytes=1000-"]
+
+
+def test_login_with_basic_auth_checks_the_password_before_saving_it(dockyard, tmp_path, busybox_rootfs):
+    users, config = tmp_path / "users", tmp_path / "client-config"
+    dockyard("registry", "passwd", str(users), "bob", input="pw\n")
+    env = {**dockyard.impl.env(), "DOCKYARD_CONFIG": str(config)}
+    with our_registry(dockyard, tmp_path, "--htpasswd", str(users)) as (addr, _, _):
+        wrong = dockyard("login", "-u", "bob", "--password-stdin", addr, input="nope\n", env=env)
+        fails_cleanly(wrong, "login to", "password")
+        assert not (config / "config.json").exists()
+        assert dockyard("login", "-u", "bob", "--password-stdin", addr, input="pw\n", env=env).returncode == 0
+        name = f"{addr}/bob/app:v1"
+        dockyard("import", busybox_rootfs, name)
+        pushed = dockyard("push", name, env=env)
+        assert pushed.returncode == 0, pushed.stderr
+        assert "pw" not in pushed.stdout + pushed.stderr

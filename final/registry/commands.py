@@ -151,8 +151,11 @@ def cmd_login(args: argparse.Namespace) -> int:
     if not user or not password:
         raise UsageError("a user name and a password are needed", hint="login -u USER --password-stdin SERVER")
     session = transport.Session(registry, (user, password), args.insecure_registry)
-    response = session.request("GET", "/v2/", "")
-    response.read()
+    try:
+        session.request("GET", "/v2/", "").read()
+    except transport.Unauthorized as err:
+        raise transport.Unauthorized(f"login to {registry} failed: {err.problem}",
+                                      hint="check the user name and the password") from err
     credentials.remember(registry, user, password)
     print("Login Succeeded")
     return 0

@@ -125,7 +125,8 @@ class Handler(BaseHTTPRequestHandler):
     # --- bodies -----------------------------------------------------------------------
 
     def has_body(self) -> bool:
-        return int(self.headers.get("Content-Length") or 0) > 0 or self.is_chunked()
+        length = self.headers.get("Content-Length", "")
+        return (length.isdigit() and int(length) > 0) or self.is_chunked()
 
     def is_chunked(self) -> bool:
         return "chunked" in self.headers.get("Transfer-Encoding", "").lower()

@@ -37,6 +37,10 @@ class RegistryError(DockyardError):
     """A registry could not be reached, or refused or garbled an answer."""
 
 
+class Unauthorized(RegistryError):
+    """The registry (or its token service) did not accept who we said we are."""
+
+
 def is_loopback(host: str) -> bool:
     """localhost and 127.0.0.0/8 speak plain HTTP, as Docker allows."""
     name = host[1:host.find("]")] if host.startswith("[") else host.split(":")[0] if host.count(":") == 1 else host
@@ -93,7 +97,7 @@ class Session:
         if response.status == 401:
             response.read()
             what = scope.split(":")[1] if scope.count(":") >= 2 else "the API"
-            raise RegistryError(f"{self.registry} refused access to {what}",
+            raise Unauthorized(f"{self.registry} refused access to {what}",
                                 hint=f"log in first (login {self.registry}), or check the name and your rights")
         return response
 
@@ -166,7 +170,7 @@ class Session:
         response = self.exchange(realm.scheme, realm.netloc, "GET", path, headers, None)
         data = response.read(1 << 20)
         if response.status != 200:
-            raise RegistryError(f"the token service of {self.registry} refused: HTTP {response.status}",
+            raise Unauthorized(f"the token service of {self.registry} refused: HTTP {response.status}",
                                 hint=f"check your user name and password (login {self.registry})")
         try:
             answer = json.loads(data)
