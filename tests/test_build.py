@@ -310,3 +310,55 @@ def test_a_symlink_pointing_out_of_the_context_is_never_followed_out(base, tmp_p
     os.symlink("/etc", tmp_path / "ctx" / "link")
     result = build(base, context, ok=False)
     assert result.returncode == 125 and "not found in the build context" in result.stderr
+
+
+# --- the image config --------------------------------------------------------------------
+
+def inspect_config(dockyard, name: str) -> dict:
+    import json
+    result = dockyard("inspect", name)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)[0]
+
+
+def test_metadata_instructions_end_up_in_the_image_config_as_docker_records_them(base, tmp_path):
+    context = write_context(tmp_path / "ctx", """
+        FROM busybox
+        MAINTAINER Jane <jane@example.com>
+        LABEL org.example.name="my app" version=1
+        ENV A=1 B="two words"
+        EXPOSE 80 53/udp
+        VOLUME /data
+        WORKDIR /srv
+        USER nobody
+        SHELL ["/bin/sh", "-ec"]
+        STOPSIGNAL SIGQUIT
+        HEALTHCHECK --interval=30s --retries=3 CMD wget -q -O- http://localhost/
+        ENTRYPOINT ["/bin/echo"]
+        CMD hello
+        ONBUILD RUN echo triggered
+    """)
+    build(base, context, "-t", "meta")
+    info = inspect_config(base, "meta")
+    c = info["Config"]
+    assert info["Author"] == "Jane <jane@example.com>"
+    assert c["Labels"] == {"org.example.name": "my app", "version": "1"}
+    assert "A=1" in c["Env"] and "B=two words" in c["Env"]
+    assert c["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}} and c["Volumes"] == {"/data": {}}
+    assert (c["WorkingDir"], c["User"], c["StopSignal"]) == ("/srv", "nobody", "SIGQUIT")
+    assert c["Shell"] == ["/bin/sh", "-ec"]
+    assert c["Healthcheck"] == {"Test": ["CMD-SHELL", "wget -q -O- http://localhost/"],
+                                "Interval": 30_000_000_000, "Retries": 3}
+    assert c["Entrypoint"] == ["/bin/echo"] and c["Cmd"] == ["/bin/sh", "-ec", "hello"]
+    assert c["OnBuild"] == ["RUN echo triggered"]
+
+
+def test_onbuild_triggers_run_when_the_image_is_used_as_a_base(base, tmp_path):
+    parent = write_context(tmp_path / "parent", "FROM busybox\nONBUILD COPY marker.txt /from-child.txt\n")
+    build(base, parent, "-t", "parent")
+    child = write_context(tmp_path / "child", "FROM parent\nCMD [\"cat\", \"/from-child.txt\"]\n",
+                          {"marker.txt": "copied by the trigger\n"})
+    out = build(base, child, "-t", "child").stdout
+    assert "Executing build trigger" in out
+    assert run(base, "child") == "copied by the trigger\n"
+    assert not inspect_config(base, "child")["Config"].get("OnBuild")  # triggers are not inherited
