@@ -13,6 +13,9 @@ from registry_helpers import (OCI_MANIFEST, make_image, our_registry, push_image
                               sha256, skopeo, write_oci_layout)
 
 IMAGE = make_image({"hello": b"hello from a registry\n", "data": os.urandom(200_000)})
+EVIL_MANIFEST = json.dumps({**json.loads(IMAGE["manifest"]), "layers": [
+    {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:../../../../etc/passwd",
+     "size": 10}]}).encode()
 
 
 def images_in_store(dockyard) -> list[dict]:
@@ -180,7 +183,7 @@ class Hostile(BaseHTTPRequestHandler):
         if path == "/v2/":
             return self.send(200, b"{}", "application/json")
         if "/manifests/" in path:
-            manifest = IMAGE["manifest"]
+            manifest = EVIL_MANIFEST if mode == "evil-descriptor" else IMAGE["manifest"]
             if mode == "html":
                 return self.send(200, b"<html><body>Welcome to nginx</body></html>", "text/html")
             if mode == "huge":
@@ -225,6 +228,7 @@ def hostile():
     ("wrong-manifest", ["hashes to"]),
     ("wrong-layer", ["wrong content"]),
     ("truncated", ["broke"]),
+    ("evil-descriptor", ["malformed descriptor"]),
 ])
 def test_a_hostile_registry_gets_a_clear_error_and_leaves_the_store_unchanged(dockyard, hostile, mode, words):
     hostile.RequestHandlerClass.mode = mode

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .. import imagespec
 from ..errors import DockyardError
 from ..reference import Reference
+from ..reference import is_digest
 from ..reference import parse as parse_reference
 from . import spec
 from .transport import RegistryError, Session
@@ -56,7 +57,7 @@ def pull(store, ref: Reference, session: Session, platform: str | None = None,
     imagespec.check_manifest(manifest)
     if media_type in spec.INDEX_TYPES:
         raise RegistryError(f"{ref} is an index of indexes", hint="pull one of its images by digest")
-    blobs = [manifest["config"], *manifest["layers"]]
+    blobs = [check_descriptor(d, ref) for d in [manifest["config"], *manifest["layers"]]]
     with ThreadPoolExecutor(PARALLEL) as pool:
         for result in pool.map(lambda d: download_blob(store, session, ref.name, d, scope, report), blobs):
             pass
@@ -102,9 +103,19 @@ def choose_platform(index: dict, platform: str | None) -> dict:
                         hint=f"available: {available}; choose one with --platform")
 
 
+def check_descriptor(descriptor: object, ref: Reference) -> dict:
+    """A descriptor from a registry's manifest: a sha256 digest and a size, or refuse the image."""
+    ok = (isinstance(descriptor, dict) and is_digest(str(descriptor.get("digest")))
+          and isinstance(descriptor.get("size"), int) and descriptor["size"] >= 0)
+    if not ok:
+        raise RegistryError(f"the manifest of {ref} has a malformed descriptor",
+                            hint="the registry is broken or hostile: nothing was stored")
+    return descriptor
+
+
 def download_blob(store, session: Session, name: str, descriptor: dict, scope: str, report: Report) -> None:
     """Fetch one blob into the store, resuming with Range after a break; verified on arrival."""
-    digest, size = str(descriptor.get("digest")), int(descriptor.get("size", -1))
+    digest, size = descriptor["digest"], descriptor["size"]
     if store.has_blob(digest):
         return report("exists", digest, size, size)
 

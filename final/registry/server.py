@@ -79,9 +79,12 @@ class Handler(BaseHTTPRequestHandler):
             self.fail(err)
         except (ConnectionError, TimeoutError):
             self.close_connection = True
-        except Exception as err:  # a bug of ours: answer 500, log it, keep serving
+        except Exception as err:  # a bug of ours (or a full disk): answer 500, log it, keep serving
             print(f"registry: internal error: {type(err).__name__}: {err}", file=sys.stderr)
-            self.fail(ApiError("UNKNOWN", "internal error", 500))
+            if self.status:  # the answer had begun: all we can do is hang up
+                self.close_connection = True
+            else:
+                self.fail(ApiError("UNKNOWN", "internal error", 500))
         if not self.body_read and self.has_body():
             self.close_connection = True  # the unread body would be read as the next request
         self.log_line()
