@@ -68,7 +68,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
                          status_text(state), config["name"]))
     rows.sort(reverse=True)  # newest first
     if args.quiet:
-        print("\n".join(row[1] for row in rows) if rows else "", end="\n" if rows else "")
+        print("".join(row[1] + "\n" for row in rows), end="")
         return 0
     print_table(("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"), [row[1:] for row in rows])
     return 0
@@ -153,7 +153,8 @@ def cmd_volume(args: argparse.Namespace) -> int:
     import secrets
     if args.action == "ls":
         names = volumes.names(args.root)
-        print("\n".join(names) if args.quiet else "\n".join(["DRIVER    VOLUME NAME"] + [f"local     {n}" for n in names]))
+        lines = names if args.quiet else ["DRIVER    VOLUME NAME"] + [f"local     {n}" for n in names]
+        print("".join(line + "\n" for line in lines), end="")
     elif args.action == "create":
         name = args.names[0] if args.names else secrets.token_hex(32)
         volumes.parse(f"{name}:/x", args.root)  # the same name rules as -v

@@ -100,7 +100,7 @@ def test_a_container_that_changed_nothing_has_an_empty_diff(dockyard, rootfs, dr
 
 
 def test_the_layer_mount_never_appears_on_the_hosts_mount_table(dockyard, rootfs, driver):
-    engine = dockyard.popen("--storage-driver", driver, "run", "--rm", "--rootfs", rootfs,
+    engine = dockyard.popen("--storage-driver", driver, "run", "-i", "--rm", "--rootfs", rootfs,
                             "sh", "-c", "echo ready; read line", stdin=subprocess.PIPE)
     try:
         assert engine.stdout.readline() == "ready\n"
