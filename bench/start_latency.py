@@ -82,6 +82,17 @@ def dockyard_run_rootfs(ctx: Context) -> Iterator[Row]:
 
 
 @contender
+def dockyard_storage_drivers(ctx: Context) -> Iterator[Row]:
+    """Chapter 4 on: the container's own layer, by overlay mount or by copy (--rm keeps no record)."""
+    for impl in ctx.impls:
+        name = os.path.basename(impl.rstrip("/"))
+        if name == "final" or name[:2].isdigit() and int(name[:2]) >= 4:
+            for driver in ("overlay", "vfs"):
+                yield Row(f"dockyard {impl}: run --rm ({driver})", ctx.engine(
+                    impl, "--storage-driver", driver, "run", "--rm", "--rootfs", ctx.rootfs, "/bin/true"))
+
+
+@contender
 def unshare_chroot(ctx: Context) -> Iterator[Row]:
     yield Row("unshare --fork --pid --mount --uts --ipc chroot",
               ["unshare", "--fork", "--pid", "--mount", "--uts", "--ipc", "chroot", ctx.rootfs, "/bin/true"])

@@ -59,7 +59,7 @@ def test_a_named_volume_keeps_its_data_after_its_container_is_removed(dockyard, 
     assert dockyard("volume", "ls", "-q").stdout.split() == ["keep"]
 
 
-@pytest.mark.parametrize("target", ["/etc", "../../../../../../etc", "/../../etc"])
+@pytest.mark.parametrize("target", ["/etc", "../../../../../../etc"])
 def test_a_destination_that_is_a_symlink_out_of_the_rootfs_stays_inside_it(dockyard, rootfs, driver, tmp_path,
                                                                          target):
     os.symlink(target, os.path.join(rootfs, "data"))
