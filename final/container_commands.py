@@ -14,7 +14,6 @@ for the others at start.
 import argparse
 import shlex
 import time
-from datetime import datetime
 
 from .errors import DockyardError
 
@@ -34,6 +33,7 @@ def human_duration(seconds: float) -> str:
 
 def ago(stamp: str) -> float:
     """Seconds since an RFC 3339 time that containers.now() wrote."""
+    from datetime import datetime
     return time.time() - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 

@@ -250,6 +250,11 @@ def cmd_save(args: argparse.Namespace) -> int:
     if not args.output:
         archive.save(store, images, sys.stdout.buffer)
         return 0
+    if os.path.exists(args.output) and not os.path.isfile(args.output):
+        # A device or a pipe (-o /dev/null): write into it; renaming over it would replace it.
+        with open(args.output, "wb") as out:
+            archive.save(store, images, out)
+        return 0
     temp = args.output + ".partial"
     try:
         with open(temp, "wb") as out:

@@ -8,7 +8,6 @@ storage driver and more. A section is a function that returns its rows.
 
 import argparse
 import os
-import platform
 from collections.abc import Callable
 
 
@@ -17,9 +16,9 @@ def engine_rows(args: argparse.Namespace) -> list[tuple[str, str]]:
     from .cgroups import human_size
     return [("Dockyard Root Dir", args.root),
             ("Rootless", "true" if os.geteuid() != 0 else "false"),
-            ("Kernel Version", platform.release()),
+            ("Kernel Version", os.uname().release),
             ("Operating System", os_name()),
-            ("Architecture", platform.machine()),
+            ("Architecture", os.uname().machine),
             ("CPUs", str(os.cpu_count())),
             ("Total Memory", human_size(total_memory()))]
 

@@ -5,11 +5,16 @@ CPU % needs two readings of the cgroup's CPU counter: the CPU time used in
 between, divided by the time that passed. 100% is one core busy all along.
 """
 
+from __future__ import annotations
+
 import argparse
 import time
+from typing import TYPE_CHECKING
 
-from . import cgroups, config
-from .cgroups import Usage, human_size
+from . import config
+
+if TYPE_CHECKING:  # the cgroup machinery is imported only when stats runs
+    from .cgroups import Usage
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from . import cgroups
     ids = [cgroups.find_container(name) for name in args.containers]
     while True:
         table = format_table(sample(ids or cgroups.running_ids()))
@@ -32,6 +38,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def sample(ids: list[str]) -> list[list[str]]:
     """Read every container's counters twice, STATS_INTERVAL_S apart; one row each."""
+    from . import cgroups
     before = {i: cgroups.read_usage(i) for i in ids}
     start = time.monotonic()
     time.sleep(config.STATS_INTERVAL_S)
@@ -42,6 +49,7 @@ def sample(ids: list[str]) -> list[list[str]]:
 
 def row(container_id: str, before: Usage, after: Usage, elapsed: float) -> list[str]:
     """One container's line: id, CPU %, memory use / limit, memory %, pids."""
+    from .cgroups import human_size
     from .info import total_memory
     cpu = (after.cpu_ns - before.cpu_ns) / (elapsed * 1e9) * 100
     limit = after.memory_limit or total_memory()  # no limit: the machine's memory, as Docker shows

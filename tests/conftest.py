@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -267,4 +268,8 @@ def leaves_nothing_behind():
             subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
     if leaked_cgroups:
         problems.append(f"cgroups left behind: {leaked_cgroups}")
+    if not stat.S_ISCHR(os.lstat(os.devnull).st_mode):
+        os.unlink(os.devnull)
+        os.mknod(os.devnull, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        problems.append("the host's /dev/null was replaced by a file (restored)")
     assert not problems, "; ".join(problems)

@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import stat
 import signal
 import subprocess
 import tarfile
@@ -214,5 +215,6 @@ def test_killing_the_engine_during_import_leaves_a_readable_store_that_prune_cle
     assert dockyard("image", "prune").returncode == 0
     assert os.listdir(os.path.join(dockyard.root, "tmp")) == []
     assert dockyard("save", "-o", os.devnull, "busybox").returncode == 0  # every blob still checks out
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # written into, not renamed over
     index = json.load(open(os.path.join(dockyard.root, "images", "index.json")))
     assert len(index["manifests"]) == 1
