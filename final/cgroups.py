@@ -307,6 +307,14 @@ def remove_empty_parents(layout: Layout) -> None:
             pass  # another container still lives there, or it is already gone
 
 
+def remove_dead_engines_cgroups() -> None:
+    """Remove the cgroups that engines killed mid-run left behind (rm calls this too)."""
+    layout = detect()
+    if os.geteuid() == 0 and layout.version != 0:
+        with liveness.engine_lock():
+            remove_leftovers(layout)
+
+
 def remove_leftovers(layout: Layout) -> None:
     """Remove the cgroups of engines that died without cleaning up; call under engine_lock."""
     for container_id in liveness.dead():

@@ -29,7 +29,7 @@ from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from . import layers
+from . import cgroups, layers
 from .errors import DockyardError
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -255,6 +255,7 @@ def remove(root: str, container_id: str) -> None:
     if name and os.path.islink(link) and os.readlink(link) == container_id:
         os.unlink(link)
     layers.remove_tree(doomed)
+    cgroups.remove_dead_engines_cgroups()  # an engine killed mid-run left its cgroup
 
 
 def sweep(root: str) -> None:

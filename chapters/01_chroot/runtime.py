@@ -89,8 +89,12 @@ def container_main(spec: Spec, error_fd: int,
 
 def enter_workdir(workdir: str) -> None:
     """chdir to -w DIR, creating it as Docker does when the image lacks it."""
-    os.makedirs(workdir, exist_ok=True)
-    os.chdir(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+    except OSError as err:
+        raise DockyardError(f"cannot use {workdir} as the working directory: {err.strerror}",
+                            hint="give -w a directory, or a path where one can be made") from err
 
 
 def wait_for(pid: int, error_fd: int) -> int:

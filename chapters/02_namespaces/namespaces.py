@@ -24,6 +24,7 @@ import os
 import re
 import socket
 import struct
+from typing import Callable
 
 from . import config, libc
 from .errors import DockyardError
@@ -31,6 +32,7 @@ from .errors import DockyardError
 HOSTNAME = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 
 
+# --8<-- [start:clone_flags]
 def clone_flags(network: str, userns: bool) -> int:
     """The namespaces a container gets: all of them, less those shared on request."""
     flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
@@ -39,6 +41,7 @@ def clone_flags(network: str, userns: bool) -> int:
     if userns:
         flags |= libc.CLONE_NEWUSER
     return flags
+# --8<-- [end:clone_flags]
 
 
 def check_hostname(name: str) -> str:
@@ -53,6 +56,7 @@ def check_hostname(name: str) -> str:
 # A new user namespace starts with no uid mapped. The parent, still outside,
 # writes the child's maps: "inside outside count" per line.
 
+# --8<-- [start:id_maps]
 def id_maps() -> tuple[str, str]:
     """The uid and gid maps for a container: ours alone when rootless, a range for root."""
     uid, gid = os.geteuid(), os.getegid()
@@ -75,11 +79,44 @@ def write_id_maps(pid: int) -> None:
     except PermissionError as err:
         raise DockyardError("cannot map user ids into the container's user namespace",
                             hint="check that user namespaces are enabled: sysctl user.max_user_namespaces") from err
+# --8<-- [end:id_maps]
 
 
 def write_proc(pid: int, name: str, text: str) -> None:
     with open(f"/proc/{pid}/{name}", "w") as f:
         f.write(text)
+
+
+def become_root() -> None:
+    """Take uid and gid 0 of our new user namespace. Call in the child, once the maps exist."""
+    # Writing the maps changes no one's credentials: a child cloned by host
+    # root is still host uid 0, which a range like 100000.. leaves unmapped.
+    try:
+        os.setgroups([])  # host groups would show up as "nogroup" inside
+    except PermissionError:
+        pass  # rootless: setgroups is denied (see write_id_maps), and not needed
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+def as_root_inside(work: Callable[[], None]) -> None:
+    """Run `work` as uid 0 of our user namespace, in a child if we are not that already."""
+    if os.geteuid() == 0:
+        return work()
+    # Root with --userns stays host root (unmapped inside, shown as 65534) until
+    # become_root, so that it can still reach the rootfs through the host's
+    # private directories. But a filesystem mounted in the new namespace refuses
+    # files from an unmapped owner: a short-lived child makes them.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            become_root()
+            work()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+        raise OSError("cannot create files as root of the user namespace")
 
 
 def check_userns_allowed() -> None:

@@ -55,6 +55,7 @@ def find_executable(name: str, path: str) -> str:
                    hint="check the command's spelling, or that the rootfs contains it")
 
 
+# --8<-- [start:exec_command]
 def exec_command(argv: list[str], env: dict[str, str]) -> NoReturn:
     """Replace this process with the container's command. Call in the child."""
     program = find_executable(argv[0], env.get("PATH", config.DEFAULT_PATH))
@@ -67,6 +68,7 @@ def exec_command(argv: list[str], env: dict[str, str]) -> NoReturn:
     except OSError as err:
         raise CommandError(f"{program}: cannot execute: {err.strerror}",
                            hint="is it a program for this machine's architecture?") from err
+# --8<-- [end:exec_command]
 
 
 def report_to_parent(pipe_fd: int, err: BaseException) -> NoReturn:

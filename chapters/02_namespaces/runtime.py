@@ -23,7 +23,7 @@ from .errors import DockyardError
 import secrets
 import shutil
 
-from . import init, mounts, namespaces
+from . import init, libc, mounts, namespaces
 
 
 @dataclass
@@ -81,7 +81,6 @@ def check_request(spec: Spec) -> None:
 
 def libc_clone(flags: int) -> int:
     """clone(2) the child into new namespaces, with a hint if the kernel refuses."""
-    from . import libc
     try:
         return libc.clone(flags)
     except PermissionError as err:
@@ -127,17 +126,24 @@ def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
         if spec.userns:
             namespaces.write_id_maps(pid)
         os.write(go_fd, b"go")
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # it never got "go": nothing of the user's has run
+        os.waitpid(pid, 0)
+        raise
     finally:
         os.close(go_fd)
 
 
 def wait_for_go(go_fd: int) -> None:
     """Block until the parent has set us up; a parent that died means no container."""
+    # The container lives only as long as its engine: no one else would clean up after it.
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.read(go_fd, 2) != b"go":
         os._exit(125)
     os.close(go_fd)
 
 
+# --8<-- [start:container_main]
 def container_main(spec: Spec, error_fd: int,
                    go_fd: int, etc_files: dict[str, str],
                    ) -> NoReturn:
@@ -159,6 +165,7 @@ def container_main(spec: Spec, error_fd: int,
             import traceback
             traceback.print_exc()
         process.report_to_parent(error_fd, err)
+# --8<-- [end:container_main]
 
 
 # --8<-- [start:enter_namespaces]
@@ -168,6 +175,8 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
     mounts.make_mounts_private()
     mounts.build_root(spec.rootfs, etc_files, spec.userns)
     mounts.pivot(spec.rootfs)
+    if spec.userns:
+        namespaces.become_root()  # only now: the host's path to the rootfs may be closed to it
     if spec.network != "host":
         namespaces.bring_up_loopback()
 # --8<-- [end:enter_namespaces]
@@ -175,8 +184,12 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
 
 def enter_workdir(workdir: str) -> None:
     """chdir to -w DIR, creating it as Docker does when the image lacks it."""
-    os.makedirs(workdir, exist_ok=True)
-    os.chdir(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+    except OSError as err:
+        raise DockyardError(f"cannot use {workdir} as the working directory: {err.strerror}",
+                            hint="give -w a directory, or a path where one can be made") from err
 
 
 def wait_for(pid: int, error_fd: int) -> int:

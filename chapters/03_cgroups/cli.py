@@ -29,6 +29,7 @@ def prog_name() -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import process, runtime
+    from .limits import parse_limits
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
     spec = runtime.Spec(
@@ -42,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         network=args.network,
         userns=args.userns or os.geteuid() != 0,  # rootless needs a user namespace
         init=args.init,
+        limits=parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit),
     )
     from . import namespaces
     spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
@@ -60,6 +62,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--userns", action="store_true",
                    help="map root inside to an unprivileged user outside (implied when not root)")
     p.add_argument("--init", action="store_true", help="run a tiny init as PID 1 that reaps zombies")
+    p.add_argument("-m", "--memory", metavar="BYTES", help="memory limit: 64m, 1g (memory controller)")
+    p.add_argument("--memory-swap", metavar="BYTES", help="memory plus swap; -1: unlimited swap")
+    p.add_argument("--cpus", metavar="N", help="CPU time in cores: 0.5 is half a core (cpu controller)")
+    p.add_argument("-c", "--cpu-shares", metavar="N", help="CPU weight under contention (default 1024)")
+    p.add_argument("--pids-limit", metavar="N", help="most processes at once; -1: no limit (pids controller)")
     p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
@@ -70,6 +77,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 COMMANDS = {
     "run": ("Run a command in a new container", add_run_arguments, cmd_run),
 }
+from . import info, stats  # noqa: E402
+COMMANDS.update(info.COMMANDS)
+COMMANDS.update(stats.COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -152,3 +152,15 @@ def clone(flags: int) -> int:
     if pid == -1:
         raise OSError(err, f"clone3: {os.strerror(err)}")
     return pid
+
+
+# int prctl(int option, unsigned long arg2, ...);                man 2 prctl
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.prctl.restype = ctypes.c_int
+
+PR_SET_PDEATHSIG = 1
+
+
+def prctl(option: int, arg2: int = 0) -> None:
+    """Change one attribute of this process, such as its parent-death signal."""
+    _check(_libc.prctl(option, arg2, 0, 0, 0), "prctl")

@@ -23,7 +23,8 @@ from .errors import DockyardError
 import secrets
 import shutil
 
-from . import init, mounts, namespaces
+from . import init, libc, mounts, namespaces
+from . import cgroups
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Spec:
     network: str = "none"
     userns: bool = False
     init: bool = False
+    limits: cgroups.Limits = field(default_factory=cgroups.Limits)
 
 
 # --8<-- [start:run]
@@ -50,6 +52,7 @@ def run(spec: Spec) -> int:
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
     go_read, go_write = os.pipe2(os.O_CLOEXEC)
     etc_files = write_etc_files(spec)
+    cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
     with signals_held():
         pid = libc_clone(namespaces.clone_flags(spec.network, spec.userns))
         if pid == 0:
@@ -61,7 +64,9 @@ def run(spec: Spec) -> int:
     try:
         os.close(go_read)
         prepare_child(spec, pid, go_write)
-        return wait_for(pid, error_read)
+        exit_code = wait_for(pid, error_read)
+        cgroups.check_oom(spec.id, exit_code)  # SIGKILL does not say who sent it: the cgroup knows
+        return exit_code
     finally:
         clean_up(spec, pid)
 # --8<-- [end:run]
@@ -81,7 +86,6 @@ def check_request(spec: Spec) -> None:
 
 def libc_clone(flags: int) -> int:
     """clone(2) the child into new namespaces, with a hint if the kernel refuses."""
-    from . import libc
     try:
         return libc.clone(flags)
     except PermissionError as err:
@@ -124,20 +128,28 @@ def host_resolv_conf(network: str) -> str:
 def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
     """Set up from outside what the child cannot do itself, then let it go on."""
     try:
+        cgroups.join(spec.id, pid)
         if spec.userns:
             namespaces.write_id_maps(pid)
         os.write(go_fd, b"go")
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # it never got "go": nothing of the user's has run
+        os.waitpid(pid, 0)
+        raise
     finally:
         os.close(go_fd)
 
 
 def wait_for_go(go_fd: int) -> None:
     """Block until the parent has set us up; a parent that died means no container."""
+    # The container lives only as long as its engine: no one else would clean up after it.
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.read(go_fd, 2) != b"go":
         os._exit(125)
     os.close(go_fd)
 
 
+# --8<-- [start:container_main]
 def container_main(spec: Spec, error_fd: int,
                    go_fd: int, etc_files: dict[str, str],
                    ) -> NoReturn:
@@ -146,6 +158,7 @@ def container_main(spec: Spec, error_fd: int,
         reset_signals()
         stdin = None if spec.interactive else os.open("/dev/null", os.O_RDONLY)
         wait_for_go(go_fd)
+        cgroups.enter_namespace()
         enter_namespaces(spec, etc_files)
         enter_workdir(spec.workdir)
         if stdin is not None:
@@ -159,6 +172,7 @@ def container_main(spec: Spec, error_fd: int,
             import traceback
             traceback.print_exc()
         process.report_to_parent(error_fd, err)
+# --8<-- [end:container_main]
 
 
 # --8<-- [start:enter_namespaces]
@@ -168,6 +182,8 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
     mounts.make_mounts_private()
     mounts.build_root(spec.rootfs, etc_files, spec.userns)
     mounts.pivot(spec.rootfs)
+    if spec.userns:
+        namespaces.become_root()  # only now: the host's path to the rootfs may be closed to it
     if spec.network != "host":
         namespaces.bring_up_loopback()
 # --8<-- [end:enter_namespaces]
@@ -175,8 +191,12 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
 
 def enter_workdir(workdir: str) -> None:
     """chdir to -w DIR, creating it as Docker does when the image lacks it."""
-    os.makedirs(workdir, exist_ok=True)
-    os.chdir(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+    except OSError as err:
+        raise DockyardError(f"cannot use {workdir} as the working directory: {err.strerror}",
+                            hint="give -w a directory, or a path where one can be made") from err
 
 
 def wait_for(pid: int, error_fd: int) -> int:
@@ -192,6 +212,7 @@ def clean_up(spec: Spec, pid: int) -> None:
     """Remove what the container needed only while it ran."""
     # Its mounts vanished with its mount namespace; only its files remain.
     shutil.rmtree(container_dir(spec), ignore_errors=True)
+    cgroups.remove(spec.id)
 
 
 # --- signals -----------------------------------------------------------------

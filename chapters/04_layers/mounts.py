@@ -17,7 +17,7 @@ Every mount target is checked to resolve inside the rootfs, so a rootfs whose
 import errno
 import os
 
-from . import libc
+from . import libc, namespaces
 from .errors import DockyardError
 
 NOSUID_NODEV_NOEXEC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
@@ -27,7 +27,8 @@ NOSUID_NODEV_NOEXEC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
              "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
-# Parts of /proc that reach the host's kernel: read-only, or hidden under /dev/null.
+# Parts of /proc that reach the host's kernel: read-only, or hidden (under
+# /dev/null for a file, an empty read-only tmpfs for a directory).
 PROC_READ_ONLY = ("bus", "fs", "irq", "sys", "sysrq-trigger")
 PROC_MASKED = ("kcore", "keys", "timer_list", "sched_debug", "acpi", "scsi")
 
@@ -79,7 +80,9 @@ def mount_proc(target: str) -> None:
             libc.mount(None, path, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | NOSUID_NODEV_NOEXEC)
     for name in PROC_MASKED:
         path = os.path.join(target, name)
-        if os.path.isfile(path):
+        if os.path.isdir(path):
+            libc.mount("tmpfs", path, "tmpfs", libc.MS_RDONLY | NOSUID_NODEV_NOEXEC)
+        elif os.path.exists(path):
             libc.mount("/dev/null", path, None, libc.MS_BIND)
 
 
@@ -96,21 +99,35 @@ def mount_sys(target: str, userns: bool) -> None:
         libc.mount(None, target, None, libc.MS_BIND | libc.MS_REMOUNT | flags)
 
 
+DEV_MOUNTS = (("pts", "devpts", "newinstance,ptmxmode=0666,mode=0620"),
+              ("shm", "tmpfs", "mode=1777,size=65536k"),
+              ("mqueue", "mqueue", None))
+
+
 def mount_dev(target: str) -> None:
     """A small tmpfs /dev with the standard nodes, its own pty instance and /dev/shm."""
-    libc.mount("tmpfs", target, "tmpfs", libc.MS_NOSUID | libc.MS_STRICTATIME, "mode=755,size=65536k")
+    # uid=0 is root of our user namespace: the tmpfs belongs to the container.
+    libc.mount("tmpfs", target, "tmpfs", libc.MS_NOSUID | libc.MS_STRICTATIME, "mode=755,size=65536k,uid=0,gid=0")
+    dev = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        namespaces.as_root_inside(lambda: make_dev_entries(dev))
+    finally:
+        os.close(dev)
     for name in DEVICES:
-        node = os.path.join(target, name)
-        open(node, "w").close()
-        libc.mount(f"/dev/{name}", node, None, libc.MS_BIND)
-    for name, destination in DEV_LINKS.items():
-        os.symlink(destination, os.path.join(target, name))
-    for name, fstype, options in (("pts", "devpts", "newinstance,ptmxmode=0666,mode=0620"),
-                                  ("shm", "tmpfs", "mode=1777,size=65536k"),
-                                  ("mqueue", "mqueue", None)):
-        os.mkdir(os.path.join(target, name))
+        libc.mount(f"/dev/{name}", os.path.join(target, name), None, libc.MS_BIND)
+    for name, fstype, options in DEV_MOUNTS:
         flags = libc.MS_NOSUID | libc.MS_NOEXEC | (libc.MS_NODEV if name != "pts" else 0)
         libc.mount(fstype, os.path.join(target, name), fstype, flags, options)
+
+
+def make_dev_entries(dev: int) -> None:
+    """Create /dev's mountpoints and links in the directory open as `dev`."""
+    for name in DEVICES:
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=dev))
+    for name, destination in DEV_LINKS.items():
+        os.symlink(destination, name, dir_fd=dev)
+    for name, _, _ in DEV_MOUNTS:
+        os.mkdir(name, 0o755, dir_fd=dev)
 
 
 def mountpoint_file(rootfs: str, path: str) -> str:

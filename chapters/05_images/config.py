@@ -23,3 +23,19 @@ FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUS
 # Root inside a `--userns` container run by root is this range of host ids
 # (start, count), as with Docker's userns-remap and /etc/subuid.
 USERNS_RANGE = (100000, 65536)
+
+# Every container's cgroup is <hierarchy>/dockyard/<container id>, as Docker's
+# cgroupfs driver uses <hierarchy>/docker/<id>.
+CGROUP_MOUNT = "/sys/fs/cgroup"
+CGROUP_PARENT = "dockyard"
+# Lock files that say which engines are alive (see cgroups.py); /run is
+# emptied at boot, like the cgroup tree itself.
+RUN_DIR = "/run/dockyard"
+# Docker's floor for --memory: below it a container cannot even start.
+MIN_MEMORY = 6 * 1024 * 1024
+# The CFS period that --cpus is a fraction of (microseconds), as in Docker.
+CPU_PERIOD_US = 100_000
+# --cpu-shares, as cgroup v1 takes it: default 1024, from 2 to 262144.
+CPU_SHARES_RANGE = (2, 262_144)
+# How long `stats` watches the CPU counter to compute CPU %.
+STATS_INTERVAL_S = 1.0

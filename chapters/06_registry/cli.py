@@ -29,6 +29,9 @@ def prog_name() -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import process, runtime
+    from .limits import parse_limits
+    from . import image_run
+    image = image_run.prepare(args)  # run IMAGE: its layers, and its config as flags
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
     spec = runtime.Spec(
@@ -42,11 +45,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         network=args.network,
         userns=args.userns or os.geteuid() != 0,  # rootless needs a user namespace
         init=args.init,
+        limits=parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit),
+        name=args.name,
+        remove=args.rm,
+        storage_driver=args.storage_driver,
+        volumes=args.volume,
+        user=args.user,
     )
     from . import namespaces
     spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
     spec.env["HOSTNAME"] = spec.hostname
-    return runtime.run(spec)
+    image_run.apply(spec, image)
+    from . import containers
+    containers.create(spec)  # a record, and a writable layer of its own
+    return containers.run(spec)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,7 +72,18 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--userns", action="store_true",
                    help="map root inside to an unprivileged user outside (implied when not root)")
     p.add_argument("--init", action="store_true", help="run a tiny init as PID 1 that reaps zombies")
-    p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")
+    p.add_argument("-m", "--memory", metavar="BYTES", help="memory limit: 64m, 1g (memory controller)")
+    p.add_argument("--memory-swap", metavar="BYTES", help="memory plus swap; -1: unlimited swap")
+    p.add_argument("--cpus", metavar="N", help="CPU time in cores: 0.5 is half a core (cpu controller)")
+    p.add_argument("-c", "--cpu-shares", metavar="N", help="CPU weight under contention (default 1024)")
+    p.add_argument("--pids-limit", metavar="N", help="most processes at once; -1: no limit (pids controller)")
+    p.add_argument("--name", default="", help="name the container (default: a random one)")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
+                   help="bind a host path or a named volume into the container")
+    p.add_argument("--rootfs", metavar="DIR", help="run this directory as the container's / (instead of an IMAGE)")
+    p.add_argument("--entrypoint", metavar="CMD", help="replace the image's Entrypoint (and drop its Cmd)")
+    p.add_argument("-u", "--user", default="", metavar="USER[:GROUP]", help="user inside, by name or id")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
 
@@ -70,6 +93,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 COMMANDS = {
     "run": ("Run a command in a new container", add_run_arguments, cmd_run),
 }
+from . import info, stats  # noqa: E402
+COMMANDS.update(info.COMMANDS)
+COMMANDS.update(stats.COMMANDS)
+from . import container_commands  # noqa: E402
+COMMANDS.update(container_commands.COMMANDS)
+from . import image_commands  # noqa: E402
+COMMANDS.update(image_commands.COMMANDS)
+from .registry import commands as registry_commands  # noqa: E402
+COMMANDS.update(registry_commands.COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", default=config.default_root(), metavar="DIR",
                         help=f"where state lives (default {config.default_root()})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--storage-driver", choices=("overlay", "vfs"), default="overlay",
+                        help="how a new container gets its own layer: overlay (default) or vfs (copies)")
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
     for name, (summary, add_arguments, handler) in COMMANDS.items():
         p = sub.add_parser(name, help=summary, description=summary)

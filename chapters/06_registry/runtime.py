@@ -21,9 +21,10 @@ from typing import NoReturn
 from . import config, process
 from .errors import DockyardError
 import secrets
-import shutil
 
-from . import init, mounts, namespaces
+from . import init, libc, mounts, namespaces
+from . import cgroups
+from . import containers, layers, volumes
 
 
 @dataclass
@@ -41,6 +42,16 @@ class Spec:
     network: str = "none"
     userns: bool = False
     init: bool = False
+    limits: cgroups.Limits = field(default_factory=cgroups.Limits)
+    name: str = ""
+    remove: bool = False                                # --rm: no record once it exits
+    storage_driver: str = "overlay"
+    lowers: list[str] = field(default_factory=list)     # read-only layers, the top-most first
+    volumes: list[str] = field(default_factory=list)    # -v SOURCE:DEST[:ro], checked
+    image: str = ""                                     # as the user named it; "" for --rootfs
+    image_id: str = ""
+    user: str = ""                                      # -u, or the image's User
+    stop_signal: str = ""
 
 
 # --8<-- [start:run]
@@ -50,6 +61,7 @@ def run(spec: Spec) -> int:
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
     go_read, go_write = os.pipe2(os.O_CLOEXEC)
     etc_files = write_etc_files(spec)
+    cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
     with signals_held():
         pid = libc_clone(namespaces.clone_flags(spec.network, spec.userns))
         if pid == 0:
@@ -61,7 +73,9 @@ def run(spec: Spec) -> int:
     try:
         os.close(go_read)
         prepare_child(spec, pid, go_write)
-        return wait_for(pid, error_read)
+        exit_code = wait_for(pid, error_read)
+        cgroups.check_oom(spec.id, exit_code)  # SIGKILL does not say who sent it: the cgroup knows
+        return exit_code
     finally:
         clean_up(spec, pid)
 # --8<-- [end:run]
@@ -81,7 +95,6 @@ def check_request(spec: Spec) -> None:
 
 def libc_clone(flags: int) -> int:
     """clone(2) the child into new namespaces, with a hint if the kernel refuses."""
-    from . import libc
     try:
         return libc.clone(flags)
     except PermissionError as err:
@@ -124,20 +137,29 @@ def host_resolv_conf(network: str) -> str:
 def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
     """Set up from outside what the child cannot do itself, then let it go on."""
     try:
+        cgroups.join(spec.id, pid)
         if spec.userns:
             namespaces.write_id_maps(pid)
+        containers.mark_running(spec, pid)
         os.write(go_fd, b"go")
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # it never got "go": nothing of the user's has run
+        os.waitpid(pid, 0)
+        raise
     finally:
         os.close(go_fd)
 
 
 def wait_for_go(go_fd: int) -> None:
     """Block until the parent has set us up; a parent that died means no container."""
+    # The container lives only as long as its engine: no one else would clean up after it.
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.read(go_fd, 2) != b"go":
         os._exit(125)
     os.close(go_fd)
 
 
+# --8<-- [start:container_main]
 def container_main(spec: Spec, error_fd: int,
                    go_fd: int, etc_files: dict[str, str],
                    ) -> NoReturn:
@@ -146,8 +168,12 @@ def container_main(spec: Spec, error_fd: int,
         reset_signals()
         stdin = None if spec.interactive else os.open("/dev/null", os.O_RDONLY)
         wait_for_go(go_fd)
+        cgroups.enter_namespace()
         enter_namespaces(spec, etc_files)
         enter_workdir(spec.workdir)
+        if spec.user:
+            from .image_run import switch_user
+            switch_user(spec.user, spec.env)
         if stdin is not None:
             os.dup2(stdin, 0)
             os.close(stdin)
@@ -159,6 +185,7 @@ def container_main(spec: Spec, error_fd: int,
             import traceback
             traceback.print_exc()
         process.report_to_parent(error_fd, err)
+# --8<-- [end:container_main]
 
 
 # --8<-- [start:enter_namespaces]
@@ -166,8 +193,13 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
     """Finish the container's world from inside its new namespaces."""
     namespaces.set_hostname(spec.hostname)
     mounts.make_mounts_private()
+    # From here on the rootfs is the union of its read-only layers and the container's own.
+    spec.rootfs = layers.mount(layers.Layers(spec.storage_driver, spec.lowers, container_dir(spec)), spec.userns)
     mounts.build_root(spec.rootfs, etc_files, spec.userns)
+    volumes.mount_all(spec.rootfs, spec.volumes, spec.root)
     mounts.pivot(spec.rootfs)
+    if spec.userns:
+        namespaces.become_root()  # only now: the host's path to the rootfs may be closed to it
     if spec.network != "host":
         namespaces.bring_up_loopback()
 # --8<-- [end:enter_namespaces]
@@ -175,8 +207,12 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
 
 def enter_workdir(workdir: str) -> None:
     """chdir to -w DIR, creating it as Docker does when the image lacks it."""
-    os.makedirs(workdir, exist_ok=True)
-    os.chdir(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+    except OSError as err:
+        raise DockyardError(f"cannot use {workdir} as the working directory: {err.strerror}",
+                            hint="give -w a directory, or a path where one can be made") from err
 
 
 def wait_for(pid: int, error_fd: int) -> int:
@@ -190,8 +226,7 @@ def wait_for(pid: int, error_fd: int) -> int:
 
 def clean_up(spec: Spec, pid: int) -> None:
     """Remove what the container needed only while it ran."""
-    # Its mounts vanished with its mount namespace; only its files remain.
-    shutil.rmtree(container_dir(spec), ignore_errors=True)
+    cgroups.remove(spec.id)
 
 
 # --- signals -----------------------------------------------------------------

@@ -24,6 +24,8 @@ from .errors import DockyardError
 BLOCK = 512
 CHUNK = 1 << 20
 REGULAR, HARDLINK, SYMLINK, CHAR, BLOCKDEV, DIRECTORY, FIFO = b"0", b"1", b"2", b"3", b"4", b"5", b"6"
+# As in tarfile: only regular files (and unknown types) are followed by data.
+DATA_LESS = (HARDLINK, SYMLINK, CHAR, BLOCKDEV, DIRECTORY, FIFO)
 GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 
 
@@ -117,6 +119,10 @@ class TarStream:
             self.pos += take
             n -= take
 
+    def tell(self) -> int:
+        """How many uncompressed bytes have been consumed."""
+        return self.size - (len(self.buf) - self.pos)
+
     def drain(self) -> None:
         """Consume the rest (the zero blocks after the end), so the digest covers it."""
         self.pos = len(self.buf)
@@ -131,32 +137,41 @@ class TarStream:
 
 def number(field: bytes) -> int:
     """A numeric header field: octal text, or GNU's base-256 when the top bit is set."""
-    if field and field[0] & 0x80:
+    if field[0] & 0x80:
         value = int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
         return value - (1 << (8 * len(field) - 1)) if field[0] & 0x40 else value
-    text = field.split(b"\0", 1)[0].strip()
     try:
-        return int(text, 8) if text else 0
-    except ValueError:
-        raise BadArchive(f"bad number {text!r} in a tar header") from None
+        return int(field.strip(b" \0") or b"0", 8)
+    except ValueError:  # text after the NUL, or not a number at all
+        text = field.split(b"\0", 1)[0].strip()
+        try:
+            return int(text, 8) if text else 0
+        except ValueError:
+            raise BadArchive(f"bad number {text!r} in a tar header") from None
 
 
 def text(field: bytes) -> str:
-    return os.fsdecode(field.split(b"\0", 1)[0])
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def check_header(block: bytes) -> None:
+    """The checksum: the sum of the header's bytes, its own field counted as spaces."""
+    if number(block[148:156]) != sum(block) - sum(block[148:156]) + 256:
+        raise BadArchive("a tar header has a bad checksum (corrupted or not a tar archive)")
 
 
 def parse_header(block: bytes) -> Member:
-    """Decode one 512-byte ustar/GNU header, checking its checksum."""
-    stored = number(block[148:156])
-    if stored != sum(block[:148]) + 256 + sum(block[156:]):
-        raise BadArchive("a tar header has a bad checksum (corrupted or not a tar archive)")
+    """Decode one 512-byte ustar/GNU header (already checked)."""
     name = text(block[0:100])
     if block[257:263] == b"ustar\0" and block[345] != 0:  # POSIX: a prefix for long names
         name = text(block[345:500]) + "/" + name
-    return Member(name=name, type=block[156:157] or REGULAR, mode=number(block[100:108]),
-                  uid=number(block[108:116]), gid=number(block[116:124]), size=number(block[124:136]),
-                  mtime_ns=number(block[136:148]) * 10**9, linkname=text(block[157:257]),
-                  devmajor=number(block[329:337]), devminor=number(block[337:345]))
+    m = Member(name, block[156:157] or REGULAR, number(block[100:108]), number(block[108:116]),
+               number(block[116:124]), number(block[124:136]), number(block[136:148]) * 10**9)
+    if m.type in (HARDLINK, SYMLINK):
+        m.linkname = text(block[157:257])
+    elif m.type in (CHAR, BLOCKDEV):
+        m.devmajor, m.devminor = number(block[329:337]), number(block[337:345])
+    return m
 
 
 def parse_pax(data: bytes) -> dict[str, bytes]:
@@ -197,7 +212,7 @@ def padding(size: int) -> int:
 
 
 def members(stream: TarStream) -> Iterator[Member]:
-    """Yield each member; the caller must consume exactly `size` bytes of its data."""
+    """Yield each member; the caller may read its data (`size` bytes) before the next."""
     pax: dict[str, bytes] = {}
     global_pax: dict[str, bytes] = {}
     while True:
@@ -207,21 +222,90 @@ def members(stream: TarStream) -> Iterator[Member]:
                 raise BadArchive("the archive ends in the middle of a header (truncated)")
             stream.drain()
             return
-        member = parse_header(block)
-        if member.type in (b"x", b"g", b"L", b"K"):
-            data = stream.read(member.size + padding(member.size))[:member.size]
-            if len(data) < member.size:
+        check_header(block)
+        kind = block[156:157]
+        if kind in (b"x", b"g", b"L", b"K"):
+            size = number(block[124:136])
+            data = stream.read(size + padding(size))[:size]
+            if len(data) < size:
                 raise BadArchive("the archive ends inside an extended header (truncated)")
-            if member.type == b"x":
+            if kind == b"x":
                 pax.update(parse_pax(data))
-            elif member.type == b"g":
+            elif kind == b"g":
                 global_pax.update(parse_pax(data))
             else:
-                pax["path" if member.type == b"L" else "linkpath"] = data.split(b"\0", 1)[0]
+                pax["path" if kind == b"L" else "linkpath"] = data.split(b"\0", 1)[0]
             continue
+        member = parse_header(block)
         if member.type == b"S":
             raise BadArchive("GNU sparse files in layers are not supported",
                              hint="create the archive without --sparse")
-        apply_pax(member, {**global_pax, **pax})
-        pax = {}
-        yield member
+        if pax or global_pax:
+            apply_pax(member, {**global_pax, **pax})
+            pax = {}
+        if member.type not in DATA_LESS:
+            start = stream.tell()
+            yield member
+            stream.copy(member.size - (stream.tell() - start) + padding(member.size), -1)
+        else:
+            yield member
+
+
+# --- writing headers -----------------------------------------------------------
+
+def octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def ustar_block(name: bytes, prefix: bytes, link: bytes, m: Member) -> bytes:
+    """One 512-byte POSIX ustar header; fields must already fit."""
+    block = b"".join([
+        name.ljust(100, b"\0"), octal(m.mode, 8), octal(m.uid, 8), octal(m.gid, 8),
+        octal(m.size, 12), octal(m.mtime_ns // 10**9, 12), b" " * 8, m.type, link.ljust(100, b"\0"),
+        b"ustar\x0000", bytes(64), octal(m.devmajor, 8), octal(m.devminor, 8),
+        prefix.ljust(155, b"\0"), bytes(12)])
+    return block[:148] + b"%06o\0 " % sum(block) + block[156:]
+
+
+def split_name(raw: bytes) -> tuple[bytes, bytes] | None:
+    """Split a path into ustar's prefix (155) and name (100), or None if it cannot be."""
+    if len(raw) <= 100:
+        return b"", raw
+    cut = raw.find(b"/", max(0, len(raw) - 101))
+    if 0 < cut <= 155 and len(raw) - cut - 1 <= 100:
+        return raw[:cut], raw[cut + 1:]
+    return None
+
+
+def pax_record(key: str, value: bytes) -> bytes:
+    """'LENGTH key=value\\n', where LENGTH counts its own digits too."""
+    body = b" %s=%s\n" % (key.encode("utf-8", "surrogateescape"), value)
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+def header(m: Member) -> bytes:
+    """The header block(s) for `m`: ustar, preceded by a pax header when fields do not fit."""
+    raw, link = os.fsencode(m.name), os.fsencode(m.linkname)
+    pax: dict[str, bytes] = {}
+    split = split_name(raw)
+    if split is None:
+        pax["path"], split = raw, (b"", raw[-100:])
+    if len(link) > 100:
+        pax["linkpath"], link = link, link[:100]
+    for key, limit in (("size", 8**11), ("uid", 8**7), ("gid", 8**7)):
+        if getattr(m, key) >= limit:
+            pax[key] = str(getattr(m, key)).encode()
+    for key, value in sorted(m.xattrs.items()):
+        pax["SCHILY.xattr." + key] = value
+    fitted = Member(**{**m.__dict__, "size": 0 if "size" in pax else m.size,
+                       "uid": 0 if "uid" in pax else m.uid, "gid": 0 if "gid" in pax else m.gid})
+    block = ustar_block(split[1], split[0], link, fitted)
+    if not pax:
+        return block
+    data = b"".join(pax_record(k, v) for k, v in pax.items())
+    pax_name = b"PaxHeader/" + os.path.basename(raw.rstrip(b"/"))[:90]
+    pax_member = Member(name="", type=b"x", mode=0o644, size=len(data), mtime_ns=m.mtime_ns)
+    return ustar_block(pax_name, b"", b"", pax_member) + data + bytes(padding(len(data))) + block

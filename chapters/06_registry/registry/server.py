@@ -74,12 +74,16 @@ class Handler(BaseHTTPRequestHandler):
             endpoint, args = api.route(self.command, url.path, self.registry.tokens)
             endpoint(self, *args)
         except ApiError as err:
+            self.drain()
             self.fail(err)
         except (ConnectionError, TimeoutError):
             self.close_connection = True
-        except Exception as err:  # a bug of ours: answer 500, log it, keep serving
+        except Exception as err:  # a bug of ours (or a full disk): answer 500, log it, keep serving
             print(f"registry: internal error: {type(err).__name__}: {err}", file=sys.stderr)
-            self.fail(ApiError("UNKNOWN", "internal error", 500))
+            if self.status:  # the answer had begun: all we can do is hang up
+                self.close_connection = True
+            else:
+                self.fail(ApiError("UNKNOWN", "internal error", 500))
         if not self.body_read and self.has_body():
             self.close_connection = True  # the unread body would be read as the next request
         self.log_line()
@@ -123,7 +127,8 @@ class Handler(BaseHTTPRequestHandler):
     # --- bodies -----------------------------------------------------------------------
 
     def has_body(self) -> bool:
-        return int(self.headers.get("Content-Length") or 0) > 0 or self.is_chunked()
+        length = self.headers.get("Content-Length", "")
+        return (length.isdigit() and int(length) > 0) or self.is_chunked()
 
     def is_chunked(self) -> bool:
         return "chunked" in self.headers.get("Transfer-Encoding", "").lower()
@@ -139,6 +144,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 raise ApiError("SIZE_INVALID", f"the body is larger than {limit} bytes", 413)
             yield piece
+
+    def drain(self, most: int = 64 << 20) -> None:
+        """Read and drop a small unread body, so the client gets our answer, not a broken pipe."""
+        length = self.headers.get("Content-Length", "")
+        if not self.body_read and not self.is_chunked() and length.isdigit() and int(length) <= most:
+            for _ in self.body():
+                pass
 
     def read_body(self, limit: int) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -215,12 +227,23 @@ class Handler(BaseHTTPRequestHandler):
         pass  # dispatch() logs one line per request itself
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Malformed requests that never reach dispatch() still get a JSON answer and a log line."""
+        """Requests too malformed to reach dispatch() (a TLS hello on plain HTTP) get JSON and a log line."""
         self.close_connection = True
         self.started, self.user, self.status, self.sent = time.monotonic(), "-", code, 0
-        self.command = self.command or "-"
+        self.command, self.path = self.command or "-", getattr(self, "path", "-")
+        self.request_version = "HTTP/1.1"  # answer a garbled line with a status line, not HTTP/0.9's bare body
         self.fail(ApiError("UNSUPPORTED" if code == 501 else "UNKNOWN", message or "bad request", code))
         self.log_line()
+
+
+class Server(ThreadingHTTPServer):
+    """One thread per connection; a connection that breaks is logged in one line."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: tuple) -> None:
+        err = sys.exc_info()[1]
+        print(f"{client_address[0]} connection error: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
 
 
 def serve(addr: str, storage_dir: str, passwords: auth.Passwords | None = None,
@@ -230,12 +253,12 @@ def serve(addr: str, storage_dir: str, passwords: auth.Passwords | None = None,
     host, _, port = addr.rpartition(":")
     handler = type("BoundHandler", (Handler,), {"registry": Registry(
         Storage(storage_dir), passwords, tokens, anonymous_pull)})
-    server = ThreadingHTTPServer((host.strip("[]") or "0.0.0.0", int(port)), handler)
-    server.daemon_threads = True
+    server = Server((host.strip("[]") or "0.0.0.0", int(port)), handler)
     if tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # The handshake happens in the connection's thread, not in accept(): a slow client stalls no one.
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     scheme = "https" if tls else "http"
     print(f"registry: serving on {scheme}://{server.server_address[0]}:{server.server_address[1]}, "
           f"storage {os.path.abspath(storage_dir)}", file=sys.stderr, flush=True)

@@ -7,6 +7,8 @@ that goes with the code; clients (skopeo, docker, ours) act on the code.
 
 import json
 
+from . import names
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -47,3 +49,16 @@ class ApiError(Exception):
     def body(self) -> bytes:
         """The JSON error document."""
         return json.dumps({"errors": [{"code": self.code, "message": self.message}]}).encode()
+
+
+def check_digest(digest: str) -> None:
+    """DIGEST_INVALID unless `digest` is well formed."""
+    if not names.is_digest(digest):
+        raise ApiError("DIGEST_INVALID", f"invalid digest {digest[:100]!r}")
+
+
+def check_reference(reference: str) -> None:
+    """A manifest reference must be a tag or a digest."""
+    if not (names.is_tag(reference) or names.is_digest(reference)):
+        raise ApiError("MANIFEST_INVALID" if ":" not in reference else "DIGEST_INVALID",
+                       f"invalid tag or digest {reference[:100]!r}")

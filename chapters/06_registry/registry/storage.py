@@ -130,6 +130,7 @@ class Storage:
                     upload.size += len(chunk)
             return upload.size
 
+    # --8<-- [start:finish_upload]
     def finish_upload(self, name: str, owner: str, upload_id: str, digest: str) -> None:
         """Check the digest, then make the blob visible; a mismatch leaves nothing."""
         upload = self.upload(name, owner, upload_id)
@@ -145,6 +146,7 @@ class Storage:
                 self.link_blob(name, digest)
             finally:
                 self.forget_upload(upload_id)
+    # --8<-- [end:finish_upload]
 
     def cancel_upload(self, name: str, owner: str, upload_id: str) -> None:
         """Drop an upload session and its data."""
@@ -257,13 +259,13 @@ def publish(source: str, target: str) -> None:
     os.replace(source, target)
 
 
-def write_atomically(path: str, data: bytes) -> None:
+def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
     """Write a small file: temp file, fsync, rename, so readers never see half of it."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     # A leading dot is never a valid tag or name, so listings cannot see the temp file.
     temp = os.path.join(os.path.dirname(path), f".tmp-{uuidlib.uuid4().hex}")
     try:
-        with open(temp, "wb") as f:
+        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -1,0 +1,204 @@
+"""Chapter 4: union layers, or sharing a rootfs without sharing its changes.
+
+Until now every container wrote straight into its rootfs, so one container's
+`rm -rf /etc` was every later container's problem. overlayfs stacks
+directories: read-only *lower* layers below, one writable *upper* layer on
+top, and shows their union at a *merged* mount point:
+
+    merged/    what the container sees: the union, the top-most entry wins
+    ┌──────────────────────────────────────────────────────┐
+    │ upper/   this container's own changes (starts empty) │ read-write
+    ├──────────────────────────────────────────────────────┤
+    │ init/    mount points for /etc/hosts, /proc, ...     │ read-only
+    │ lower    the rootfs (or an image's layers)           │ read-only
+    └──────────────────────────────────────────────────────┘
+    work/      overlay's scratch space, on the upper's filesystem
+
+Writing to a lower file first *copies it up* into upper/; deleting one
+leaves a *whiteout* (a 0/0 character device) in upper/ that hides it; a
+directory deleted and made again is marked *opaque* (an xattr), hiding all
+below it. The lower layers never change, so any number of containers share
+them, and the upper layer holds exactly what one container changed.
+
+The child mounts the overlay inside its own mount namespace, so it vanishes
+with the container: the host's mount table never sees it. Where overlay
+cannot be used, the `vfs` driver (vfs.py) copies the layers instead.
+
+New here:  overlayfs (lowerdir, upperdir, workdir), whiteouts, opaque dirs
+Try it:    sudo python3 -m chapters.04_layers run --rootfs ROOTFS sh -c 'rm -rf /bin/ls'
+           sudo python3 -m chapters.04_layers ps -a; ... diff CONTAINER
+Not yet:   a rootfs is one directory you made; images arrive in chapter 5.
+"""
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import Iterator
+
+from . import config, libc, namespaces, vfs
+from .errors import DockyardError
+
+DRIVERS = ("overlay", "vfs")
+# Mount points that the engine binds over at start: they live in the init
+# layer, below the container's own, so they never show up in `diff`.
+INIT_DIRS = ("proc", "sys", "dev", "etc")
+INIT_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
+
+
+@dataclass
+class Layers:
+    """A container's filesystem: read-only layers below, its own writable layer on top."""
+    driver: str          # "overlay" or "vfs"
+    lowers: list[str]    # read-only layer directories, the top-most first
+    directory: str       # the container's directory, which holds the rest
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def stack(self) -> list[str]:
+        """Every read-only layer, the top-most first: the init layer, then the lowers."""
+        return [self.path("init"), *self.lowers]
+
+    def top(self) -> str:
+        """Where the container's own version of its files lives: upper/, or the vfs copy."""
+        return self.path("upper" if self.driver == "overlay" else "rootfs")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of `diff`: A(dded), C(hanged) or D(eleted), and the path inside."""
+    kind: str
+    path: str
+
+
+def check_driver(driver: str) -> str:
+    """Refuse a storage driver we do not have."""
+    if driver not in DRIVERS:
+        raise DockyardError(f"unknown storage driver {driver!r}",
+                            hint=f"use one of: {', '.join(DRIVERS)}")
+    return driver
+
+
+def owner_inside(userns: bool) -> tuple[int, int]:
+    """The host uid and gid that are root inside the container."""
+    if os.geteuid() != 0:
+        return os.geteuid(), os.getegid()
+    return (config.USERNS_RANGE[0],) * 2 if userns else (0, 0)
+
+
+# --8<-- [start:create]
+def create(layers: Layers, userns: bool) -> None:
+    """Make the container's writable layer; call on the host, before the first start."""
+    make_init_layer(layers.path("init"), layers.lowers[0], userns)
+    if layers.driver == "vfs":
+        vfs.copy_layers(layers.stack(), layers.top())
+        return
+    for name in ("upper", "work", "merged"):
+        os.mkdir(layers.path(name), 0o755)
+    # The merged "/" takes its mode and owner from upper/: make them the rootfs's.
+    copy_root_attributes(layers.lowers[0], layers.path("upper"), userns)
+    if userns or os.geteuid() != 0:
+        os.chown(layers.path("work"), *owner_inside(userns))
+
+
+def mount(layers: Layers, userns: bool) -> str:
+    """Mount the container's rootfs and return its path; call in the child, mounts private."""
+    if layers.driver == "vfs":
+        return layers.top()  # a plain directory: build_root binds it onto itself
+    # Open every dir while we can still reach it through the host's private dirs
+    # (root with --userns is host root until pivot), and name them by fd: the
+    # options stay short however many layers there are, and show no host path.
+    fds = [os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+           for path in (*layers.stack(), layers.path("upper"), layers.path("work"), layers.path("merged"))]
+    *lowers, upper, work, merged = (f"/proc/self/fd/{fd}" for fd in fds)
+    options = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+    # A renamed directory is copied, not redirected, so upper/ reads as a diff;
+    # in a user namespace overlay keeps its xattrs under user.* (trusted.* needs the host's root).
+    options += ",redirect_dir=nofollow" + (",userxattr" if userns else "")
+    try:
+        # As root of the user namespace: the files overlay makes in work/ and upper/ need a mapped owner.
+        namespaces.as_root_inside(lambda: libc.mount("overlay", merged, "overlay", 0, options))
+    except OSError as err:
+        raise DockyardError(f"cannot mount the overlay filesystem: {err.strerror or err}",
+                            hint="use the copying driver: --storage-driver vfs (before the command)") from err
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return layers.path("merged")
+# --8<-- [end:create]
+
+
+def make_init_layer(init: str, rootfs: str, userns: bool) -> None:
+    """The init layer: empty mount points for what the engine binds over at start."""
+    for name in INIT_DIRS:
+        os.makedirs(os.path.join(init, name))
+    for name in INIT_FILES:
+        with open(os.path.join(init, name), "w"):
+            pass
+        os.chown(os.path.join(init, name), *owner_inside(userns))
+    for name in ("", *INIT_DIRS):  # last, as making their entries changed their times
+        copy_root_attributes(os.path.join(rootfs, name), os.path.join(init, name), userns)
+
+
+def copy_root_attributes(source: str, target: str, userns: bool) -> None:
+    """Give `target` the mode, owner and times of `source` (if any): a layer's dir must not shadow them."""
+    try:
+        st = os.stat(source)
+    except OSError:
+        return
+    os.chmod(target, stat.S_IMODE(st.st_mode))
+    uid, gid = owner_inside(userns) if userns or os.geteuid() != 0 else (st.st_uid, st.st_gid)
+    os.chown(target, uid, gid)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+# --- diff: what the container changed ---------------------------------------------
+
+# --8<-- [start:changes]
+def changes(layers: Layers) -> list[Change]:
+    """What the container added, changed and deleted, sorted by path."""
+    if layers.driver == "vfs":
+        return vfs.changes(layers.stack(), layers.top())
+    return sorted(upper_changes(layers.top(), layers.stack()), key=lambda c: c.path)
+
+
+def upper_changes(upper: str, lowers: list[str], inside: str = "/") -> Iterator[Change]:
+    """Read upper/ as a diff: whiteouts are deletions, the rest is added or changed."""
+    for entry in os.scandir(os.path.join(upper, inside.lstrip("/"))):
+        path = os.path.join(inside, entry.name)
+        in_lower = vfs.lookup(lowers, path) is not None
+        if is_whiteout(entry):
+            yield Change("D", path)
+            continue
+        yield Change("C" if in_lower else "A", path)
+        if entry.is_dir(follow_symlinks=False):
+            if in_lower and is_opaque(entry.path):
+                # An opaque dir hides everything below it: what it lacks is deleted.
+                for name in set(vfs.union_names(lowers, path)) - set(os.listdir(entry.path)):
+                    yield Change("D", os.path.join(path, name))
+            yield from upper_changes(upper, lowers if in_lower else [], path)
+# --8<-- [end:changes]
+
+
+def is_whiteout(entry: os.DirEntry) -> bool:
+    """overlay's whiteout: a character device with device number 0/0."""
+    st = entry.stat(follow_symlinks=False)
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: str) -> bool:
+    """Whether overlay marked this upper dir opaque (trusted.* as root, user.* in a userns)."""
+    return vfs.has_opaque_xattr(path)
+
+
+# --- removing a container's layer -----------------------------------------------------
+
+def remove_tree(path: str) -> None:
+    """rm -rf, also through the mode-000 dirs that overlay leaves in work/."""
+    def allow(_function: object, failed: str, _exc: object) -> None:
+        os.chmod(os.path.dirname(failed), 0o700)
+        os.chmod(failed, 0o700) if os.path.isdir(failed) and not os.path.islink(failed) else None
+        remove_tree(failed) if os.path.isdir(failed) and not os.path.islink(failed) else os.unlink(failed)
+    if os.path.lexists(path):
+        import shutil
+        shutil.rmtree(path, onerror=allow)

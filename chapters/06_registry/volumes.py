@@ -1,0 +1,192 @@
+"""Volumes: directories that live outside the container's layers.
+
+The writable layer belongs to one container and goes with it. Data that
+must outlive it, or be shared, goes into a volume: a directory bind-mounted
+into the container, over whatever its layers have at that path.
+
+    -v /host/dir:/data[:ro]     a bind mount of a host directory (or file)
+    -v NAME:/data[:ro]          a named volume: <root>/volumes/NAME/_data,
+                                made on first use, kept after `rm`
+
+The child mounts them after building its root and before pivot_root. The
+destination is resolved *inside* the rootfs: with openat2(RESOLVE_IN_ROOT)
+every symlink, even an absolute one or "..", resolves as if the rootfs were
+"/", so a rootfs whose /data links to /etc gets the volume on its own /etc,
+never on the host's. We mount onto the file descriptor that lookup returned
+(/proc/self/fd/N), so nothing can swap the path in between.
+"""
+
+import errno
+import os
+import re
+import shutil
+from dataclasses import dataclass
+
+from . import libc, namespaces
+from .errors import DockyardError
+
+NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# Flags that a mount in a user namespace inherits locked; a read-only
+# remount must repeat them or the kernel refuses it (statvfs ST_* = MS_*).
+LOCKED_FLAGS = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | 1024 | 2048  # MS_NOATIME, MS_NODIRATIME
+
+
+@dataclass
+class Mount:
+    """One -v: what to mount, where inside, and whether read-only."""
+    source: str
+    destination: str
+    read_only: bool = False
+    name: str = ""      # a named volume's name; "" for a host path
+
+
+def volume_dir(root: str, name: str) -> str:
+    return os.path.join(root, "volumes", name)
+
+
+def parse(text: str, root: str) -> Mount:
+    """Split `SOURCE:DEST[:ro|rw]` into a Mount, refusing what cannot work."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(parts[:2]) or parts[2:] not in ([], ["ro"], ["rw"]):
+        raise DockyardError(f"invalid volume specification {text!r}",
+                            hint="write -v /host/dir:/path, -v NAME:/path, and :ro to make it read-only")
+    source, destination, read_only = parts[0], parts[1], parts[2:] == ["ro"]
+    if not destination.startswith("/") or os.path.normpath(destination) == "/":
+        raise DockyardError(f"invalid volume destination {destination!r}",
+                            hint="the path inside must be absolute and not / itself, e.g. -v data:/data")
+    if source.startswith("/"):
+        return Mount(os.path.normpath(source), destination, read_only)
+    if not NAME.match(source):
+        raise DockyardError(f"{source!r} is neither an absolute host path nor a volume name",
+                            hint=f"write the host path in full: -v {os.path.abspath(source)}:{destination}")
+    return Mount(os.path.join(volume_dir(root, source), "_data"), destination, read_only, source)
+
+
+def prepare(root: str, texts: list[str], userns: bool) -> list[Mount]:
+    """Check every -v and create the named volumes they use; call before creating the container."""
+    mounts = [parse(text, root) for text in texts]
+    for mount in mounts:
+        if mount.name:
+            create(root, mount.name, userns)
+        elif not os.path.exists(mount.source):
+            raise DockyardError(f"the host path {mount.source!r} does not exist",
+                                hint=f"create it first: mkdir -p {mount.source}")
+    return mounts
+
+
+def create(root: str, name: str, userns: bool = False) -> str:
+    """Make named volume `name` unless it exists; return its data dir."""
+    from .containers import now
+    from .layers import owner_inside
+    data = os.path.join(volume_dir(root, name), "_data")
+    if os.path.isdir(data):
+        return data
+    temp = os.path.join(root, "volumes", f".new-{name}-{os.getpid()}")
+    os.makedirs(os.path.join(temp, "_data"), 0o755)
+    os.chown(os.path.join(temp, "_data"), *owner_inside(userns))  # root inside may write to it
+    with open(os.path.join(temp, "created"), "w") as f:
+        f.write(now())
+    try:
+        os.rename(temp, volume_dir(root, name))
+    except OSError as err:  # made meanwhile by another engine
+        shutil.rmtree(temp)
+        if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+    return data
+
+
+# --- in the child -------------------------------------------------------------------
+
+# --8<-- [start:mount_all]
+def mount_all(rootfs: str, texts: list[str], root: str) -> None:
+    """Bind every volume into the rootfs; call in the child, after build_root and before pivot."""
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for mount in (parse(text, root) for text in texts):
+            target = open_inside(root_fd, mount.destination, os.path.isdir(mount.source))
+            try:
+                libc.mount(mount.source, f"/proc/self/fd/{target}", None, libc.MS_BIND | libc.MS_REC)
+            finally:
+                os.close(target)
+            if mount.read_only:
+                remount_read_only(root_fd, mount.destination)
+    finally:
+        os.close(root_fd)
+
+
+def open_inside(root_fd: int, path: str, directory: bool) -> int:
+    """An O_PATH fd of `path` inside the root, made (mkdir -p, or an empty file) if missing."""
+    try:
+        return libc.openat2(root_fd, path, libc.O_PATH, libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS)
+    except FileNotFoundError:
+        pass
+    parent, name = os.path.split(os.path.normpath(path))
+    parent_fd = open_inside(root_fd, parent, True)
+    def make() -> None:
+        if directory:
+            os.mkdir(name, 0o755, dir_fd=parent_fd)
+        else:
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent_fd))
+    try:
+        namespaces.as_root_inside(make)  # the container's layer takes only owners it can map
+    finally:
+        os.close(parent_fd)
+    return open_inside(root_fd, path, directory)
+# --8<-- [end:mount_all]
+
+
+def remount_read_only(root_fd: int, path: str) -> None:
+    """Make the bind mount now at `path` read-only, keeping the flags it must keep."""
+    fd = libc.openat2(root_fd, path, libc.O_PATH, libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS)
+    try:
+        locked = os.statvfs(f"/proc/self/fd/{fd}").f_flag & LOCKED_FLAGS
+        libc.mount(None, f"/proc/self/fd/{fd}", None,
+                   libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | locked)
+    finally:
+        os.close(fd)
+
+
+# --- the `volume` commands ------------------------------------------------------------
+
+def names(root: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(os.path.join(root, "volumes")) if not n.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def inspect(root: str, name: str) -> dict:
+    """What `volume inspect` shows, in Docker's shape."""
+    path = volume_dir(root, name)
+    if not os.path.isdir(path):
+        raise DockyardError(f"no such volume: {name!r}", hint="see volume ls")
+    with open(os.path.join(path, "created")) as f:
+        created = f.read()
+    return {"CreatedAt": created, "Driver": "local", "Labels": {}, "Mountpoint": os.path.join(path, "_data"),
+            "Name": name, "Options": {}, "Scope": "local"}
+
+
+def users(root: str, name: str) -> list[str]:
+    """The containers whose -v names volume `name`."""
+    from . import containers
+    found = []
+    for container_id in containers.all_ids(root):
+        try:
+            config = containers.read_json(os.path.join(containers.directory(root, container_id), "config.json"))
+        except OSError:
+            continue
+        if any(parse(text, root).name == name for text in config.get("volumes", [])):
+            found.append(container_id)
+    return found
+
+
+def remove(root: str, name: str) -> None:
+    """Delete a named volume and its data, unless a container uses it."""
+    inspect(root, name)
+    in_use = users(root, name)
+    if in_use:
+        raise DockyardError(f"volume {name!r} is in use by container {in_use[0][:12]}",
+                            hint=f"remove the container first: rm {in_use[0][:12]}")
+    doomed = os.path.join(root, "volumes", f".removing-{name}")
+    os.rename(volume_dir(root, name), doomed)
+    shutil.rmtree(doomed)

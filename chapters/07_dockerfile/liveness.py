@@ -1,0 +1,93 @@
+"""Which engines are alive: a lock file per container, held by its engine.
+
+An engine killed with SIGKILL cannot clean up after itself, so the next
+command must, and it must never mistake a live engine's container for a
+dead one's. A pid file would lie once the pid is reused; a lock cannot: the
+kernel drops an flock(2) when its holder dies, however it died.
+
+    /run/dockyard/cgroups.lock         held while an engine makes, sweeps or removes cgroups
+    /run/dockyard/cgroups/<id>.lock    held by the engine of container <id> while it runs
+
+An engine takes both locks before it makes a cgroup, so a sweeping engine
+never sees a cgroup whose lock is not yet taken. /run is emptied at boot,
+like the cgroup tree, so neither outlives the other.
+"""
+
+import fcntl
+import os
+
+from . import config
+
+_held: dict[str, int] = {}  # container id -> fd of the lock this engine holds
+
+
+def lock_dir() -> str:
+    return os.path.join(config.RUN_DIR, "cgroups")
+
+
+def lock_path(container_id: str) -> str:
+    return os.path.join(lock_dir(), f"{container_id}.lock")
+
+
+class engine_lock:
+    """Hold the lock that takes turns between engines making, sweeping and removing cgroups."""
+
+    def __enter__(self) -> None:
+        os.makedirs(lock_dir(), mode=0o700, exist_ok=True)
+        self.fd = os.open(f"{lock_dir()}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing drops the lock
+
+
+def hold(container_id: str) -> None:
+    """Take this container's lock for as long as this engine lives; call under engine_lock."""
+    fd = os.open(lock_path(container_id), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _held[container_id] = fd
+
+
+def holds(container_id: str) -> bool:
+    """Whether this engine holds the container's lock (it made its cgroup)."""
+    return container_id in _held
+
+
+def release(container_id: str) -> None:
+    """Remove the lock file, then drop the lock; call under engine_lock."""
+    os.unlink(lock_path(container_id))
+    os.close(_held.pop(container_id))
+
+
+def close_inherited() -> None:
+    """Close the copies of the engine's locks that a child inherits; call in the child."""
+    for fd in _held.values():
+        os.close(fd)  # a forked copy would hold the lock as long as the container runs
+    _held.clear()
+
+
+def dead() -> list[str]:
+    """The containers whose lock no engine holds any more; call under engine_lock."""
+    found = []
+    for name in os.listdir(lock_dir()):
+        container_id = name.removesuffix(".lock")
+        if container_id not in _held and not is_held(lock_path(container_id)):
+            found.append(container_id)
+    return found
+
+
+def forget(container_id: str) -> None:
+    """Remove a dead engine's lock file once what it left is gone; call under engine_lock."""
+    os.unlink(lock_path(container_id))
+
+
+def is_held(path: str) -> bool:
+    """Whether some process holds the lock on `path`."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
