@@ -20,22 +20,18 @@ sh tools/packages.sh quickstart
 PYTHON=${PYTHON:-/usr/bin/python3}
 SCRATCH=$(mktemp -d /tmp/dockyard-quickstart.XXXXXX)
 cleanup() {
-    umount -l "$SCRATCH/rootfs/proc" 2>/dev/null || true  # only if the engine failed to
     rm -rf --one-file-system "$SCRATCH"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$PYTHON" -m tools.busybox_rootfs "$SCRATCH/rootfs" >/dev/null
-hello() {
-    "$PYTHON" -m final --root "$SCRATCH/state" run "$@" /bin/sh -c \
-        'echo "Hello from inside a Dockyard container!"; echo "/ holds:" $(ls /); echo "I am $(whoami), pid $$"'
-}
-# What to run. Chapter 05 (images) makes this `hello busybox`.
-hello --rootfs "$SCRATCH/rootfs"
+# The image busybox:latest, made here from Debian's static busybox (no network).
+"$PYTHON" -m tools.busybox_image --root "$SCRATCH/state" >/dev/null
+"$PYTHON" -m final --root "$SCRATCH/state" run --rm busybox /bin/sh -c \
+    'echo "Hello from inside a Dockyard container!"; echo "/ holds:" $(ls /); echo "I am $(whoami), pid $$"'
 
 echo
 echo "That was 'python3 -m final run'. To look around inside yourself:"
-echo "  sudo python3 -m tools.busybox_rootfs /tmp/rootfs"
-echo "  sudo python3 -m final run -i --rootfs /tmp/rootfs /bin/sh"
+echo "  sudo python3 -m tools.busybox_image"
+echo "  sudo python3 -m final run -i busybox"
 echo "Then run the tests: sh tools/test.sh"
