@@ -40,13 +40,25 @@ def make_mounts_private() -> None:
 
 
 def inside(rootfs: str, path: str) -> str:
-    """The host path of `path` in the rootfs, refusing one that resolves out of it."""
-    target = os.path.join(rootfs, path.lstrip("/"))
-    real = os.path.realpath(target)
-    if real != rootfs and not real.startswith(rootfs + "/"):
-        raise DockyardError(f"{path} in the rootfs leads outside it (to {real})",
-                            hint="the rootfs has a symlink pointing out of it; remove it")
-    return real
+    """The host path of `path` as the container will see it: symlinks resolve within the rootfs."""
+    # As after a chroot: an absolute link starts again at the rootfs, and ".."
+    # stops there, so a link such as /etc/resolv.conf -> /run/x stays inside.
+    resolved, parts, hops = rootfs, [p for p in path.split("/") if p], 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            resolved = os.path.dirname(resolved) if resolved != rootfs else rootfs
+        elif part != "." and os.path.islink(candidate := os.path.join(resolved, part)):
+            hops += 1
+            if hops > 40:
+                raise DockyardError(f"{path} in the rootfs is a loop of symlinks",
+                                    hint=f"fix the links along {path} in the rootfs")
+            link = os.readlink(candidate)
+            resolved = rootfs if link.startswith("/") else resolved
+            parts = [p for p in link.split("/") if p] + parts
+        elif part != ".":
+            resolved = candidate
+    return resolved
 
 
 # --8<-- [start:build_root]

@@ -363,3 +363,14 @@ def test_a_rootfs_whose_dev_links_to_the_hosts_dev_never_shows_the_hosts_devices
     else:
         assert result.returncode == 125 and "hint:" in result.stderr
     assert os.path.islink(os.path.join(rootfs, "dev"))
+
+
+def test_an_absolute_symlink_in_the_rootfs_resolves_inside_it_not_on_the_host(dockyard, rootfs):
+    resolv = os.path.join(rootfs, "etc", "resolv.conf")
+    if os.path.lexists(resolv):
+        os.unlink(resolv)
+    os.symlink("/run/dockyard-test-stub/resolv.conf", resolv)  # as systemd-resolved images have it
+    result = dockyard("run", "--rootfs", rootfs, "cat", "/etc/hosts", "/etc/resolv.conf")
+    assert result.returncode == 0, result.stderr
+    assert "localhost" in result.stdout
+    assert not os.path.exists("/run/dockyard-test-stub")
