@@ -63,6 +63,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # >>> chapter 05
         user=args.user,
         # <<< chapter 05
+        # >>> chapter final
+        tty=args.tty,
+        # <<< chapter final
     )
     # >>> chapter 02
     from . import namespaces
@@ -87,6 +90,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="set an environment variable")
     p.add_argument("-w", "--workdir", default="/", metavar="DIR", help="working directory inside")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    # >>> chapter final
+    p.add_argument("-t", "--tty", action="store_true", help="give the container a terminal (a pty)")
+    # <<< chapter final
     # >>> chapter 02
     p.add_argument("--hostname", metavar="NAME", help="hostname inside (default: the short container id)")
     p.add_argument("--network", choices=("none", "host"), default="none",

@@ -37,6 +37,9 @@ from . import cgroups
 # >>> chapter 04
 from . import containers, layers, volumes
 # <<< chapter 04
+# >>> chapter final
+from . import terminal
+# <<< chapter final
 
 
 @dataclass
@@ -56,6 +59,10 @@ class Spec:
     userns: bool = False
     init: bool = False
     # <<< chapter 02
+    # >>> chapter final
+    tty: bool = False
+    terminal: "terminal.Terminal | None" = None
+    # <<< chapter final
     # >>> chapter 03
     limits: cgroups.Limits = field(default_factory=cgroups.Limits)
     # <<< chapter 03
@@ -86,6 +93,11 @@ def run(spec: Spec) -> int:
     # >>> chapter 03
     cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
     # <<< chapter 03
+    # >>> chapter final
+    spec.terminal = terminal.Terminal() if spec.tty else None
+    if spec.tty:
+        spec.env.setdefault("TERM", "xterm")
+    # <<< chapter final
     with signals_held():
         # >>> chapter 01-01
         # pid = os.fork()
@@ -107,6 +119,10 @@ def run(spec: Spec) -> int:
         os.close(go_read)
         prepare_child(spec, pid, go_write)
         # <<< chapter 02
+        # >>> chapter final
+        if spec.terminal:
+            terminal.relay(spec.terminal)  # until the container closes its terminal
+        # <<< chapter final
         # >>> chapter 01-02
         # return wait_for(pid, error_read)
         # <<< chapter 01-02
@@ -245,6 +261,10 @@ def container_main(spec: Spec, error_fd: int,
         if stdin is not None:
             os.dup2(stdin, 0)
             os.close(stdin)
+        # >>> chapter final
+        if spec.terminal:
+            terminal.attach(spec.terminal)
+        # <<< chapter final
         # >>> chapter 02
         if spec.init:
             init.run_as_init(spec.argv, spec.env, error_fd)

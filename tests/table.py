@@ -23,6 +23,8 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_escape.py::test_a_container_cannot_read_host_files_through_another_process_root": 2,
     "test_escape.py::test_a_container_cannot_escape_with_the_chroot_chdir_trick": 2,
     "test_run.py::test_running_as_an_ordinary_user_without_root_is_refused_with_a_hint": (1, 1),
+    # Beyond the chapters: final/ only
+    "test_terminal.py": FINAL,
     # Chapter 02: namespaces
     "test_namespaces.py": 2,
     "test_rootless.py": 2,
