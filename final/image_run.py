@@ -17,7 +17,6 @@ it, never on the host.
 
 import argparse
 import os
-import secrets
 
 from . import imageconfig
 from .errors import DockyardError, UsageError
@@ -48,7 +47,7 @@ def prepare(args: argparse.Namespace) -> dict | None:
 def anonymous_volumes(config: dict, given: list[str]) -> list[str]:
     """A fresh named volume for each of the image's Volumes that -v does not cover."""
     taken = {spec.split(":")[1] for spec in given if spec.count(":") >= 1}
-    return [f"{secrets.token_hex(32)}:{path}" for path in sorted(config.get("Volumes") or {})
+    return [f"{os.urandom(32).hex()}:{path}" for path in sorted(config.get("Volumes") or {})
             if path not in taken]
 
 

@@ -24,7 +24,6 @@ from .errors import DockyardError
 # from . import chroot
 # <<< chapter 01-01
 # >>> chapter 02
-import secrets
 # >>> chapter 02-03
 # import shutil
 # <<< chapter 02-03
@@ -53,7 +52,7 @@ class Spec:
     debug: bool = False
     # >>> chapter 02
     root: str = config.DEFAULT_ROOT
-    id: str = field(default_factory=lambda: secrets.token_hex(32))
+    id: str = field(default_factory=lambda: os.urandom(32).hex())
     hostname: str = ""
     network: str = "none"
     userns: bool = False

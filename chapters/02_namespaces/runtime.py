@@ -20,7 +20,6 @@ from typing import NoReturn
 
 from . import config, process
 from .errors import DockyardError
-import secrets
 import shutil
 
 from . import init, libc, mounts, namespaces
@@ -36,7 +35,7 @@ class Spec:
     interactive: bool = False
     debug: bool = False
     root: str = config.DEFAULT_ROOT
-    id: str = field(default_factory=lambda: secrets.token_hex(32))
+    id: str = field(default_factory=lambda: os.urandom(32).hex())
     hostname: str = ""
     network: str = "none"
     userns: bool = False

@@ -22,7 +22,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
 import signal
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from datetime import datetime, timezone
@@ -48,6 +47,11 @@ class State:
     started: str = ""
     finished: str = ""
     oom_killed: bool = False
+
+
+def pick(choices: Any) -> Any:
+    """A random element (os.urandom: the `secrets` module costs the start path an OpenSSL import)."""
+    return choices[int.from_bytes(os.urandom(4), "big") % len(choices)]
 
 
 def now() -> str:
@@ -105,7 +109,7 @@ def reserve_name(root: str, name: str, container_id: str) -> str:
         raise DockyardError(f"invalid container name {name!r}",
                             hint="use letters, digits, '_', '.' and '-', at least 2 characters")
     while True:
-        chosen = name or f"{secrets.choice(ADJECTIVES)}_{secrets.choice(SURNAMES)}{secrets.randbelow(100)}"
+        chosen = name or f"{pick(ADJECTIVES)}_{pick(SURNAMES)}{pick(range(100))}"
         link = os.path.join(root, "names", chosen)
         try:
             os.symlink(container_id, link)
