@@ -218,14 +218,10 @@ def mounts() -> set[str]:
         return {" ".join(line.split()[3:5]) for line in f}
 
 
-def our_cgroups() -> set[str]:
-    found = set()
-    for base in ("/sys/fs/cgroup", *(f"/sys/fs/cgroup/{c}" for c in os.listdir("/sys/fs/cgroup"))):
-        try:
-            found.update(f"{base}/{d}" for d in os.listdir(base) if "dockyard" in d)
-        except OSError:
-            pass
-    return found
+def our_cgroups(parent: str) -> set[str]:
+    """The test's cgroup parent, wherever a cgroup tree holds it."""
+    bases = ("/sys/fs/cgroup", *(f"/sys/fs/cgroup/{c}" for c in os.listdir("/sys/fs/cgroup")))
+    return {f"{base}/{parent}" for base in bases if os.path.isdir(f"{base}/{parent}")}
 
 
 def orphans() -> list[int]:
@@ -252,13 +248,20 @@ def kill_and_reap(pids: list[int]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def leaves_nothing_behind():
-    mounts_before, cgroups_before = mounts(), our_cgroups()
+def leaves_nothing_behind(monkeypatch, tmp_path):
+    # Each test gets a cgroup parent of its own, so tests running side by side
+    # (two suites at once, say) never mistake each other's cgroups for leaks.
+    parent = f"dockyard-test-{os.getpid()}-{os.path.basename(tmp_path)}"[:100]
+    monkeypatch.setenv("DOCKYARD_CGROUP_PARENT", parent)
+    mounts_before = mounts()
     yield
     leaked_procs = orphans()
     kill_and_reap(leaked_procs)
     leaked_mounts = sorted(mounts() - mounts_before)
-    leaked_cgroups = sorted(our_cgroups() - cgroups_before)
+    leaked_cgroups = sorted(our_cgroups(parent))
+    shutil.rmtree(f"/run/dockyard/cgroups/{parent}", ignore_errors=True)  # the engines' lock files
+    if os.path.exists(f"/run/dockyard/cgroups/{parent}.lock"):
+        os.unlink(f"/run/dockyard/cgroups/{parent}.lock")
     problems = []
     if leaked_procs:
         problems.append(f"processes left running: {leaked_procs}")

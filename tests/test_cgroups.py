@@ -44,12 +44,15 @@ def cgroup_ids(prefix: str) -> list[str]:
 
 def cgroup_dirs(prefix: str) -> list[str]:
     """Every directory that a container whose id starts with `prefix` has under /sys/fs/cgroup."""
-    return glob.glob(f"/sys/fs/cgroup/dockyard/{prefix}*") + glob.glob(f"/sys/fs/cgroup/*/dockyard/{prefix}*")
+    parent = os.environ["DOCKYARD_CGROUP_PARENT"]  # this test's own (see conftest.py)
+    return glob.glob(f"/sys/fs/cgroup/{parent}/{prefix}*") + glob.glob(f"/sys/fs/cgroup/*/{parent}/{prefix}*")
 
 
 def cgroup_file(container_id: str, v1: str, v2: str) -> str:
     """Read one file of the container's cgroup: `v1` is 'controller/file', `v2` is 'file'."""
-    path = f"/sys/fs/cgroup/dockyard/{container_id}/{v2}" if V2 else f"/sys/fs/cgroup/{v1.replace('/', '/dockyard/' + container_id + '/')}"
+    parent = os.environ["DOCKYARD_CGROUP_PARENT"]
+    path = (f"/sys/fs/cgroup/{parent}/{container_id}/{v2}" if V2
+            else f"/sys/fs/cgroup/{v1.replace('/', f'/{parent}/{container_id}/')}")
     with open(path) as f:
         return f.read().strip()
 
@@ -143,10 +146,10 @@ def test_a_container_runs_in_a_cgroup_of_its_own_that_is_removed_when_it_exits(d
     container = Running(dockyard, rootfs)
     try:
         dirs = cgroup_dirs(container.id)
-        assert dirs, "no cgroup under /sys/fs/cgroup/.../dockyard/"
+        assert dirs, "no cgroup under /sys/fs/cgroup/.../PARENT/"
         pid = children_of(container.engine.pid)[0]
         with open(f"/proc/{pid}/cgroup") as f:
-            assert f"/dockyard/{container.id}" in f.read()
+            assert f"/{os.environ['DOCKYARD_CGROUP_PARENT']}/{container.id}" in f.read()
     finally:
         code, _, err = container.stop()
     assert code == 0, err

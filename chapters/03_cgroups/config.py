@@ -25,9 +25,11 @@ FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUS
 USERNS_RANGE = (100000, 65536)
 
 # Every container's cgroup is <hierarchy>/dockyard/<container id>, as Docker's
-# cgroupfs driver uses <hierarchy>/docker/<id>.
+# cgroupfs driver uses <hierarchy>/docker/<id>. DOCKYARD_CGROUP_PARENT picks
+# another parent: the test suite gives each test its own, so that tests run
+# side by side never see each other's cgroups.
 CGROUP_MOUNT = "/sys/fs/cgroup"
-CGROUP_PARENT = "dockyard"
+CGROUP_PARENT = os.path.basename(os.environ.get("DOCKYARD_CGROUP_PARENT", "dockyard")) or "dockyard"
 # Lock files that say which engines are alive (see cgroups.py); /run is
 # emptied at boot, like the cgroup tree itself.
 RUN_DIR = "/run/dockyard"

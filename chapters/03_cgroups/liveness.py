@@ -5,8 +5,10 @@ command must, and it must never mistake a live engine's container for a
 dead one's. A pid file would lie once the pid is reused; a lock cannot: the
 kernel drops an flock(2) when its holder dies, however it died.
 
-    /run/dockyard/cgroups.lock         held while an engine makes, sweeps or removes cgroups
-    /run/dockyard/cgroups/<id>.lock    held by the engine of container <id> while it runs
+    /run/dockyard/cgroups/dockyard.lock        held while an engine makes, sweeps or removes cgroups
+    /run/dockyard/cgroups/dockyard/<id>.lock   held by the engine of container <id> while it runs
+
+(one such pair per cgroup parent, `dockyard` unless config.CGROUP_PARENT says otherwise).
 
 An engine takes both locks before it makes a cgroup, so a sweeping engine
 never sees a cgroup whose lock is not yet taken. /run is emptied at boot,
@@ -22,7 +24,7 @@ _held: dict[str, int] = {}  # container id -> fd of the lock this engine holds
 
 
 def lock_dir() -> str:
-    return os.path.join(config.RUN_DIR, "cgroups")
+    return os.path.join(config.RUN_DIR, "cgroups", config.CGROUP_PARENT)
 
 
 def lock_path(container_id: str) -> str:
