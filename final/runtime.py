@@ -34,7 +34,10 @@ from . import init, libc, mounts, namespaces
 from . import cgroups
 # <<< chapter 03
 # >>> chapter 04
+import socket
+
 from . import containers, layers, volumes
+from .layers import Channel
 # <<< chapter 04
 # >>> chapter final
 from . import terminal
@@ -71,6 +74,7 @@ class Spec:
     storage_driver: str = "overlay"
     lowers: list[str] = field(default_factory=list)     # read-only layers, the top-most first
     volumes: list[str] = field(default_factory=list)    # -v SOURCE:DEST[:ro], checked
+    idmapped: "Channel | None" = None                   # root with --userns: how the lowers reach the child
     # <<< chapter 04
     # >>> chapter 05
     image: str = ""                                     # as the user named it; "" for --rootfs
@@ -92,6 +96,10 @@ def run(spec: Spec) -> int:
     # >>> chapter 03
     cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
     # <<< chapter 03
+    # >>> chapter 04
+    if layers.needs_idmapped_lowers(spec.storage_driver, spec.userns):
+        spec.idmapped = socket.socketpair()  # the engine's end, the child's end
+    # <<< chapter 04
     # >>> chapter final
     spec.terminal = terminal.Terminal() if spec.tty else None
     if spec.tty:
@@ -207,6 +215,8 @@ def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
         if spec.userns:
             namespaces.write_id_maps(pid)
         # >>> chapter 04
+        if spec.idmapped:
+            layers.send_idmapped_lowers(spec.idmapped, pid, spec.lowers)
         containers.mark_running(spec, pid)
         # <<< chapter 04
         os.write(go_fd, b"go")
@@ -285,7 +295,8 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
     mounts.make_mounts_private()
     # >>> chapter 04
     # From here on the rootfs is the union of its read-only layers and the container's own.
-    spec.rootfs = layers.mount(layers.Layers(spec.storage_driver, spec.lowers, container_dir(spec)), spec.userns)
+    spec.rootfs = layers.mount(layers.Layers(spec.storage_driver, spec.lowers, container_dir(spec)), spec.userns,
+                               spec.idmapped)
     # <<< chapter 04
     mounts.build_root(spec.rootfs, etc_files, spec.userns)
     # >>> chapter 04

@@ -136,3 +136,37 @@ def test_a_rootless_container_writes_into_its_own_layer_only(nobody, driver):
     assert fingerprint(nobody.rootfs) == before
     assert nobody("diff", "ctr").stdout.split("\n")[:-1] == ["C /bin", "D /bin/ls", "C /etc", "A /etc/motd", "C /root"]
     assert nobody("rm", "ctr").returncode == 0
+
+
+# --- root with --userns: the rootfs is host root's, the container's layer the range's ----
+# overlay sees the rootfs through an idmapped mount; vfs copies it as it is, so
+# there root inside may write only where anyone may, such as /tmp.
+
+def test_root_with_userns_can_write_tmp_in_its_own_layer(dockyard, rootfs, driver):
+    before = fingerprint(rootfs)
+    run_ok(dockyard, driver, "--userns", "--name", "ctr", "--rootfs", rootfs, "sh", "-c", "echo x > /tmp/f")
+    assert fingerprint(rootfs) == before
+    assert diff(dockyard, "ctr") == ["C /tmp", "A /tmp/f"]
+
+
+def test_root_with_userns_can_change_etc_passwd_in_its_own_layer(dockyard, rootfs):
+    before = fingerprint(rootfs)
+    out = run_ok(dockyard, "overlay", "--userns", "--name", "ctr", "--rootfs", rootfs, "sh", "-c",
+                 "echo me:x:1:1::/:/bin/sh >> /etc/passwd && tail -n 1 /etc/passwd")
+    assert out == "me:x:1:1::/:/bin/sh\n"
+    assert fingerprint(rootfs) == before
+    assert diff(dockyard, "ctr") == ["C /etc", "C /etc/passwd"]
+
+
+def test_root_with_userns_sees_the_files_of_host_root_as_its_own(dockyard, rootfs):
+    out = run_ok(dockyard, "overlay", "--userns", "--rootfs", rootfs, "stat", "-c", "%u:%g", "/etc/passwd", "/bin")
+    assert out.split() == ["0:0", "0:0"]
+
+
+def test_files_that_root_with_userns_makes_belong_to_the_range_on_the_host(dockyard, rootfs):
+    run_ok(dockyard, "overlay", "--userns", "--rootfs", rootfs, "sh", "-c", "echo x > /tmp/f; echo y >> /etc/group")
+    [container] = os.listdir(os.path.join(dockyard.root, "containers"))
+    upper = os.path.join(dockyard.root, "containers", container, "upper")
+    for path in ("tmp/f", "etc/group", "tmp", "etc"):
+        st = os.lstat(os.path.join(upper, path))
+        assert (st.st_uid, st.st_gid) == (100000, 100000), path
