@@ -81,6 +81,7 @@ class Spec:
     image_id: str = ""
     user: str = ""                                      # -u, or the image's User
     stop_signal: str = ""
+    container_config: dict = field(default_factory=dict)  # the image's config as run changed it
     # <<< chapter 05
 
 

@@ -152,7 +152,61 @@ def test_rmi_refuses_an_image_that_a_container_uses_unless_forced(dockyard, busy
     dockyard("rm", "user")
 
 
-def test_the_images_volumes_become_volumes(dockyard, rootfs):
-    make_image(dockyard, rootfs, "withvolume", "VOLUME /data")
-    assert dockyard("run", "--rm", "withvolume", "sh", "-c", "echo kept > /data/f").returncode == 0
-    assert len(output(dockyard, "volume", "ls").splitlines()) == 2  # a header and one anonymous volume
+def test_the_images_volumes_become_anonymous_volumes_that_run_rm_removes(dockyard, rootfs):
+    make_image(dockyard, rootfs, "withvolume", "VOLUME /data", "VOLUME /named")
+    assert output(dockyard, "run", "--rm", "-v", "kept:/named", "withvolume", "sh", "-c",
+                  "echo x > /data/f; echo y > /named/f; grep -c ' /data ' /proc/mounts") == "1\n"
+    assert output(dockyard, "volume", "ls", "-q") == "kept\n"  # the anonymous one went with the container
+    assert output(dockyard, "run", "--name", "keep", "withvolume", "true") == ""
+    assert dockyard("rm", "keep").returncode == 0
+    assert len(output(dockyard, "volume", "ls", "-q").split()) == 3  # without --rm they stay, as docker rm keeps them
+
+
+def commit_config(dockyard, container: str, *changes: str) -> dict:
+    args = [arg for change in changes for arg in ("-c", change)]
+    image = output(dockyard, "commit", *args, container).strip()
+    return json.loads(output(dockyard, "inspect", image))[0]["Config"]
+
+
+def test_commit_records_the_command_env_workdir_and_user_the_container_ran_with(dockyard, rootfs):
+    make_image(dockyard, rootfs, "base", 'CMD ["sh"]', "ENV KEEP=image SET=image", "WORKDIR /srv", "LABEL a=b")
+    assert output(dockyard, "run", "--name", "c1", "-e", "SET=run", "-e", "NEW=1", "-w", "/tmp", "-u", "nobody",
+                  "base", "echo", "hi") == "hi\n"
+    config = commit_config(dockyard, "c1")
+    assert config["Cmd"] == ["echo", "hi"] and "Entrypoint" not in config
+    assert config["Env"] == ["SET=run", "NEW=1", "KEEP=image"]
+    assert config["WorkingDir"] == "/tmp" and config["User"] == "nobody" and config["Labels"] == {"a": "b"}
+    assert commit_config(dockyard, "c1", 'CMD ["true"]', "USER root")["Cmd"] == ["true"]
+    assert output(dockyard, "run", "--name", "d1", "base") == ""
+    config = commit_config(dockyard, "d1")
+    assert config["Cmd"] == ["sh"] and config["WorkingDir"] == "/srv" and config["Env"] == ["KEEP=image", "SET=image"]
+    dockyard("rm", "c1", "d1")
+
+
+def test_commit_records_entrypoint_and_an_image_made_so_runs_the_same_command(dockyard, rootfs):
+    make_image(dockyard, rootfs, "base", 'ENTRYPOINT ["false"]', 'CMD ["dropped"]')
+    assert output(dockyard, "run", "--name", "c1", "--entrypoint", "echo", "base", "again") == "again\n"
+    config = commit_config(dockyard, "c1")
+    assert config["Entrypoint"] == ["echo"] and config["Cmd"] == ["again"]
+    dockyard("tag", output(dockyard, "commit", "c1").strip(), "made")
+    assert output(dockyard, "run", "--rm", "made") == "again\n"
+    dockyard("rm", "c1")
+
+
+def test_an_images_volume_starts_with_the_images_files_and_their_owners(dockyard, rootfs):
+    os.makedirs(os.path.join(rootfs, "srv", "app", "sub"))
+    with open(os.path.join(rootfs, "srv", "app", "sub", "f"), "w") as f:
+        f.write("from the image\n")
+    os.chown(os.path.join(rootfs, "srv", "app", "sub", "f"), 1234, 4321)
+    os.chmod(os.path.join(rootfs, "srv", "app", "sub", "f"), 0o640)
+    os.chown(os.path.join(rootfs, "srv", "app"), 1234, 4321)
+    os.chmod(os.path.join(rootfs, "srv", "app"), 0o750)
+    os.symlink("/srv/app", os.path.join(rootfs, "app"))
+    make_image(dockyard, rootfs, "withdata", "VOLUME /app")
+    check = "cat /app/sub/f; stat -c '%u:%g %a' /app/ /app/sub/f; echo new > /app/new"
+    assert output(dockyard, "run", "--rm", "-v", "data:/app", "withdata", "sh", "-c", check) == \
+        "from the image\n1234:4321 750\n1234:4321 640\n"
+    # An existing, non-empty volume is never filled again.
+    assert output(dockyard, "run", "--rm", "-v", "data:/app", "withdata", "sh", "-c", "rm -r /app/sub") == ""
+    assert output(dockyard, "run", "--rm", "-v", "data:/app", "withdata", "ls", "/app") == "new\n"
+    assert output(dockyard, "run", "--rm", "withdata", "cat", "/app/sub/f") == "from the image\n"

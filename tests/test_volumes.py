@@ -114,3 +114,48 @@ def test_a_rootless_container_can_write_to_a_named_volume(nobody):
                         "sh", "-c", "echo x >> /data/log; cat /data/log")
         assert result.returncode == 0, result.stderr
     assert result.stdout == "x\nx\n"
+
+
+def test_a_bare_path_is_an_anonymous_volume_that_run_rm_removes(dockyard, rootfs, driver):
+    run_ok(dockyard, driver, "--rm", "-v", "/data", "-v", "named:/named", "--rootfs", rootfs, "touch", "/data/f")
+    assert dockyard("volume", "ls", "-q").stdout.split() == ["named"]
+    run_ok(dockyard, driver, "--name", "keeper", "-v", "/data", "--rootfs", rootfs, "touch", "/data/f")
+    [anonymous] = set(dockyard("volume", "ls", "-q").stdout.split()) - {"named"}
+    assert json.loads(dockyard("volume", "inspect", anonymous).stdout)[0]["Labels"] == \
+        {"com.docker.volume.anonymous": ""}
+    assert dockyard("rm", "keeper").returncode == 0
+
+
+def test_a_new_volume_starts_with_a_copy_of_the_rootfs_files_at_its_path(dockyard, rootfs, driver, tmp_path):
+    os.makedirs(os.path.join(rootfs, "srv", "empty"))
+    os.symlink("/etc/passwd", os.path.join(rootfs, "srv", "link"))
+    os.chmod(os.path.join(rootfs, "srv"), 0o751)
+    out = run_ok(dockyard, driver, "--rm", "-v", "copied:/srv", "--rootfs", rootfs,
+                 "sh", "-c", "ls -A /srv; readlink /srv/link; stat -c %a /srv")
+    assert out == "empty\nlink\n/etc/passwd\n751\n"
+    data = json.loads(dockyard("volume", "inspect", "copied").stdout)[0]["Mountpoint"]
+    assert os.path.islink(os.path.join(data, "link"))  # copied as a link, never followed
+    (tmp_path / "host").mkdir()
+    run_ok(dockyard, driver, "--rm", "-v", f"{tmp_path}/host:/srv", "--rootfs", rootfs, "true")
+    assert os.listdir(tmp_path / "host") == []  # a host path is never filled
+
+
+@pytest.mark.parametrize("target", ["/etc", "../../../../../../etc"])
+def test_a_volume_at_a_symlink_out_of_the_rootfs_is_filled_from_inside_it(dockyard, rootfs, target):
+    os.symlink(target, os.path.join(rootfs, "data"))
+    run_ok(dockyard, "overlay", "--rm", "-v", "filled:/data", "--rootfs", rootfs, "true")
+    data = json.loads(dockyard("volume", "inspect", "filled").stdout)[0]["Mountpoint"]
+    assert sorted(os.listdir(data)) == ["group", "passwd"]  # the rootfs's own /etc, not the host's
+
+
+def test_a_volume_with_content_is_never_overwritten(dockyard, rootfs):
+    assert dockyard("volume", "create", "full").returncode == 0
+    data = json.loads(dockyard("volume", "inspect", "full").stdout)[0]["Mountpoint"]
+    open(os.path.join(data, "mine"), "w").close()
+    assert run_ok(dockyard, "overlay", "--rm", "-v", "full:/etc", "--rootfs", rootfs, "ls", "/etc") == "mine\n"
+
+
+def test_a_volume_filled_for_a_user_namespace_belongs_to_its_root(dockyard, rootfs):
+    out = run_ok(dockyard, "overlay", "--rm", "--userns", "-v", "mapped:/etc", "--rootfs", rootfs,
+                 "sh", "-c", "stat -c %u /etc /etc/passwd; echo x >> /etc/passwd")
+    assert out == "0\n0\n"
