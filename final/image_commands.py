@@ -112,7 +112,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def describe_container(root: str, name: str) -> dict:
-    """A container's record (chapter 4), for `inspect` of a name that is no image."""
+    """Docker's `container inspect` fields, from a container's record (chapter 4)."""
     from . import containers
     from .store import ImageNotFound
     try:
@@ -120,8 +120,28 @@ def describe_container(root: str, name: str) -> dict:
     except DockyardError:
         raise ImageNotFound(name) from None
     directory = containers.directory(root, container_id)
-    return {"Id": container_id, "Config": containers.read_json(os.path.join(directory, "config.json")),
-            "State": containers.read_json(os.path.join(directory, "state.json"))}
+    spec = containers.read_json(os.path.join(directory, "config.json"))
+    state = containers.read_json(os.path.join(directory, "state.json"))
+    limits = spec.get("limits") or {}
+    return {
+        "Id": container_id, "Created": state.get("created", ""), "Name": "/" + spec.get("name", ""),
+        "Path": spec["argv"][0], "Args": spec["argv"][1:], "Image": spec.get("image_id") or spec["rootfs"],
+        "Driver": spec.get("storage_driver", ""),
+        "State": {"Status": state.get("status"), "Running": state.get("status") == "running",
+                  "OOMKilled": state.get("oom_killed", False), "Pid": state.get("pid", 0),
+                  "ExitCode": state.get("exit_code", 0), "StartedAt": state.get("started", ""),
+                  "FinishedAt": state.get("finished", "")},
+        "Config": {"Hostname": spec.get("hostname", ""), "User": spec.get("user", ""),
+                   "Env": [f"{k}={v}" for k, v in spec.get("env", {}).items()], "Cmd": spec["argv"],
+                   "Image": spec.get("image") or spec["rootfs"], "WorkingDir": spec.get("workdir", "/"),
+                   "Tty": spec.get("tty", False), "OpenStdin": spec.get("interactive", False),
+                   "StopSignal": spec.get("stop_signal", "")},
+        "HostConfig": {"NetworkMode": spec.get("network", "none"), "AutoRemove": spec.get("remove", False),
+                       "Init": spec.get("init", False), "Binds": spec.get("volumes", []),
+                       "Memory": limits.get("memory") or 0, "MemorySwap": limits.get("memory_swap") or 0,
+                       "NanoCpus": int((limits.get("cpus") or 0) * 1e9), "CpuShares": limits.get("cpu_shares") or 0,
+                       "PidsLimit": limits.get("pids_limit")},
+    }
 
 
 def describe(image) -> dict:
@@ -320,7 +340,7 @@ def ago(created: str | None) -> str:
 
 IMAGE_ALIASES = {
     "ls": ("List images", add_images_arguments, cmd_images),
-    "inspect": ("Show images' details as JSON", add_inspect_arguments, cmd_inspect),
+    "inspect": ("Show images' or containers' details as JSON", add_inspect_arguments, cmd_inspect),
     "rm": ("Remove images", add_rmi_arguments, cmd_rmi),
     "history": ("Show an image's layers", add_history_arguments, cmd_history),
 }
@@ -329,7 +349,7 @@ COMMANDS = {
     **commit.COMMANDS,
     "images": ("List images", add_images_arguments, cmd_images),
     "import": ("Make an image from a root filesystem (tar or directory)", add_import_arguments, cmd_import),
-    "inspect": ("Show images' details as JSON", add_inspect_arguments, cmd_inspect),
+    "inspect": ("Show images' or containers' details as JSON", add_inspect_arguments, cmd_inspect),
     "tag": ("Give an image another name", add_tag_arguments, cmd_tag),
     "rmi": ("Remove images", add_rmi_arguments, cmd_rmi),
     "history": ("Show an image's layers", add_history_arguments, cmd_history),

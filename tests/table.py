@@ -33,6 +33,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     # Chapter 04: union layers
     "test_layers.py": 4,
     "test_containers.py": 4,
+    "test_containers.py::test_inspect_shows_a_containers_state_and_config_as_docker_does": 5,
     "test_volumes.py": 4,
     # Chapter 05: images
     "test_images.py": 5,

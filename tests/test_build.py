@@ -362,3 +362,9 @@ def test_onbuild_triggers_run_when_the_image_is_used_as_a_base(base, tmp_path):
     assert "Executing build trigger" in out
     assert run(base, "child") == "copied by the trigger\n"
     assert not inspect_config(base, "child")["Config"].get("OnBuild")  # triggers are not inherited
+
+
+def test_a_flag_the_builder_does_not_implement_is_named_in_a_warning(base, tmp_path):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nRUN --mount=type=cache,target=/c echo ran\n")
+    out = build(base, context, "-t", "warned").stdout
+    assert "[Warning] RUN --mount is not supported yet; ignored" in out and "ran" in out

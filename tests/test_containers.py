@@ -1,5 +1,6 @@
 """Chapter 04 on: a container outlives its process, until `rm` (or `run --rm`)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -154,3 +155,12 @@ def test_a_container_can_be_named_by_a_prefix_of_its_id(dockyard, rootfs):
     ok(dockyard("run", "--rootfs", rootfs, "sh", "-c", "touch /made"))
     container_id = ok(dockyard("ps", "-aq")).strip()
     assert ok(dockyard("diff", container_id[:5])) == "A /made\n"
+
+
+def test_inspect_shows_a_containers_state_and_config_as_docker_does(dockyard, rootfs):
+    dockyard("run", "--name", "seen", "-e", "GREETING=hi", "-w", "/tmp", "--rootfs", rootfs, "sh", "-c", "exit 7")
+    [record] = json.loads(ok(dockyard("inspect", "seen")))
+    assert record["Name"] == "/seen" and record["Path"] == "sh" and record["Args"] == ["-c", "exit 7"]
+    assert record["State"]["Status"] == "exited" and record["State"]["ExitCode"] == 7
+    assert record["State"]["Running"] is False and record["State"]["OOMKilled"] is False
+    assert "GREETING=hi" in record["Config"]["Env"] and record["Config"]["WorkingDir"] == "/tmp"

@@ -10,8 +10,9 @@ and then makes it the root, in this order:
     pivot_root(".", ".")            the rootfs becomes "/", the host's root
     umount2(".", MNT_DETACH)        stacked beneath it is detached: no way back
 
-Every mount target is checked to resolve inside the rootfs, so a rootfs whose
-/dev is a symlink to the host's /dev cannot make us mount over the host's.
+Every mount target is resolved inside the rootfs, as the container will see
+it (see `inside`), so a rootfs whose /dev is a symlink to /dev gets its own
+/dev, never a mount over the host's.
 """
 
 import errno

@@ -87,18 +87,20 @@ def create(spec: Any) -> None:
         runtime.check_request(spec)
         spec.lowers = [spec.rootfs]
     layers.check_driver(spec.storage_driver)
-    volumes.prepare(spec.root, spec.volumes, spec.userns)
     spec.name = reserve_name(spec.root, spec.name, spec.id)
     temp = os.path.join(spec.root, "containers", f".new-{spec.id}")
     try:
+        spec.volumes = volumes.prepare(spec.root, spec.volumes, spec.userns)
         os.makedirs(temp)
         layers.create(layers.Layers(spec.storage_driver, spec.lowers, temp), spec.userns)
+        volumes.copy_image_content(spec.root, spec.volumes, spec.lowers, spec.userns)
         write_json(os.path.join(temp, "config.json"), asdict(spec))
         write_json(os.path.join(temp, "state.json"), asdict(State(created=now())))
         os.rename(temp, directory(spec.root, spec.id))
     except BaseException:
         layers.remove_tree(temp)
         os.unlink(os.path.join(spec.root, "names", spec.name))
+        volumes.remove_anonymous(spec.root, spec.volumes)
         raise
 
 
@@ -214,7 +216,9 @@ def run(spec: Any) -> int:
         raise
     finally:
         if spec.remove:
+            from . import volumes
             remove(spec.root, spec.id)
+            volumes.remove_anonymous(spec.root, spec.volumes)  # as docker run --rm; named ones stay
         else:
             write_state(spec.root, spec.id, status="exited", exit_code=exit_code, oom_killed=oom, finished=now())
         os.close(held)

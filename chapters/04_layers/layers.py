@@ -24,13 +24,15 @@ The child mounts the overlay inside its own mount namespace, so it vanishes
 with the container: the host's mount table never sees it. Where overlay
 cannot be used, the `vfs` driver (vfs.py) copies the layers instead.
 
-New here:  overlayfs (lowerdir, upperdir, workdir), whiteouts, opaque dirs
+New here:  overlayfs (lowerdir, upperdir, workdir), whiteouts, opaque dirs,
+           idmapped mounts (open_tree, mount_setattr, move_mount) for root with --userns
 Try it:    sudo python3 -m chapters.04_layers run --rootfs ROOTFS sh -c 'rm -rf /bin/ls'
            sudo python3 -m chapters.04_layers ps -a; ... diff CONTAINER
 Not yet:   a rootfs is one directory you made; images arrive in chapter 5.
 """
 
 import os
+import socket
 import stat
 from dataclasses import dataclass
 from typing import Iterator
@@ -101,10 +103,12 @@ def create(layers: Layers, userns: bool) -> None:
         os.chown(layers.path("work"), *owner_inside(userns))
 
 
-def mount(layers: Layers, userns: bool) -> str:
+def mount(layers: Layers, userns: bool, idmapped: "Channel | None" = None) -> str:
     """Mount the container's rootfs and return its path; call in the child, mounts private."""
     if layers.driver == "vfs":
         return layers.top()  # a plain directory: build_root binds it onto itself
+    if idmapped:
+        attach_idmapped_lowers(idmapped, layers.lowers)
     # Open every dir while we can still reach it through the host's private dirs
     # (root with --userns is host root until pivot), and name them by fd: the
     # options stay short however many layers there are, and show no host path.
@@ -150,6 +154,54 @@ def copy_root_attributes(source: str, target: str, userns: bool) -> None:
     uid, gid = owner_inside(userns) if userns or os.geteuid() != 0 else (st.st_uid, st.st_gid)
     os.chown(target, uid, gid)
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+# --- idmapped lowers: root with --userns ---------------------------------------------
+# The lower layers belong to host ids, mostly root, which the range 100000.. does
+# not map: inside, their files belong to no one, and overlay refuses to copy one
+# up (the copy's owner could not be mapped). An idmapped mount shows a directory
+# through a user namespace's map: on it, a file of host root belongs to root
+# inside, and a copy-up lands in upper/ as host uid 100000. Only host root may
+# make one, once the child's maps are written: the engine makes them between
+# clone and "go" and hands them over a unix socket (SCM_RIGHTS). The child
+# attaches them in its own mount namespace, as overlay takes no layer from
+# another; its init layer is the range's already, and stays as it is.
+
+Channel = tuple[socket.socket, socket.socket]  # a socketpair: the engine's end, the child's end
+
+
+def needs_idmapped_lowers(driver: str, userns: bool) -> bool:
+    """Whether the engine must hand the child idmapped lowers: root with --userns, on overlay."""
+    return driver == "overlay" and userns and os.geteuid() == 0
+
+
+def send_idmapped_lowers(channel: Channel, pid: int, lowers: list[str]) -> None:
+    """Clone each lower, show it through child `pid`'s user namespace, and send them to the child."""
+    userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    fds: list[int] = []
+    try:
+        for lower in lowers:
+            fds.append(libc.open_tree(lower, libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC))
+            # Private: the copy must not share mount events with the host's mount it came from.
+            libc.mount_setattr(fds[-1], libc.MOUNT_ATTR_IDMAP, libc.MS_PRIVATE, userns)
+        socket.send_fds(channel[0], [b"lowers"], fds)
+    except OSError as err:
+        raise DockyardError(f"cannot show the layers through the container's user namespace: {err.strerror or err}",
+                            hint="idmapped mounts need Linux 5.19 or later, on ext4, xfs, btrfs or tmpfs; "
+                                 "or use --storage-driver vfs (before the command)") from err
+    finally:
+        for fd in (userns, *fds):
+            os.close(fd)
+        for end in channel:
+            end.close()
+
+
+def attach_idmapped_lowers(channel: Channel, lowers: list[str]) -> None:
+    """Mount each idmapped lower from the engine over its own path; call in the child, mounts private."""
+    _, fds, _, _ = socket.recv_fds(channel[1], len(b"lowers"), len(lowers))
+    for fd, lower in zip(fds, lowers):
+        libc.move_mount(fd, lower)
+        os.close(fd)
 
 
 # --- diff: what the container changed ---------------------------------------------

@@ -7,6 +7,12 @@ into the container, over whatever its layers have at that path.
     -v /host/dir:/data[:ro]     a bind mount of a host directory (or file)
     -v NAME:/data[:ro]          a named volume: <root>/volumes/NAME/_data,
                                 made on first use, kept after `rm`
+    -v /data                    an anonymous volume: a named volume with a
+                                random name, removed by `run --rm`
+
+A volume is a plain directory, but an empty one would hide what the image
+has at that path; so, as Docker does, a volume that is empty when a container
+is created starts with a copy of the layers' files there (volume_copy.py).
 
 The child mounts them after building its root and before pivot_root. The
 destination is resolved *inside* the rootfs: with openat2(RESOLVE_IN_ROOT)
@@ -26,6 +32,7 @@ from . import libc, namespaces
 from .errors import DockyardError
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+ANONYMOUS = "anonymous"  # the mark, in the volume's dir, of one that -v /PATH made
 # Flags that a mount in a user namespace inherits locked; a read-only
 # remount must repeat them or the kernel refuses it (statvfs ST_* = MS_*).
 LOCKED_FLAGS = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | 1024 | 2048  # MS_NOATIME, MS_NODIRATIME
@@ -38,6 +45,7 @@ class Mount:
     destination: str
     read_only: bool = False
     name: str = ""      # a named volume's name; "" for a host path
+    anonymous: bool = False  # -v /data: a volume that prepare() names
 
 
 def volume_dir(root: str, name: str) -> str:
@@ -47,13 +55,12 @@ def volume_dir(root: str, name: str) -> str:
 def parse(text: str, root: str) -> Mount:
     """Split `SOURCE:DEST[:ro|rw]` into a Mount, refusing what cannot work."""
     parts = text.split(":")
+    if len(parts) == 1 and text.startswith("/"):
+        return Mount("", check_destination(text), anonymous=True)
     if len(parts) not in (2, 3) or not all(parts[:2]) or parts[2:] not in ([], ["ro"], ["rw"]):
         raise DockyardError(f"invalid volume specification {text!r}",
                             hint="write -v /host/dir:/path, -v NAME:/path, and :ro to make it read-only")
-    source, destination, read_only = parts[0], parts[1], parts[2:] == ["ro"]
-    if not destination.startswith("/") or os.path.normpath(destination) == "/":
-        raise DockyardError(f"invalid volume destination {destination!r}",
-                            hint="the path inside must be absolute and not / itself, e.g. -v data:/data")
+    source, destination, read_only = parts[0], check_destination(parts[1]), parts[2:] == ["ro"]
     if source.startswith("/"):
         return Mount(os.path.normpath(source), destination, read_only)
     if not NAME.match(source):
@@ -62,19 +69,42 @@ def parse(text: str, root: str) -> Mount:
     return Mount(os.path.join(volume_dir(root, source), "_data"), destination, read_only, source)
 
 
-def prepare(root: str, texts: list[str], userns: bool) -> list[Mount]:
-    """Check every -v and create the named volumes they use; call before creating the container."""
+def check_destination(path: str) -> str:
+    """Refuse a destination that is relative, or / itself."""
+    if not path.startswith("/") or os.path.normpath(path) == "/":
+        raise DockyardError(f"invalid volume destination {path!r}",
+                            hint="the path inside must be absolute and not / itself, e.g. -v data:/data")
+    return path
+
+
+def prepare(root: str, texts: list[str], userns: bool) -> list[str]:
+    """Check every -v and create the volumes they use; return the -v list, anonymous ones named."""
     mounts = [parse(text, root) for text in texts]
-    for mount in mounts:
-        if mount.name:
-            create(root, mount.name, userns)
-        elif not os.path.exists(mount.source):
+    for mount in mounts:  # every check before the first volume is made
+        if not mount.name and not mount.anonymous and not os.path.exists(mount.source):
             raise DockyardError(f"the host path {mount.source!r} does not exist",
                                 hint=f"create it first: mkdir -p {mount.source}")
-    return mounts
+    named = []
+    for text, mount in zip(texts, mounts):
+        if mount.anonymous:
+            name = os.urandom(32).hex()
+            create(root, name, userns, anonymous=True)
+            text = f"{name}:{text}"
+        elif mount.name:
+            create(root, mount.name, userns)
+        named.append(text)
+    return named
 
 
-def create(root: str, name: str, userns: bool = False) -> str:
+def copy_image_content(root: str, texts: list[str], lowers: list[str], userns: bool) -> None:
+    """Fill each empty volume with what the layers hold at its destination; host paths are left alone."""
+    from . import volume_copy
+    for mount in (parse(text, root) for text in texts):
+        if mount.name and not os.listdir(mount.source):
+            volume_copy.fill(mount.source, lowers, mount.destination, userns)
+
+
+def create(root: str, name: str, userns: bool = False, anonymous: bool = False) -> str:
     """Make named volume `name` unless it exists; return its data dir."""
     from .containers import now
     from .layers import owner_inside
@@ -86,6 +116,8 @@ def create(root: str, name: str, userns: bool = False) -> str:
     os.chown(os.path.join(temp, "_data"), *owner_inside(userns))  # root inside may write to it
     with open(os.path.join(temp, "created"), "w") as f:
         f.write(now())
+    if anonymous:
+        open(os.path.join(temp, ANONYMOUS), "w").close()
     try:
         os.rename(temp, volume_dir(root, name))
     except OSError as err:  # made meanwhile by another engine
@@ -162,8 +194,13 @@ def inspect(root: str, name: str) -> dict:
         raise DockyardError(f"no such volume: {name!r}", hint="see volume ls")
     with open(os.path.join(path, "created")) as f:
         created = f.read()
-    return {"CreatedAt": created, "Driver": "local", "Labels": {}, "Mountpoint": os.path.join(path, "_data"),
+    labels = {"com.docker.volume.anonymous": ""} if is_anonymous(root, name) else {}
+    return {"CreatedAt": created, "Driver": "local", "Labels": labels, "Mountpoint": os.path.join(path, "_data"),
             "Name": name, "Options": {}, "Scope": "local"}
+
+
+def is_anonymous(root: str, name: str) -> bool:
+    return os.path.exists(os.path.join(volume_dir(root, name), ANONYMOUS))
 
 
 def users(root: str, name: str) -> list[str]:
@@ -190,3 +227,10 @@ def remove(root: str, name: str) -> None:
     doomed = os.path.join(root, "volumes", f".removing-{name}")
     os.rename(volume_dir(root, name), doomed)
     shutil.rmtree(doomed)
+
+
+def remove_anonymous(root: str, texts: list[str]) -> None:
+    """Delete the anonymous volumes among `texts` that no container uses any more (run --rm)."""
+    for mount in (parse(text, root) for text in texts):
+        if mount.name and is_anonymous(root, mount.name) and not users(root, mount.name):
+            remove(root, mount.name)

@@ -8,6 +8,20 @@ with one more diff id and one more history entry, and a manifest with one
 more layer. The base image's layers are not copied: they are shared by
 digest. With the vfs driver there is no upper directory, so the layer is
 built from the `diff` list instead.
+
+The new image's config is the container's, as Docker records it: the image's
+config with what `run` changed, and then the `-c` changes on top:
+
+    Cmd         the command after the image name; else the image's Cmd
+                (with --entrypoint: only that command, the image's Cmd is dropped)
+    Entrypoint  --entrypoint, or the image's
+    Env         every -e, then each of the image's Env that no -e sets
+    WorkingDir  -w, or the image's;   User  -u, or the image's
+    the rest    (Volumes, Labels, ExposedPorts, StopSignal) the image's
+
+What the engine adds at run time (HOSTNAME, PATH's default, TERM) is not
+recorded. A container run from --rootfs has no image config: its image
+starts from an empty one.
 """
 
 import argparse
@@ -27,6 +41,8 @@ def commit_container(root: str, container: str, name: str | None, changes: list[
     spec = containers.load_spec(root, container_id)
     store = Store(root)
     config, base_layers = base_of(store, spec)
+    if spec.container_config:
+        config["config"] = dict(spec.container_config)
     imageconfig.apply_changes(config["config"], changes)
     stack = layers.Layers(spec.storage_driver, spec.lowers, containers.directory(root, container_id))
     if spec.storage_driver == "overlay":

@@ -13,6 +13,7 @@ rules for the command:
 """
 
 import json
+import os
 import shlex
 
 from .errors import DockyardError, UsageError
@@ -98,6 +99,28 @@ def command_line(config: dict, entrypoint: str | None, args: list[str]) -> list[
                          hint="the image has no Cmd or Entrypoint: give a command after the image name")
     return argv
 # --8<-- [end:command_line]
+
+
+def container_config(image: dict, entrypoint: str | None, args: list[str], env: list[str],
+                     workdir: str, user: str) -> dict:
+    """The container's own config, as Docker records it: the image's, with what `run` overrode."""
+    config = json.loads(json.dumps(image))
+    if entrypoint is not None:  # as in command_line: the image's Cmd goes with its Entrypoint
+        config["Entrypoint"], config["Cmd"] = ([entrypoint] if entrypoint else []), list(args)
+    elif args:
+        config["Cmd"] = list(args)
+    config["Env"] = merge_env(env, image.get("Env") or [])
+    config["WorkingDir"] = workdir or image.get("WorkingDir", "")
+    config["User"] = user or image.get("User", "")
+    return {key: value for key, value in config.items() if value not in ([], "", None)}
+
+
+def merge_env(given: list[str], image: list[str]) -> list[str]:
+    """Docker's rule: the `-e` values, then each of the image's Env that `-e` does not set."""
+    given = [item if "=" in item else f"{item}={os.environ[item]}" for item in given
+             if "=" in item or item in os.environ]  # `-e KEY` takes the engine's value, if any
+    keys = {item.partition("=")[0] for item in given}
+    return given + [item for item in image if item.partition("=")[0] not in keys]
 
 
 def environment(config: dict, base: dict[str, str]) -> dict[str, str]:

@@ -8,6 +8,7 @@
         workdir = -w, or the image's WorkingDir
         user    = -u, or the image's User, looked up *inside* the container
         volumes = -v, plus an anonymous volume for each of the image's Volumes
+                  (removed by --rm; a new volume starts with the image's files there)
 
 The user is looked up after pivot_root, in the container's own /etc/passwd
 and /etc/group (`switch_user`), so a hostile image's symlinks resolve inside
@@ -33,21 +34,24 @@ def prepare(args: argparse.Namespace) -> dict | None:
     image = store.resolve(name)
     config = image.config.get("config") or {}
     lowers = list(reversed(store.unpack(image)))  # the top-most first, as chapter 4 stacks them
+    workdir = "" if args.workdir == "/" else args.workdir
+    own = imageconfig.container_config(config, args.entrypoint, rest, args.env, workdir, args.user)
     args.command = imageconfig.command_line(config, args.entrypoint, rest)
     args.env = list(config.get("Env") or []) + args.env
     if args.workdir == "/" and config.get("WorkingDir"):
         args.workdir = config["WorkingDir"]
     args.user = args.user or config.get("User", "")
-    args.volume = args.volume + anonymous_volumes(config, args.volume)
+    args.volume = args.volume + anonymous_volumes(config, args.volume, args.root)
     args.rootfs = lowers[0] if lowers else empty_layer(store)
-    return {"name": name, "id": image.id, "lowers": lowers or [args.rootfs], "config": config}
+    return {"name": name, "id": image.id, "lowers": lowers or [args.rootfs], "config": config,
+            "container_config": own}
 
 
-def anonymous_volumes(config: dict, given: list[str]) -> list[str]:
-    """A fresh named volume for each of the image's Volumes that -v does not cover."""
-    taken = {spec.split(":")[1] for spec in given if spec.count(":") >= 1}
-    return [f"{os.urandom(32).hex()}:{path}" for path in sorted(config.get("Volumes") or {})
-            if path not in taken]
+def anonymous_volumes(config: dict, given: list[str], root: str) -> list[str]:
+    """`-v PATH` (an anonymous volume) for each of the image's Volumes that -v does not cover."""
+    from . import volumes
+    taken = {os.path.normpath(volumes.parse(text, root).destination) for text in given}
+    return [path for path in sorted(config.get("Volumes") or {}) if os.path.normpath(path) not in taken]
 
 
 def empty_layer(store) -> str:
@@ -64,6 +68,7 @@ def apply(spec, image: dict | None) -> None:
     spec.lowers = image["lowers"]
     spec.image, spec.image_id = image["name"], image["id"]
     spec.stop_signal = image["config"].get("StopSignal", "") or ""
+    spec.container_config = image["container_config"]  # what `commit` records (commit.py)
     # The root's checks (a /proc to mount over) look at the container's init layer,
     # which always has one: an image's top layer is only a diff.
     from . import containers

@@ -23,7 +23,10 @@ from .errors import DockyardError
 
 from . import init, libc, mounts, namespaces
 from . import cgroups
+import socket
+
 from . import containers, layers, volumes
+from .layers import Channel
 
 
 @dataclass
@@ -47,10 +50,12 @@ class Spec:
     storage_driver: str = "overlay"
     lowers: list[str] = field(default_factory=list)     # read-only layers, the top-most first
     volumes: list[str] = field(default_factory=list)    # -v SOURCE:DEST[:ro], checked
+    idmapped: "Channel | None" = None                   # root with --userns: how the lowers reach the child
     image: str = ""                                     # as the user named it; "" for --rootfs
     image_id: str = ""
     user: str = ""                                      # -u, or the image's User
     stop_signal: str = ""
+    container_config: dict = field(default_factory=dict)  # the image's config as run changed it
 
 
 # --8<-- [start:run]
@@ -61,6 +66,8 @@ def run(spec: Spec) -> int:
     go_read, go_write = os.pipe2(os.O_CLOEXEC)
     etc_files = write_etc_files(spec)
     cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
+    if layers.needs_idmapped_lowers(spec.storage_driver, spec.userns):
+        spec.idmapped = socket.socketpair()  # the engine's end, the child's end
     with signals_held():
         pid = libc_clone(namespaces.clone_flags(spec.network, spec.userns))
         if pid == 0:
@@ -139,6 +146,8 @@ def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
         cgroups.join(spec.id, pid)
         if spec.userns:
             namespaces.write_id_maps(pid)
+        if spec.idmapped:
+            layers.send_idmapped_lowers(spec.idmapped, pid, spec.lowers)
         containers.mark_running(spec, pid)
         os.write(go_fd, b"go")
     except BaseException:
@@ -193,7 +202,8 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
     namespaces.set_hostname(spec.hostname)
     mounts.make_mounts_private()
     # From here on the rootfs is the union of its read-only layers and the container's own.
-    spec.rootfs = layers.mount(layers.Layers(spec.storage_driver, spec.lowers, container_dir(spec)), spec.userns)
+    spec.rootfs = layers.mount(layers.Layers(spec.storage_driver, spec.lowers, container_dir(spec)), spec.userns,
+                               spec.idmapped)
     mounts.build_root(spec.rootfs, etc_files, spec.userns)
     volumes.mount_all(spec.rootfs, spec.volumes, spec.root)
     mounts.pivot(spec.rootfs)

@@ -185,6 +185,7 @@ class Builder:
             if instruction.cmd == "arg":
                 return self.declare_args(state, instruction)
             args = steps.expand_args(instruction, state.scope(), self.dockerfile.escape)
+            self.warn_ignored_flags(instruction)
             work = execute.Step(self, state, instruction, args)
             key = cache.chain(state.key, steps.describe(instruction, args), *work.inputs())
             entry = None if self.options.no_cache else self.cache.get(key)
@@ -229,6 +230,13 @@ class Builder:
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
+
+    def warn_ignored_flags(self, instruction: Instruction) -> None:
+        """Say so when a flag that Docker knows does nothing here, rather than pass it silently."""
+        for flag in instruction.flags:
+            name = flag.lstrip("-").split("=", 1)[0]
+            if (instruction.cmd, name) in steps.IGNORED_FLAGS:
+                self.say(f"[Warning] {instruction.cmd.upper()} --{name} is not supported yet; ignored")
 
     def report_unused_args(self) -> None:
         unused = sorted(set(self.options.build_args) - self.used_args - set(self.meta))

@@ -29,6 +29,11 @@ from .parser import Instruction
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 EXPANDED = ("add", "copy", "env", "expose", "label", "stopsignal", "user", "volume", "workdir")
 
+# Flags the parser accepts (Docker's syntax) that the builder does not implement.
+IGNORED_FLAGS = {("run", "mount"), ("run", "network"), ("run", "security"), ("copy", "link"),
+                 ("copy", "parents"), ("copy", "exclude"), ("add", "link"), ("add", "keep-git-dir"),
+                 ("add", "unpack"), ("add", "exclude")}
+
 
 class StepError(Exception):
     """An instruction that cannot be applied; the builder adds the file and line."""
