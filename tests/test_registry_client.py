@@ -194,7 +194,7 @@ class Hostile(BaseHTTPRequestHandler):
         if blob is IMAGE["layer"] and mode == "wrong-layer":
             blob = gzip.compress(b"not the layer you asked for" * 1000)
             return self.send(200, blob, "application/octet-stream")
-        if blob is IMAGE["layer"] and mode in ("truncated", "resumable"):
+        if blob is IMAGE["layer"] and mode in ("truncated", "resumable", "ignores-range"):
             type(self).attempts += 1
             start = int(self.headers.get("Range", "bytes=0-")[6:].rstrip("-"))
             type(self).ranges.append(self.headers.get("Range", ""))
@@ -203,6 +203,8 @@ class Hostile(BaseHTTPRequestHandler):
                           length=len(blob) - start)
                 self.close_connection = True
                 return
+            if mode == "ignores-range":  # the whole blob again, as a server without Range support does
+                return self.send(200, blob, "application/octet-stream")
             return self.send(206, blob[start:], "application/octet-stream",
                              Content_Range=f"bytes {start}-{len(blob) - 1}/{len(blob)}")
         self.send(200, blob, "application/octet-stream")
@@ -241,6 +243,14 @@ def test_a_hostile_registry_gets_a_clear_error_and_leaves_the_store_unchanged(do
 
 def test_a_broken_download_resumes_where_it_stopped(dockyard, hostile):
     hostile.RequestHandlerClass.mode = "resumable"
+    result = dockyard("pull", "-q", f"127.0.0.1:{hostile.server_address[1]}/app:v1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == sha256(IMAGE["manifest"])
+    assert hostile.RequestHandlerClass.ranges == ["", "bytes=1000-"]
+
+
+def test_a_resumed_download_from_a_registry_that_ignores_range_drops_the_bytes_it_already_has(dockyard, hostile):
+    hostile.RequestHandlerClass.mode = "ignores-range"
     result = dockyard("pull", "-q", f"127.0.0.1:{hostile.server_address[1]}/app:v1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == sha256(IMAGE["manifest"])

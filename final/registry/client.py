@@ -138,10 +138,10 @@ def fetch_into(out, session: Session, name: str, digest: str, size: int, scope: 
                                {"Range": f"bytes={start}-"} if start else {})
     check_status(response, session, f"blob {digest}")
     skip = start if response.status == 200 else 0  # the registry ignored Range: drop what we have
+    buffer = memoryview(bytearray(READ))  # refilled in place: no new 1 MiB object per read
     try:
-        while chunk := response.read(READ):
-            if skip:
-                chunk, skip = chunk[skip:], max(0, skip - len(chunk))
+        while n := response.readinto(buffer):
+            chunk, skip = buffer[min(skip, n):n], max(0, skip - n)
             out.write(chunk)
             if out.size > size:
                 raise RegistryError(f"blob {digest} is larger than the {size} bytes its manifest says",
