@@ -120,6 +120,7 @@ class Dockyard:
     def __call__(self, *args: str, input: str | None = None, timeout: float = 60,
                  **kwargs) -> subprocess.CompletedProcess:
         """Run to completion; stdout and stderr come back as text."""
+        kwargs.setdefault("cwd", os.path.dirname(self.impl.path))  # `python -m` looks in the cwd first
         return subprocess.run(self.command(*args), input=input, capture_output=True, text=True,
                               timeout=timeout, env=kwargs.pop("env", self.impl.env()), **kwargs)
 
@@ -127,6 +128,7 @@ class Dockyard:
         """Start in the background (remember to wait for it)."""
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
+        kwargs.setdefault("cwd", os.path.dirname(self.impl.path))
         return subprocess.Popen(self.command(*args), text=True, env=kwargs.pop("env", self.impl.env()), **kwargs)
 
 
