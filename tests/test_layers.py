@@ -27,6 +27,10 @@ def run(dockyard, driver: str, *args: str, **kwargs) -> subprocess.CompletedProc
 
 def run_ok(dockyard, driver: str, *args: str) -> str:
     result = run(dockyard, driver, *args)
+    if result.returncode == 125 and "idmapped mounts need" in result.stderr:
+        # The engine refused cleanly, with its hint: this kernel or filesystem (the
+        # initramfs of tools/v2vm.sh, say) cannot idmap the layers for --userns.
+        pytest.skip("idmapped mounts are not supported here: " + result.stderr.splitlines()[0])
     assert result.returncode == 0, result.stderr
     return result.stdout
 
