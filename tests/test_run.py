@@ -132,3 +132,10 @@ def test_running_as_an_ordinary_user_without_root_is_refused_with_a_hint(nobody)
     result = nobody("run", "--rootfs", nobody.rootfs, "true")
     assert result.returncode == 125
     assert "error:" in result.stderr and "hint:" in result.stderr
+
+
+def test_version_names_the_engine_the_implementation_and_the_kernel(dockyard, impl):
+    result = dockyard("version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"Dockyard 0.1.0 ({impl.name})")
+    assert os.uname().release in result.stdout

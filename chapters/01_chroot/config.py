@@ -2,6 +2,8 @@
 
 import os
 
+VERSION = "0.1.0"
+
 # Where images, containers and volumes live unless --root says otherwise.
 DEFAULT_ROOT = "/var/lib/dockyard"
 

@@ -64,11 +64,20 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
 
+def cmd_version(args: argparse.Namespace) -> int:
+    import platform
+    print(f"Dockyard {config.VERSION} ({__package__})")
+    print(f"Python {platform.python_version()} ({sys.executable})")
+    print(f"Kernel {os.uname().release} {os.uname().machine}")
+    return 0
+
+
 # name: (one-line help, how to add its arguments, handler). Later chapters
 # bring their own commands in a module of their own, each with a table like
 # this one whose handlers import their heavy machinery only when called.
 COMMANDS = {
     "run": ("Run a command in a new container", add_run_arguments, cmd_run),
+    "version": ("Show the versions of Dockyard, Python and the kernel", lambda p: None, cmd_version),
 }
 
 
