@@ -14,7 +14,13 @@ Chapter 1 forks and chroots; chapter 2 clones into namespaces and pivots.
 """
 
 import os
+# >>> chapter 02-03
+# import shutil
+# <<< chapter 02-03
 import signal
+# >>> chapter 04
+import socket
+# <<< chapter 04
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -24,18 +30,12 @@ from .errors import DockyardError
 # from . import chroot
 # <<< chapter 01-01
 # >>> chapter 02
-# >>> chapter 02-03
-# import shutil
-# <<< chapter 02-03
-
 from . import init, libc, mounts, namespaces
 # <<< chapter 02
 # >>> chapter 03
 from . import cgroups
 # <<< chapter 03
 # >>> chapter 04
-import socket
-
 from . import containers, layers, volumes
 from .layers import Channel
 # <<< chapter 04

@@ -14,14 +14,13 @@ Chapter 1 forks and chroots; chapter 2 clones into namespaces and pivots.
 """
 
 import os
+import shutil
 import signal
 from dataclasses import dataclass, field
 from typing import NoReturn
 
 from . import config, process
 from .errors import DockyardError
-import shutil
-
 from . import init, libc, mounts, namespaces
 
 

@@ -15,16 +15,14 @@ Chapter 1 forks and chroots; chapter 2 clones into namespaces and pivots.
 
 import os
 import signal
+import socket
 from dataclasses import dataclass, field
 from typing import NoReturn
 
 from . import config, process
 from .errors import DockyardError
-
 from . import init, libc, mounts, namespaces
 from . import cgroups
-import socket
-
 from . import containers, layers, volumes
 from .layers import Channel
 
