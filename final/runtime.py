@@ -90,39 +90,39 @@ def run(spec: Spec) -> int:
     """Run one container in the foreground and return its exit code."""
     check_request(spec)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
-    # >>> chapter 02
-    go_read, go_write = os.pipe2(os.O_CLOEXEC)
-    etc_files = write_etc_files(spec)
-    # <<< chapter 02
-    # >>> chapter 03
-    cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
-    # <<< chapter 03
-    # >>> chapter 04
-    if layers.needs_idmapped_lowers(spec.storage_driver, spec.userns):
-        spec.idmapped = socket.socketpair()  # the engine's end, the child's end
-    # <<< chapter 04
-    # >>> chapter final
-    spec.terminal = terminal.Terminal() if spec.tty else None
-    if spec.tty:
-        spec.env.setdefault("TERM", "xterm")
-    # <<< chapter final
-    with signals_held():
-        # >>> chapter 01-01
-        # pid = os.fork()
-        # if pid == 0:
-        #     os.close(error_read)
-        #     container_main(spec, error_write)
-        # <<< chapter 01-01
-        # >>> chapter 02
-        pid = libc_clone(namespaces.clone_flags(spec.network, spec.userns))
-        if pid == 0:
-            os.close(error_read)
-            os.close(go_write)
-            container_main(spec, error_write, go_read, etc_files)
-        # <<< chapter 02
-        forward_signals(pid)
-    os.close(error_write)
     try:
+        # >>> chapter 02
+        go_read, go_write = os.pipe2(os.O_CLOEXEC)
+        etc_files = write_etc_files(spec)
+        # <<< chapter 02
+        # >>> chapter 03
+        cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
+        # <<< chapter 03
+        # >>> chapter 04
+        if layers.needs_idmapped_lowers(spec.storage_driver, spec.userns):
+            spec.idmapped = socket.socketpair()  # the engine's end, the child's end
+        # <<< chapter 04
+        # >>> chapter final
+        spec.terminal = terminal.Terminal() if spec.tty else None
+        if spec.tty:
+            spec.env.setdefault("TERM", "xterm")
+        # <<< chapter final
+        with signals_held():
+            # >>> chapter 01-01
+            # pid = os.fork()
+            # if pid == 0:
+            #     os.close(error_read)
+            #     container_main(spec, error_write)
+            # <<< chapter 01-01
+            # >>> chapter 02
+            pid = libc_clone(namespaces.clone_flags(spec.network, spec.userns))
+            if pid == 0:
+                os.close(error_read)
+                os.close(go_write)
+                container_main(spec, error_write, go_read, etc_files)
+            # <<< chapter 02
+            forward_signals(pid)
+        os.close(error_write)
         # >>> chapter 02
         os.close(go_read)
         prepare_child(spec, pid, go_write)
@@ -140,7 +140,7 @@ def run(spec: Spec) -> int:
         return exit_code
         # <<< chapter 03
     finally:
-        clean_up(spec, pid)
+        clean_up(spec)  # also when a step above failed: nothing may outlive the request
 # --8<-- [end:run]
 
 
@@ -331,7 +331,7 @@ def wait_for(pid: int, error_fd: int) -> int:
     return process.exit_code_of(status)
 
 
-def clean_up(spec: Spec, pid: int) -> None:
+def clean_up(spec: Spec) -> None:
     """Remove what the container needed only while it ran."""
     # >>> chapter 01-01
     # chroot.unmount_proc(spec.rootfs)

@@ -39,17 +39,17 @@ def run(spec: Spec) -> int:
     """Run one container in the foreground and return its exit code."""
     check_request(spec)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
-    with signals_held():
-        pid = os.fork()
-        if pid == 0:
-            os.close(error_read)
-            container_main(spec, error_write)
-        forward_signals(pid)
-    os.close(error_write)
     try:
+        with signals_held():
+            pid = os.fork()
+            if pid == 0:
+                os.close(error_read)
+                container_main(spec, error_write)
+            forward_signals(pid)
+        os.close(error_write)
         return wait_for(pid, error_read)
     finally:
-        clean_up(spec, pid)
+        clean_up(spec)  # also when a step above failed: nothing may outlive the request
 # --8<-- [end:run]
 
 
@@ -106,7 +106,7 @@ def wait_for(pid: int, error_fd: int) -> int:
     return process.exit_code_of(status)
 
 
-def clean_up(spec: Spec, pid: int) -> None:
+def clean_up(spec: Spec) -> None:
     """Remove what the container needed only while it ran."""
     chroot.unmount_proc(spec.rootfs)
 

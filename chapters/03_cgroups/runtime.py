@@ -48,25 +48,25 @@ def run(spec: Spec) -> int:
     """Run one container in the foreground and return its exit code."""
     check_request(spec)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
-    go_read, go_write = os.pipe2(os.O_CLOEXEC)
-    etc_files = write_etc_files(spec)
-    cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
-    with signals_held():
-        pid = libc_clone(namespaces.clone_flags(spec.network, spec.userns))
-        if pid == 0:
-            os.close(error_read)
-            os.close(go_write)
-            container_main(spec, error_write, go_read, etc_files)
-        forward_signals(pid)
-    os.close(error_write)
     try:
+        go_read, go_write = os.pipe2(os.O_CLOEXEC)
+        etc_files = write_etc_files(spec)
+        cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
+        with signals_held():
+            pid = libc_clone(namespaces.clone_flags(spec.network, spec.userns))
+            if pid == 0:
+                os.close(error_read)
+                os.close(go_write)
+                container_main(spec, error_write, go_read, etc_files)
+            forward_signals(pid)
+        os.close(error_write)
         os.close(go_read)
         prepare_child(spec, pid, go_write)
         exit_code = wait_for(pid, error_read)
         cgroups.check_oom(spec.id, exit_code)  # SIGKILL does not say who sent it: the cgroup knows
         return exit_code
     finally:
-        clean_up(spec, pid)
+        clean_up(spec)  # also when a step above failed: nothing may outlive the request
 # --8<-- [end:run]
 
 
@@ -206,7 +206,7 @@ def wait_for(pid: int, error_fd: int) -> int:
     return process.exit_code_of(status)
 
 
-def clean_up(spec: Spec, pid: int) -> None:
+def clean_up(spec: Spec) -> None:
     """Remove what the container needed only while it ran."""
     # Its mounts vanished with its mount namespace; only its files remain.
     shutil.rmtree(container_dir(spec), ignore_errors=True)
