@@ -139,3 +139,13 @@ def test_version_names_the_engine_the_implementation_and_the_kernel(dockyard, im
     assert result.returncode == 0
     assert result.stdout.startswith(f"Dockyard 0.1.0 ({impl.name})")
     assert os.uname().release in result.stdout
+
+
+def test_ctrl_c_sent_to_the_engine_reaches_the_container(dockyard, rootfs):
+    script = 'trap "echo got-int; exit 41" INT; echo ready; while :; do sleep 0.05; done'
+    engine = dockyard.popen("run", "--rootfs", rootfs, "sh", "-c", script)
+    assert engine.stdout.readline() == "ready\n"
+    engine.send_signal(signal.SIGINT)
+    out, _ = engine.communicate(timeout=20)
+    assert engine.returncode == 41
+    assert "got-int" in out
