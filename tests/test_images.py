@@ -218,3 +218,18 @@ def test_killing_the_engine_during_import_leaves_a_readable_store_that_prune_cle
     assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # written into, not renamed over
     index = json.load(open(os.path.join(dockyard.root, "images", "index.json")))
     assert len(index["manifests"]) == 1
+
+
+def test_killing_the_engine_during_commit_leaves_a_readable_store_that_prune_cleans(dockyard, rootfs, busybox_image):
+    made = dockyard("run", "--name", "big", "busybox", "sh", "-c", "head -c 64000000 /dev/urandom > /big")
+    assert made.returncode == 0, made.stderr
+    engine = dockyard.popen("commit", "big", "half:latest")
+    time.sleep(0.5)
+    engine.send_signal(signal.SIGKILL)
+    engine.communicate()
+    assert dockyard("images").returncode == 0
+    assert "half" not in dockyard("images").stdout
+    assert dockyard("image", "prune").returncode == 0
+    assert os.listdir(os.path.join(dockyard.root, "tmp")) == []
+    assert dockyard("save", "-o", os.devnull, "busybox").returncode == 0  # every blob still checks out
+    assert dockyard("rm", "big").returncode == 0
