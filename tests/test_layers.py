@@ -143,8 +143,8 @@ def test_a_rootless_container_writes_into_its_own_layer_only(nobody, driver):
 
 
 # --- root with --userns: the rootfs is host root's, the container's layer the range's ----
-# overlay sees the rootfs through an idmapped mount; vfs copies it as it is, so
-# there root inside may write only where anyone may, such as /tmp.
+# overlay sees the rootfs through an idmapped mount; vfs shifts the owners of its
+# copy into the range: either way the files of host root are root's inside.
 
 def test_root_with_userns_can_write_tmp_in_its_own_layer(dockyard, rootfs, driver):
     before = fingerprint(rootfs)
@@ -153,18 +153,32 @@ def test_root_with_userns_can_write_tmp_in_its_own_layer(dockyard, rootfs, drive
     assert diff(dockyard, "ctr") == ["C /tmp", "A /tmp/f"]
 
 
-def test_root_with_userns_can_change_etc_passwd_in_its_own_layer(dockyard, rootfs):
+def test_root_with_userns_can_change_etc_passwd_in_its_own_layer(dockyard, rootfs, driver):
     before = fingerprint(rootfs)
-    out = run_ok(dockyard, "overlay", "--userns", "--name", "ctr", "--rootfs", rootfs, "sh", "-c",
+    out = run_ok(dockyard, driver, "--userns", "--name", "ctr", "--rootfs", rootfs, "sh", "-c",
                  "echo me:x:1:1::/:/bin/sh >> /etc/passwd && tail -n 1 /etc/passwd")
     assert out == "me:x:1:1::/:/bin/sh\n"
     assert fingerprint(rootfs) == before
     assert diff(dockyard, "ctr") == ["C /etc", "C /etc/passwd"]
 
 
-def test_root_with_userns_sees_the_files_of_host_root_as_its_own(dockyard, rootfs):
-    out = run_ok(dockyard, "overlay", "--userns", "--rootfs", rootfs, "stat", "-c", "%u:%g", "/etc/passwd", "/bin")
+def test_root_with_userns_sees_the_files_of_host_root_as_its_own(dockyard, rootfs, driver):
+    out = run_ok(dockyard, driver, "--userns", "--rootfs", rootfs, "stat", "-c", "%u:%g", "/etc/passwd", "/bin")
     assert out.split() == ["0:0", "0:0"]
+
+
+def test_root_with_userns_sees_other_owners_and_setuid_bits_as_in_the_rootfs(dockyard, rootfs, driver):
+    for name, mode, owner in (("suid", 0o4755, 0), ("sgid", 0o2755, 7), ("mine", 0o644, 1000)):
+        path = os.path.join(rootfs, "srv", name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w"):
+            pass
+        os.chown(path, owner, owner)
+        os.chmod(path, mode)  # after chown, which clears setuid and setgid
+    out = run_ok(dockyard, driver, "--userns", "--name", "ctr", "--rootfs", rootfs,
+                 "stat", "-c", "%n %a %u:%g", "/srv/suid", "/srv/sgid", "/srv/mine")
+    assert out.splitlines() == ["/srv/suid 4755 0:0", "/srv/sgid 2755 7:7", "/srv/mine 644 1000:1000"]
+    assert diff(dockyard, "ctr") == []
 
 
 def test_files_that_root_with_userns_makes_belong_to_the_range_on_the_host(dockyard, rootfs):
