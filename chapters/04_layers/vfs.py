@@ -12,16 +12,35 @@ bottom to top as overlay would stack them:
 
 It costs the whole rootfs in disk and time for every container, so it is the
 fallback. `diff` compares the copy with the union of the layers it came from.
+
+Root with --userns is host uid START+n for uid n inside: a copy that kept the
+layers' owners would leave host root's files to no one inside, read-only. So
+that copy is *shifted*: an owner n below COUNT becomes START+n, so the files
+look inside as they looked to host root (what overlay gets from idmapped
+lowers); an owner at or above COUNT stays as it is (it was unmapped before,
+and stays so: `nobody` inside). `diff` shifts the layers' owners the same way
+before comparing, and `commit` records the owners unshifted: inside's view.
 """
 
 import errno
 import os
 import shutil
 import stat
-from typing import Iterator
+from typing import Iterator, Optional
 
 WHITEOUT_PREFIX, OPAQUE_FILE = ".wh.", ".wh..wh..opq"
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+Shift = Optional[tuple[int, int]]  # (START, COUNT) of a container's id range, or None: ids as they are
+
+
+def shift_id(n: int, shift: Shift) -> int:
+    """The host id that the copy gives to owner `n` of a layer."""
+    return shift[0] + n if shift and n < shift[1] else n
+
+
+def unshift_id(n: int, shift: Shift) -> int:
+    """The owner, as the layer (and the inside) sees it, of host id `n` in the copy."""
+    return n - shift[0] if shift and shift[0] <= n < shift[0] + shift[1] else n
 
 
 # --- reading a stack of layers, the top-most first --------------------------------
@@ -101,15 +120,15 @@ def union_names(stack: list[str], path: str) -> list[str]:
 
 # --- the copy ------------------------------------------------------------------
 
-def copy_layers(stack: list[str], target: str) -> None:
+def copy_layers(stack: list[str], target: str, shift: Shift = None) -> None:
     """Apply every layer of `stack` onto the empty dir `target`, the bottom-most first."""
     os.makedirs(target)
     for layer in reversed(stack):
-        apply_layer(layer, target, {})
-        copy_attributes(layer, target)
+        apply_layer(layer, target, {}, shift)
+        copy_attributes(layer, target, shift)
 
 
-def apply_layer(source: str, target: str, linked: dict[tuple[int, int], str]) -> None:
+def apply_layer(source: str, target: str, linked: dict[tuple[int, int], str], shift: Shift = None) -> None:
     """Copy one directory of a layer over `target`, honouring whiteouts and opaque dirs."""
     for entry in sorted(os.scandir(source), key=lambda e: e.name):
         name, destination = entry.name, os.path.join(target, entry.name)
@@ -125,14 +144,15 @@ def apply_layer(source: str, target: str, linked: dict[tuple[int, int], str]) ->
             if not os.path.isdir(destination) or os.path.islink(destination) or is_opaque(source, name):
                 remove(destination)
                 os.mkdir(destination)
-            apply_layer(entry.path, destination, linked)
-            copy_attributes(entry.path, destination)  # after its children changed its mtime
+            apply_layer(entry.path, destination, linked, shift)
+            copy_attributes(entry.path, destination, shift)  # after its children changed its mtime
         else:
             remove(destination)
-            copy_entry(entry.path, destination, st, linked)
+            copy_entry(entry.path, destination, st, linked, shift)
 
 
-def copy_entry(source: str, target: str, st: os.stat_result, linked: dict[tuple[int, int], str]) -> None:
+def copy_entry(source: str, target: str, st: os.stat_result, linked: dict[tuple[int, int], str],
+               shift: Shift = None) -> None:
     """Copy a file, symlink or device node; a second hard link to an inode stays a hard link."""
     if st.st_nlink > 1 and (st.st_dev, st.st_ino) in linked:
         os.link(linked[st.st_dev, st.st_ino], target)
@@ -147,18 +167,18 @@ def copy_entry(source: str, target: str, st: os.stat_result, linked: dict[tuple[
         except PermissionError:
             return  # no device nodes in a user namespace; /dev is mounted afresh anyway
     linked[st.st_dev, st.st_ino] = target
-    copy_attributes(source, target)
+    copy_attributes(source, target, shift)
 
 
-def copy_attributes(source: str, target: str) -> None:
-    """Copy owner, mode, xattrs and times (the times last: the others change ctime only)."""
+def copy_attributes(source: str, target: str, shift: Shift = None) -> None:
+    """Copy owner (shifted), mode, xattrs and times (the times last: the others change ctime only)."""
     st = os.lstat(source)
     try:
-        os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
+        os.chown(target, shift_id(st.st_uid, shift), shift_id(st.st_gid, shift), follow_symlinks=False)
     except PermissionError:
         pass  # rootless: files stay ours, which is root inside
     if not stat.S_ISLNK(st.st_mode):
-        os.chmod(target, stat.S_IMODE(st.st_mode))
+        os.chmod(target, stat.S_IMODE(st.st_mode))  # after chown, which cleared setuid and setgid
     for name in os.listxattr(source, follow_symlinks=False):
         if "overlay." not in name:
             try:
@@ -178,13 +198,13 @@ def remove(path: str) -> None:
 
 # --- diff -----------------------------------------------------------------------
 
-def changes(stack: list[str], copy: str) -> list:
-    """What differs between the copy and the union of `stack`, as `diff` lines."""
+def changes(stack: list[str], copy: str, shift: Shift = None) -> list:
+    """What differs between the copy (made with `shift`) and the union of `stack`, as `diff` lines."""
     from .layers import Change
-    return sorted((Change(kind, path) for kind, path in compare(stack, copy, "/")), key=lambda c: c.path)
+    return sorted((Change(kind, path) for kind, path in compare(stack, copy, "/", shift)), key=lambda c: c.path)
 
 
-def compare(stack: list[str], copy: str, directory: str) -> Iterator[tuple[str, str]]:
+def compare(stack: list[str], copy: str, directory: str, shift: Shift = None) -> Iterator[tuple[str, str]]:
     """(kind, path) for each difference in `directory` and below."""
     now = set(os.listdir(os.path.join(copy, directory.lstrip("/"))))
     for name in sorted(set(union_names(stack, directory)) - now):
@@ -192,19 +212,20 @@ def compare(stack: list[str], copy: str, directory: str) -> Iterator[tuple[str, 
     for name in sorted(now):
         path = os.path.join(directory, name)
         st, before = os.lstat(os.path.join(copy, path.lstrip("/"))), lookup(stack, path)
-        below = list(compare(stack, copy, path)) if stat.S_ISDIR(st.st_mode) else []
+        below = list(compare(stack, copy, path, shift)) if stat.S_ISDIR(st.st_mode) else []
         if before is None:
             yield "A", path
             yield from (("A", p) for _, p in below)
-        elif below or differs(st, before, os.path.join(copy, path.lstrip("/")), stack, path):
+        elif below or differs(st, before, os.path.join(copy, path.lstrip("/")), stack, path, shift):
             yield "C", path
             yield from below
 
 
-def differs(st: os.stat_result, before: os.stat_result, copy_path: str, stack: list[str], path: str) -> bool:
-    """Whether an entry's type, owner, mode, size, mtime or link target changed."""
-    if (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns) != (before.st_mode, before.st_uid, before.st_gid,
-                                                             before.st_mtime_ns):
+def differs(st: os.stat_result, before: os.stat_result, copy_path: str, stack: list[str], path: str,
+            shift: Shift = None) -> bool:
+    """Whether an entry's type, owner (as the copy shifted it), mode, size, mtime or link target changed."""
+    if (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns) != (before.st_mode, shift_id(before.st_uid, shift),
+                                                             shift_id(before.st_gid, shift), before.st_mtime_ns):
         return True
     if stat.S_ISLNK(st.st_mode):
         lower = next(layer for layer in stack if os.path.lexists(os.path.join(layer, path.lstrip("/"))))

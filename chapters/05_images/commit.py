@@ -48,7 +48,9 @@ def commit_container(root: str, container: str, name: str | None, changes: list[
     if spec.storage_driver == "overlay":
         layer, diff_id = store.write_layer(stack.top(), upper=True)
     else:
-        layer, diff_id = store.write_layer(stack.top(), changes=layers.changes(stack))
+        # A vfs copy for root with --userns holds shifted owners: record them as inside sees them.
+        shift = layers.vfs_shift(spec.storage_driver, spec.userns)
+        layer, diff_id = store.write_layer(stack.top(), changes=layers.changes(stack, spec.userns), shift=shift)
     imagespec.add_layer(config, diff_id, f"dockyard commit {container_id[:12]}", message)
     return store.create_image(config, base_layers + [layer], [name] if name else [])
 # --8<-- [end:commit_container]

@@ -110,13 +110,13 @@ class Store(BlobStore):
         return [document["config"], *document["layers"]]
 
     def write_layer(self, source: str, upper: bool = False, epoch: int | None = None,
-                    changes: list | None = None) -> tuple[dict, str]:
-        """Store a directory (or, given `changes`, only those paths in it) as a gzip layer."""
+                    changes: list | None = None, shift: tuple[int, int] | None = None) -> tuple[dict, str]:
+        """Store a directory (or, given `changes`, only those paths in it, owners unshifted) as a gzip layer."""
         def write(out) -> None:
             if changes is None:
                 written.append(tarwrite.write_layer(source, out, upper, epoch))
             else:
-                written.append(tarwrite.write_changes(source, changes, out, epoch))
+                written.append(tarwrite.write_changes(source, changes, out, epoch, shift))
         written = []
         digest = self.put_blob_with(write)
         info = written[0]

@@ -135,7 +135,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     container_id = containers.find(args.root, args.container)
     spec = containers.load_spec(args.root, container_id)
     stack = layers.Layers(spec.storage_driver, spec.lowers, containers.directory(args.root, container_id))
-    for change in layers.changes(stack):
+    for change in layers.changes(stack, spec.userns):
         print(change.kind, change.path)
     return 0
 

@@ -88,12 +88,17 @@ def owner_inside(userns: bool) -> tuple[int, int]:
     return (config.USERNS_RANGE[0],) * 2 if userns else (0, 0)
 
 
+def vfs_shift(driver: str, userns: bool) -> "vfs.Shift":
+    """How the vfs copy shifts owners: by the range for root with --userns (see vfs.py), else not."""
+    return config.USERNS_RANGE if driver == "vfs" and userns and os.geteuid() == 0 else None
+
+
 # --8<-- [start:create]
 def create(layers: Layers, userns: bool) -> None:
     """Make the container's writable layer; call on the host, before the first start."""
     make_init_layer(layers.path("init"), layers.lowers[0], userns)
     if layers.driver == "vfs":
-        vfs.copy_layers(layers.stack(), layers.top())
+        vfs.copy_layers(layers.stack(), layers.top(), vfs_shift(layers.driver, userns))
         return
     for name in ("upper", "work", "merged"):
         os.mkdir(layers.path(name), 0o755)
@@ -207,10 +212,10 @@ def attach_idmapped_lowers(channel: Channel, lowers: list[str]) -> None:
 # --- diff: what the container changed ---------------------------------------------
 
 # --8<-- [start:changes]
-def changes(layers: Layers) -> list[Change]:
+def changes(layers: Layers, userns: bool = False) -> list[Change]:
     """What the container added, changed and deleted, sorted by path."""
     if layers.driver == "vfs":
-        return vfs.changes(layers.stack(), layers.top())
+        return vfs.changes(layers.stack(), layers.top(), vfs_shift(layers.driver, userns))
     return sorted(upper_changes(layers.top(), layers.stack()), key=lambda c: c.path)
 
 

@@ -28,7 +28,7 @@ import stat
 import zlib
 from typing import BinaryIO, Iterator, NamedTuple
 
-from . import tarformat
+from . import tarformat, vfs
 from .tarformat import BLOCK, Member
 
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
@@ -176,8 +176,11 @@ def is_opaque(path: str) -> bool:
     return False
 
 
-def write_changes(root: str, changes: list, out: BinaryIO, epoch: int | None = None) -> LayerDigests:
-    """Write chapter 4's `diff` of a copied (vfs) rootfs as a layer: deletions become `.wh.` files."""
+def write_changes(root: str, changes: list, out: BinaryIO, epoch: int | None = None,
+                  shift: tuple[int, int] | None = None) -> LayerDigests:
+    """Write chapter 4's `diff` of a copied (vfs) rootfs as a layer: deletions become `.wh.` files.
+
+    A copy made with a `shift` (root with --userns, see vfs.py) has its owners shifted back."""
     writer, seen = LayerWriter(out), {}
     for change in sorted(changes, key=lambda c: c.path):  # a parent sorts before its children
         name = change.path.lstrip("/")
@@ -188,5 +191,7 @@ def write_changes(root: str, changes: list, out: BinaryIO, epoch: int | None = N
         path = os.path.join(root, name)
         member = member_of(path, name, os.lstat(path), epoch, seen)
         if member is not None:
+            if shift:
+                member.uid, member.gid = vfs.unshift_id(member.uid, shift), vfs.unshift_id(member.gid, shift)
             writer.add(member, path)
     return writer.close()
