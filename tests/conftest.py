@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -259,6 +260,9 @@ def leaves_nothing_behind(monkeypatch, tmp_path):
     yield
     leaked_procs = orphans()
     kill_and_reap(leaked_procs)
+    if leaked_procs:  # what the killed ones leave (their children, as zombies) comes to us too
+        time.sleep(0.2)
+        kill_and_reap(orphans())
     leaked_mounts = sorted(mounts() - mounts_before)
     leaked_cgroups = sorted(our_cgroups(parent))
     shutil.rmtree(f"/run/dockyard/cgroups/{parent}", ignore_errors=True)  # the engines' lock files

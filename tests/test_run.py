@@ -84,7 +84,7 @@ def test_sigterm_sent_to_the_engine_reaches_the_container(dockyard, rootfs):
     engine = dockyard.popen("run", "--rootfs", rootfs, "sh", "-c", script)
     assert engine.stdout.readline() == "ready\n"
     engine.send_signal(signal.SIGTERM)
-    out, _ = engine.communicate(timeout=20)
+    out, _ = engine.communicate(timeout=60)
     assert engine.returncode == 42
     assert "got-term" in out
 
@@ -146,6 +146,6 @@ def test_ctrl_c_sent_to_the_engine_reaches_the_container(dockyard, rootfs):
     engine = dockyard.popen("run", "--rootfs", rootfs, "sh", "-c", script)
     assert engine.stdout.readline() == "ready\n"
     engine.send_signal(signal.SIGINT)
-    out, _ = engine.communicate(timeout=20)
+    out, _ = engine.communicate(timeout=60)
     assert engine.returncode == 41
     assert "got-int" in out
