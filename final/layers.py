@@ -89,9 +89,14 @@ def owner_inside(userns: bool) -> tuple[int, int]:
     return (config.USERNS_RANGE[0],) * 2 if userns else (0, 0)
 
 
+def userns_shift(userns: bool) -> "vfs.Shift":
+    """How far owners on disk are from those inside: the range for root with --userns, else none."""
+    return config.USERNS_RANGE if userns and os.geteuid() == 0 else None
+
+
 def vfs_shift(driver: str, userns: bool) -> "vfs.Shift":
     """How the vfs copy shifts owners: by the range for root with --userns (see vfs.py), else not."""
-    return config.USERNS_RANGE if driver == "vfs" and userns and os.geteuid() == 0 else None
+    return userns_shift(userns) if driver == "vfs" else None
 
 
 # --8<-- [start:create]

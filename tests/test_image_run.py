@@ -108,14 +108,17 @@ def test_run_commit_run_sees_the_changes(dockyard, busybox_image, driver):
     dockyard("rm", "c1")
 
 
-def test_a_commit_of_root_with_userns_on_vfs_records_the_owners_seen_inside(dockyard, busybox_image):
-    # vfs shifts the owners of its copy into the range; the layer must hold them unshifted.
+@pytest.mark.parametrize("driver", ["overlay", "vfs"])
+def test_a_commit_of_root_with_userns_records_the_owners_seen_inside(dockyard, busybox_image, driver):
+    # On disk the container's files belong to the range (100000...); the layer must hold them unshifted.
     script = "echo me:x:5:5::/:/bin/sh >> /etc/passwd; echo x > /f; chown 5:5 /f"
-    result = dockyard("--storage-driver", "vfs", "run", "--userns", "--name", "c1", "busybox", "sh", "-c", script)
+    result = dockyard("--storage-driver", driver, "run", "--userns", "--name", "c1", "busybox", "sh", "-c", script)
+    if result.returncode == 125 and "idmapped mounts need" in result.stderr:
+        pytest.skip("idmapped mounts are not supported here")
     assert result.returncode == 0, result.stderr
     assert output(dockyard, "diff", "c1").split("\n") == ["C /etc", "C /etc/passwd", "A /f", ""]
     assert dockyard("commit", "c1", "committed:v1").returncode == 0
-    out = output(dockyard, "--storage-driver", "vfs", "run", "--rm", "committed:v1",
+    out = output(dockyard, "--storage-driver", driver, "run", "--rm", "committed:v1",
                  "stat", "-c", "%n %u:%g", "/etc", "/etc/passwd", "/f")
     assert out.splitlines() == ["/etc 0:0", "/etc/passwd 0:0", "/f 5:5"]
     dockyard("rm", "c1")

@@ -45,11 +45,12 @@ def commit_container(root: str, container: str, name: str | None, changes: list[
         config["config"] = dict(spec.container_config)
     imageconfig.apply_changes(config["config"], changes)
     stack = layers.Layers(spec.storage_driver, spec.lowers, containers.directory(root, container_id))
-    if spec.storage_driver == "overlay":
+    # For root with --userns, what the container wrote is owned by the range on disk
+    # (overlay's upper, or vfs's shifted copy): the layer records owners as seen inside.
+    shift = layers.userns_shift(spec.userns)
+    if spec.storage_driver == "overlay" and not shift:
         layer, diff_id = store.write_layer(stack.top(), upper=True)
     else:
-        # A vfs copy for root with --userns holds shifted owners: record them as inside sees them.
-        shift = layers.vfs_shift(spec.storage_driver, spec.userns)
         layer, diff_id = store.write_layer(stack.top(), changes=layers.changes(stack, spec.userns), shift=shift)
     imagespec.add_layer(config, diff_id, f"dockyard commit {container_id[:12]}", message)
     return store.create_image(config, base_layers + [layer], [name] if name else [])
