@@ -227,6 +227,18 @@ def our_cgroups(parent: str) -> set[str]:
     return {f"{base}/{parent}" for base in bases if os.path.isdir(f"{base}/{parent}")}
 
 
+def remove_cgroups(parents: list[str]) -> None:
+    """Kill what is in these cgroup trees and rmdir them, children first."""
+    for parent in parents:
+        for directory, _, _ in sorted(os.walk(parent), key=lambda entry: -len(entry[0])):
+            with open(os.path.join(directory, "cgroup.procs")) as f:
+                kill_and_reap([int(pid) for pid in f.read().split()])
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+
+
 def orphans() -> list[int]:
     """Processes re-parented to the test runner, and zombies it has not reaped."""
     me, found = str(os.getpid()), []
@@ -277,6 +289,7 @@ def leaves_nothing_behind(monkeypatch, tmp_path):
             subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
     if leaked_cgroups:
         problems.append(f"cgroups left behind: {leaked_cgroups}")
+        remove_cgroups(leaked_cgroups)  # report once; don't leave them to the machine
     if not stat.S_ISCHR(os.lstat(os.devnull).st_mode):
         os.unlink(os.devnull)
         os.mknod(os.devnull, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
