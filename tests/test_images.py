@@ -203,6 +203,15 @@ def test_a_truncated_archive_leaves_the_store_unchanged(dockyard, busybox_image,
     assert (image_ids(dockyard), blobs(dockyard)) == before
 
 
+def assert_store_whole_without(dockyard, name: str) -> None:
+    """After a killed engine: `name` never appeared, prune cleans up, every blob still checks out."""
+    assert dockyard("images").returncode == 0
+    assert name not in dockyard("images").stdout
+    assert dockyard("image", "prune").returncode == 0
+    assert os.listdir(os.path.join(dockyard.root, "tmp")) == []
+    assert dockyard("save", "-o", os.devnull, "busybox").returncode == 0
+
+
 def test_killing_the_engine_during_import_leaves_a_readable_store_that_prune_cleans(dockyard, rootfs, busybox_image):
     with open(os.path.join(rootfs, "big"), "wb") as f:
         f.write(os.urandom(48 << 20))
@@ -210,11 +219,7 @@ def test_killing_the_engine_during_import_leaves_a_readable_store_that_prune_cle
     time.sleep(0.7)
     engine.send_signal(signal.SIGKILL)
     engine.communicate()
-    assert dockyard("images").returncode == 0
-    assert "half" not in dockyard("images").stdout
-    assert dockyard("image", "prune").returncode == 0
-    assert os.listdir(os.path.join(dockyard.root, "tmp")) == []
-    assert dockyard("save", "-o", os.devnull, "busybox").returncode == 0  # every blob still checks out
+    assert_store_whole_without(dockyard, "half")
     assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # written into, not renamed over
     index = json.load(open(os.path.join(dockyard.root, "images", "index.json")))
     assert len(index["manifests"]) == 1
@@ -227,9 +232,5 @@ def test_killing_the_engine_during_commit_leaves_a_readable_store_that_prune_cle
     time.sleep(0.5)
     engine.send_signal(signal.SIGKILL)
     engine.communicate()
-    assert dockyard("images").returncode == 0
-    assert "half" not in dockyard("images").stdout
-    assert dockyard("image", "prune").returncode == 0
-    assert os.listdir(os.path.join(dockyard.root, "tmp")) == []
-    assert dockyard("save", "-o", os.devnull, "busybox").returncode == 0  # every blob still checks out
+    assert_store_whole_without(dockyard, "half")
     assert dockyard("rm", "big").returncode == 0

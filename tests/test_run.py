@@ -79,14 +79,20 @@ def test_stdin_is_attached_only_with_interactive(dockyard, rootfs):
     assert dockyard("run", "-i", "--rootfs", rootfs, "cat", input="typed\n").stdout == "typed\n"
 
 
-def test_sigterm_sent_to_the_engine_reaches_the_container(dockyard, rootfs):
-    script = 'trap "echo got-term; exit 42" TERM; echo ready; while :; do sleep 0.05; done'
+def signal_reaches_the_container(dockyard, rootfs: str, sig: signal.Signals, code: int) -> None:
+    """Send `sig` to the engine; the container's shell traps it and exits with `code`."""
+    name = sig.name[3:]
+    script = f'trap "echo got-{name}; exit {code}" {name}; echo ready; while :; do sleep 0.05; done'
     engine = dockyard.popen("run", "--rootfs", rootfs, "sh", "-c", script)
     assert engine.stdout.readline() == "ready\n"
-    engine.send_signal(signal.SIGTERM)
+    engine.send_signal(sig)
     out, _ = engine.communicate(timeout=60)
-    assert engine.returncode == 42
-    assert "got-term" in out
+    assert engine.returncode == code
+    assert f"got-{name}" in out
+
+
+def test_sigterm_sent_to_the_engine_reaches_the_container(dockyard, rootfs):
+    signal_reaches_the_container(dockyard, rootfs, signal.SIGTERM, 42)
 
 
 def test_arguments_after_the_command_belong_to_the_command(dockyard, rootfs):
@@ -142,10 +148,4 @@ def test_version_names_the_engine_the_implementation_and_the_kernel(dockyard, im
 
 
 def test_ctrl_c_sent_to_the_engine_reaches_the_container(dockyard, rootfs):
-    script = 'trap "echo got-int; exit 41" INT; echo ready; while :; do sleep 0.05; done'
-    engine = dockyard.popen("run", "--rootfs", rootfs, "sh", "-c", script)
-    assert engine.stdout.readline() == "ready\n"
-    engine.send_signal(signal.SIGINT)
-    out, _ = engine.communicate(timeout=60)
-    assert engine.returncode == 41
-    assert "got-int" in out
+    signal_reaches_the_container(dockyard, rootfs, signal.SIGINT, 41)
