@@ -21,12 +21,10 @@ DEFAULT_HOME = "/root"
 
 # Signals the engine passes on to the container's process rather than obeying.
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
-# >>> chapter 02
 
-# Root inside a `--userns` container run by root is this range of host ids
-# (start, count), as with Docker's userns-remap and /etc/subuid.
-USERNS_RANGE = (100000, 65536)
-# <<< chapter 02
+# Root inside a `--userns` container run by root is this range of host ids   # ch 02
+# (start, count), as with Docker's userns-remap and /etc/subuid.            # ch 02
+USERNS_RANGE = (100000, 65536)                                              # ch 02
 # >>> chapter 03
 
 # Every container's cgroup is <hierarchy>/dockyard/<container id>, as Docker's

@@ -9,6 +9,10 @@ Markers (see CONTRIBUTING.md) are comments in final/:
     # chapter: 02                  first line of a file: the file appears in 02
     # >>> chapter 02               a block that appears from chapter 02 on ...
     # <<< chapter 02               ... up to here
+    code()           # ch 03       one line, from chapter 03 on
+    # old()          # ch 01-02    one retired line: commented out in final/,
+                                   live (uncommented) in chapters 01-02
+    extra()          # ch final    one line only in final/
 
 A chapter spec is `NN` (from chapter NN on), `NN-MM` (chapters NN to MM
 only: code that a later chapter replaces) or `final` (only in final/).
@@ -37,6 +41,8 @@ FILE_MARKER = re.compile(r"^# chapter: (\S+)\s*$")
 BLOCK_START = re.compile(r"^\s*# >>> chapter (\S+)\s*$")
 BLOCK_END = re.compile(r"^\s*# <<< chapter (\S+)\s*$")
 SPEC = re.compile(r"^(?:(\d\d)(?:-(\d\d))?|final)$")
+LINE_TAG = re.compile(r"\s+# ch (\d\d(?:-\d\d)?|final)$")
+LOOKS_LIKE_TAG = re.compile(r"#\s*ch\s*(?:\d|final)[\w-]*\s*$")  # a tag someone meant to write
 
 
 class MarkerError(Exception):
@@ -85,6 +91,10 @@ def render(text: str, chapter: int, path: str) -> str | None:
         for _, _, indent in stack:
             if indent is not None:
                 line = uncomment(line, indent, where)
+        line = render_line_tag(line, chapter, where)
+        if line is None:
+            skip_blank = bool(out) and out[-1].strip() == ""
+            continue
         if skip_blank and line.strip() == "":
             skip_blank = False
             continue
@@ -92,7 +102,35 @@ def render(text: str, chapter: int, path: str) -> str | None:
         out.append(line)
     if stack:
         raise MarkerError(f"{path}: '>>> chapter {stack[-1][0]}' is never closed")
-    return "".join(out)
+    return collapse_blank_runs("".join(out))
+
+
+def render_line_tag(line: str, chapter: int, where: str) -> str | None:
+    """A line with a trailing `# ch NN` tag, as `chapter` shows it (None: not there).
+
+    The tag goes; a retired line (`# ch NN-MM`) is commented out in final/
+    and gets its `# ` back off in the chapters that still have it.
+    """
+    body = line.rstrip("\n")
+    match = LINE_TAG.search(body)
+    if not match:
+        if LOOKS_LIKE_TAG.search(body):
+            raise MarkerError(f"{where}: bad one-line chapter tag (want '  # ch NN', '# ch NN-MM' or '# ch final')")
+        return line
+    covered = chapter_range(match.group(1), where)
+    if chapter not in covered:
+        return None
+    body = body[:match.start()]
+    if FINAL not in covered:
+        indent = body[:len(body) - len(body.lstrip())]
+        body = uncomment(body + "\n", indent, where).rstrip("\n")
+    return body + "\n"
+
+
+def collapse_blank_runs(text: str) -> str:
+    """At most two blank lines in a row and none at the end, as in final/ (hidden code can leave more)."""
+    text = re.sub(r"\n(?:[ \t]*\n){3,}", "\n\n\n", text)
+    return text.rstrip("\n") + "\n" if text.strip() else text
 
 
 def uncomment(line: str, indent: str, where: str) -> str:

@@ -63,7 +63,6 @@ def check_request(spec: Spec) -> None:
                             hint="make one with: python3 -m tools.busybox_rootfs DIR")
 
 
-
 # --8<-- [start:container_main]
 def container_main(spec: Spec, error_fd: int,
                    ) -> NoReturn:
@@ -84,7 +83,6 @@ def container_main(spec: Spec, error_fd: int,
             traceback.print_exc()
         process.report_to_parent(error_fd, err)
 # --8<-- [end:container_main]
-
 
 
 def enter_workdir(workdir: str) -> None:

@@ -107,7 +107,6 @@ def parse_pids_limit(text: str) -> int | None:
     return value if value > 0 else None
 
 
-
 def refuse_without_cgroup(limits: Limits, layout: str) -> None:
     """A container without a cgroup runs unlimited; asking for a limit there is an error."""
     if not limits.flags():

@@ -1,0 +1,147 @@
+"""The chapter generator: its marker grammar, and the snapshots it writes.
+
+`final/` is the one source; tools/chapters.py cuts it into chapters/01..07.
+These tests run once (tooling), not per implementation.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from tools import chapters  # noqa: E402
+
+
+def render(source: str, chapter: int) -> str | None:
+    return chapters.render(textwrap.dedent(source), chapter, "final/example.py")
+
+
+# --- the marker grammar ---------------------------------------------------------------
+
+def test_a_file_marker_hides_the_file_before_its_chapter():
+    source = "# chapter: 03\nimport os\n"
+    assert render(source, 2) is None
+    assert render(source, 3) == "import os\n"
+
+
+def test_a_block_appears_from_its_chapter_on():
+    source = """\
+        a()
+        # >>> chapter 03
+        b()
+        # <<< chapter 03
+        """
+    assert render(source, 2) == "a()\n"
+    assert render(source, 3) == "a()\nb()\n"
+    assert render(source, chapters.FINAL) == "a()\nb()\n"
+
+
+def test_a_retired_block_is_uncommented_in_its_chapters_only():
+    source = """\
+        def f():
+            # >>> chapter 01-02
+            # return old()
+            # <<< chapter 01-02
+            return new()
+        """
+    assert render(source, 1) == "def f():\n    return old()\n    return new()\n"
+    assert render(source, 3) == "def f():\n    return new()\n"
+
+
+def test_a_one_line_tag_shows_the_line_from_its_chapter_on_without_the_tag():
+    source = "a()\nb()    # ch 03\nc()\n"
+    assert render(source, 2) == "a()\nc()\n"
+    assert render(source, 3) == "a()\nb()\nc()\n"
+
+
+def test_a_retired_one_line_tag_is_live_in_its_chapters_and_commented_out_after():
+    source = """\
+        def f():
+            # return old()    # ch 01-02
+            return new()      # ch 03
+        """
+    assert render(source, 1) == "def f():\n    return old()\n"
+    assert render(source, 2) == "def f():\n    return old()\n"
+    assert render(source, 3) == "def f():\n    return new()\n"
+
+
+def test_a_final_one_line_tag_is_in_no_chapter():
+    source = "a()\nextra()    # ch final\n"
+    assert render(source, 7) == "a()\n"
+    assert render(source, chapters.FINAL) == "a()\nextra()\n"
+
+
+def test_a_retired_line_that_final_does_not_comment_out_is_an_error():
+    with pytest.raises(chapters.MarkerError, match="example.py:1"):
+        render("return old()    # ch 01-02\n", 1)
+
+
+@pytest.mark.parametrize("tag", ["# ch 3", "# ch 03-", "# ch final2", "# ch03", "#ch 03"])
+def test_a_malformed_one_line_tag_is_an_error_not_a_comment(tag):
+    with pytest.raises(chapters.MarkerError, match="example.py:2"):
+        render(f"a()\nb()    {tag}\n", 3)
+
+
+def test_a_block_closed_by_another_spec_is_an_error():
+    with pytest.raises(chapters.MarkerError, match="closes nothing open"):
+        render("# >>> chapter 02\na()\n# <<< chapter 03\n", 2)
+
+
+def test_a_block_never_closed_is_an_error():
+    with pytest.raises(chapters.MarkerError, match="never closed"):
+        render("# >>> chapter 02\na()\n", 2)
+
+
+def test_hidden_lines_leave_no_run_of_more_than_two_blank_lines():
+    source = "a()\n\n\nb()    # ch 03\n\n\nc()\n"
+    assert "\n\n\n\n" not in render(source, 2)
+
+
+# --- the snapshots -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def snapshots(tmp_path_factory) -> str:
+    """Every chapter freshly generated from final/, in a scratch folder."""
+    target = str(tmp_path_factory.mktemp("chapters"))
+    chapters.write_all(target)
+    return target
+
+
+def snapshot_files(root: str):
+    for directory, _, files in os.walk(root):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                yield os.path.join(directory, name)
+
+
+@pytest.mark.parametrize("chapter", sorted(chapters.CHAPTERS))
+def test_every_snapshot_byte_compiles(snapshots, chapter):
+    folder = os.path.join(snapshots, chapters.CHAPTERS[chapter])
+    for path in snapshot_files(folder):
+        with open(path) as f:
+            source = f.read()
+        compile(source, path, "exec")  # a SyntaxError names the file and line
+
+
+@pytest.mark.parametrize("chapter", sorted(chapters.CHAPTERS))
+def test_no_snapshot_keeps_a_marker_or_a_run_of_blank_lines(snapshots, chapter):
+    folder = os.path.join(snapshots, chapters.CHAPTERS[chapter])
+    for path in snapshot_files(folder):
+        with open(path) as f:
+            text = f.read()
+        for number, line in enumerate(text.splitlines(), start=1):
+            where = f"{os.path.relpath(path, snapshots)}:{number}"
+            assert not chapters.LINE_TAG.search(line), f"{where}: a one-line chapter tag survived"
+            assert not chapters.BLOCK_START.match(line), f"{where}: a block marker survived"
+            assert not chapters.FILE_MARKER.match(line), f"{where}: a file marker survived"
+        assert "\n\n\n\n" not in text, f"{os.path.relpath(path, snapshots)}: three blank lines in a row"
+
+
+def test_the_committed_chapters_match_final():
+    result = subprocess.run([sys.executable, "tools/chapters.py", "--check"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
