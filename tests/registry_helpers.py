@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
@@ -62,17 +63,40 @@ def stop(proc: subprocess.Popen) -> None:
 
 @contextmanager
 def our_registry(dockyard, tmp_path, *options: str):
-    """Our `registry serve` on a free loopback port: yields (host:port, storage dir, log file)."""
-    port, storage, log = free_port(), str(tmp_path / "storage"), str(tmp_path / "registry.log")
-    options = [o.replace("PORT", str(port)) for o in options]
-    with open(log, "w") as err:
-        proc = dockyard.popen("registry", "serve", "--addr", f"127.0.0.1:{port}", "--storage", storage,
-                              *options, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        wait_for_port(port, proc, log)
-        yield f"127.0.0.1:{port}", storage, log
-    finally:
-        stop(proc)
+    """Our `registry serve` on loopback: yields (host:port, storage dir, log file).
+
+    The server binds port 0 and prints the port the kernel gave it, so no other process can take
+    the port between our choosing it and the server binding it. Options that must name the port
+    before the start (a token realm's PORT) pick a free one and try again if it was taken.
+    """
+    storage, log = str(tmp_path / "storage"), str(tmp_path / "registry.log")
+    for attempt in range(5):
+        port = free_port() if any("PORT" in o for o in options) else 0
+        with open(log, "w") as err:
+            proc = dockyard.popen("registry", "serve", "--addr", f"127.0.0.1:{port}", "--storage", storage,
+                                  *[o.replace("PORT", str(port)) for o in options],
+                                  stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            port = wait_for_serving(proc, log)
+            if port is None and "already in use" in read(log) and attempt < 4:
+                continue
+            assert port, f"the registry exited with {proc.returncode}: {read(log)}"
+            yield f"127.0.0.1:{port}", storage, log
+            return
+        finally:
+            stop(proc)
+
+
+def wait_for_serving(proc: subprocess.Popen, log: str, timeout: float = 60) -> int | None:
+    """The port the server reports in its "serving on" line, or None if it exited first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if match := re.search(r"serving on https?://[^ ]*:(\d+),", read(log)):
+            return int(match.group(1))
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.05)
+    raise AssertionError(f"the registry did not start serving: {read(log)}")
 
 
 @contextmanager
@@ -151,14 +175,14 @@ def write_oci_layout(directory: str, image: dict[str, bytes], tag: str) -> None:
             "annotations": {"org.opencontainers.image.ref.name": tag}}]}, f)
 
 
-def push_image(addr: str, name: str, image: dict[str, bytes], tag: str = "v1") -> None:
+def push_image(addr: str, name: str, image: dict[str, bytes], tag: str = "v1", headers: dict | None = None) -> None:
     """Push with plain HTTP, the monolithic way."""
     for part in ("config", "layer"):
         status, _, body = request(addr, "POST", f"/v2/{name}/blobs/uploads/?digest={sha256(image[part])}",
-                                  image[part], {"Content-Type": "application/octet-stream"})
+                                  image[part], {"Content-Type": "application/octet-stream", **(headers or {})})
         assert status == 201, body
     status, _, body = request(addr, "PUT", f"/v2/{name}/manifests/{tag}", image["manifest"],
-                              {"Content-Type": OCI_MANIFEST})
+                              {"Content-Type": OCI_MANIFEST, **(headers or {})})
     assert status == 201, body
 
 

@@ -1,17 +1,20 @@
 """Chapter 06 on: `registry serve` speaks the OCI distribution spec to any client."""
 
 import base64
+import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
-from registry_helpers import (OCI_MANIFEST, blob_files, error_code, files_under, make_image, our_registry,
+from registry_helpers import (OCI_INDEX, OCI_MANIFEST, blob_files, error_code, files_under, make_image, our_registry,
                               push_image, read, request, sha256, skopeo, write_oci_layout)
 
 IMAGE = make_image({"hello": b"hello from the registry\n", "data": os.urandom(300_000)})
@@ -154,6 +157,97 @@ def test_a_blob_is_mounted_from_another_repository_without_uploading_it(registry
     assert status == 202  # nothing to mount: an ordinary upload starts
 
 
+# --- the spec's MUST and SHOULD lines, one test each -------------------------------------
+
+@pytest.mark.parametrize("reference", [".INVALID_MANIFEST_NAME", "sha256:abc", "md5:" + "0" * 32, "v" * 200])
+def test_a_manifest_that_is_not_there_is_404_whatever_its_reference_looks_like(registry, reference):
+    # Pulling manifests: "If the manifest is not found in the repository, the response code MUST be
+    # 404 Not Found." A reference no tag or digest can have names no manifest: it is not there.
+    addr, storage, _ = registry
+    push_image(addr, "app", IMAGE)
+    before = files_under(storage)
+    for method in ("GET", "HEAD"):
+        status, _, body = request(addr, method, f"/v2/app/manifests/{reference}")
+        assert status == 404, (method, body)
+        if method == "GET":
+            assert error_code(body) == "MANIFEST_UNKNOWN"
+    assert files_under(storage) == before
+
+
+def test_a_suffix_range_serves_the_last_bytes_and_a_range_past_the_end_is_416(registry):
+    # RFC 9110 section 14.1.2, which the spec's "Range" pulls follow: bytes=-N is the last N bytes;
+    # an unsatisfiable range is 416 with "Content-Range: bytes */SIZE".
+    addr = registry[0]
+    blob = os.urandom(2048)
+    status, _, body = request(addr, "POST", f"/v2/app/blobs/uploads/?digest={sha256(blob)}", blob)
+    assert status == 201, body
+    path = f"/v2/app/blobs/{sha256(blob)}"
+    status, headers, body = request(addr, "GET", path, headers={"Range": "bytes=-500"})
+    assert (status, body, headers["content-range"]) == (206, blob[-500:], "bytes 1548-2047/2048")
+    status, headers, body = request(addr, "GET", path, headers={"Range": "bytes=-5000"})
+    assert (status, body, headers["content-range"]) == (206, blob, "bytes 0-2047/2048")
+    for unsatisfiable in ("bytes=2048-", "bytes=5000-6000", "bytes=-0"):
+        status, headers, _ = request(addr, "GET", path, headers={"Range": unsatisfiable})
+        assert (status, headers.get("content-range")) == (416, "bytes */2048"), unsatisfiable
+    assert request(addr, "GET", path, headers={"Range": "bytes=0-1,5-6"})[:3:2] == (200, blob)
+
+
+def test_the_closing_put_with_a_chunk_out_of_order_is_416_and_the_upload_goes_on(registry):
+    # Pushing a blob in chunks: "If a chunk is uploaded out of order, the registry MUST respond with
+    # 416 Requested Range Not Satisfiable"; the closing PUT MAY carry the last chunk.
+    addr, data = registry[0], os.urandom(3000)
+    location = start_upload(addr, "app")
+    assert request(addr, "PATCH", location, data[:1000], {"Content-Range": "0-999"})[0] == 202
+    status, _, body = request(addr, "PUT", f"{location}?digest={sha256(data)}", data[1000:],
+                              {"Content-Range": "1500-3499"})
+    assert (status, error_code(body)) == (416, "BLOB_UPLOAD_INVALID")
+    assert request(addr, "GET", location)[1]["range"] == "0-999"
+    status, _, body = request(addr, "PUT", f"{location}?digest={sha256(data)}", data[1000:],
+                              {"Content-Range": "1000-2999"})
+    assert status == 201, body
+    assert request(addr, "GET", f"/v2/app/blobs/{sha256(data)}")[2] == data
+
+
+def sha512(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+def test_a_manifest_pushed_by_a_sha512_digest_is_served_under_that_digest(registry):
+    # Pushing manifests: the digest in the URL is the client's; Docker-Content-Digest and Location
+    # name the manifest by it, and an index may refer to its children by sha512 too.
+    addr = registry[0]
+    push_image(addr, "app", IMAGE)
+    manifest, digest = IMAGE["manifest"], sha512(IMAGE["manifest"])
+    status, headers, body = request(addr, "PUT", f"/v2/app/manifests/{digest}", manifest,
+                                    {"Content-Type": OCI_MANIFEST})
+    assert status == 201, body
+    assert (headers["docker-content-digest"], headers["location"]) == (digest, f"/v2/app/manifests/{digest}")
+    for method in ("GET", "HEAD"):
+        status, headers, body = request(addr, method, f"/v2/app/manifests/{digest}")
+        assert (status, headers["docker-content-digest"]) == (200, digest), method
+    assert request(addr, "GET", f"/v2/app/manifests/{digest}")[2] == manifest
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}]}).encode()
+    status, _, body = request(addr, "PUT", "/v2/app/manifests/multi", index, {"Content-Type": OCI_INDEX})
+    assert status == 201, body
+
+
+def test_a_manifest_with_non_distributable_layers_is_accepted_without_their_blobs(registry):
+    # Image spec, "Non-distributable layers": such a layer is fetched from its urls, never pushed,
+    # so a registry accepts the manifest without the blob (the conformance suite checks this).
+    addr = registry[0]
+    push_image(addr, "app", IMAGE)
+    foreign = {"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+               "digest": sha256(b"licensed bits"), "size": 13, "urls": ["https://example.com/layer"]}
+    manifest = json.loads(IMAGE["manifest"])
+    manifest["layers"].append(foreign)
+    data = json.dumps(manifest).encode()
+    status, _, body = request(addr, "PUT", "/v2/app/manifests/licensed", data, {"Content-Type": OCI_MANIFEST})
+    assert status == 201, body
+    assert request(addr, "GET", "/v2/app/manifests/licensed")[2] == data
+    assert request(addr, "GET", f"/v2/app/blobs/{foreign['digest']}")[0] == 404
+
+
 # --- discovery, deletes, referrers ---------------------------------------------------------
 
 def test_tags_are_listed_in_order_and_paged_with_n_and_last(registry):
@@ -222,7 +316,7 @@ def test_referrers_list_the_manifests_whose_subject_is_a_digest(registry):
     ("GET", "/v2/x/blobs/sha256:..%2f..%2f..%2fetc%2fpasswd", "DIGEST_INVALID"),
     ("GET", "/v2/x/blobs/sha256:abc", "DIGEST_INVALID"),
     ("GET", "/v2/x/blobs/md5:" + "0" * 32, "DIGEST_INVALID"),
-    ("GET", "/v2/x/manifests/.hidden", "MANIFEST_INVALID"),
+    ("PUT", "/v2/x/manifests/.hidden", "MANIFEST_INVALID"),
     ("GET", "/v2/x/referrers/latest", "DIGEST_INVALID"),
 ])
 def test_bad_names_and_digests_get_the_spec_error_and_touch_nothing(registry, method, path, code):
@@ -315,6 +409,29 @@ def test_tokens_are_scoped_to_what_the_user_asked_and_may_do(dockyard, tmp_path)
         assert request(addr, "POST", "/v2/app/blobs/uploads/", headers={"Authorization": f"Bearer {forged}"})[0] == 401
 
 
+def test_a_token_challenge_for_a_mount_also_names_the_source_and_the_base_check_names_no_scope(dockyard, tmp_path):
+    # Token auth: the challenge's scope is what the client must ask for. A cross-repository mount
+    # reads `from`, so a token client needs repository:<from>:pull too, or it cannot mount.
+    users = tmp_path / "users"
+    dockyard("registry", "passwd", str(users), "bob", input="pw\n")
+    with our_registry(dockyard, tmp_path, "--htpasswd", str(users),
+                      "--token-realm", "http://127.0.0.1:PORT/token") as (addr, _, _):
+        assert "scope" not in request(addr, "GET", "/v2/")[1]["www-authenticate"]
+        query = "/token?service=dockyard-registry&scope=repository:one:pull,push"
+        token = json.loads(request(addr, "GET", query, headers=basic("bob", "pw"))[2])["token"]
+        push_image(addr, "one", IMAGE, headers={"Authorization": f"Bearer {token}"})
+        digest = sha256(IMAGE["layer"])
+        mount = f"/v2/two/blobs/uploads/?mount={digest}&from=one"
+        status, headers, _ = request(addr, "POST", mount)
+        assert status == 401
+        scope = re.search(r'scope="([^"]*)"', headers["www-authenticate"]).group(1)
+        assert sorted(scope.split()) == ["repository:one:pull", "repository:two:pull,push"]
+        query = "/token?" + urllib.parse.urlencode({"service": "dockyard-registry", "scope": scope})
+        token = json.loads(request(addr, "GET", query, headers=basic("bob", "pw"))[2])["token"]
+        status, headers, _ = request(addr, "POST", mount, headers={"Authorization": f"Bearer {token}"})
+        assert (status, headers["location"]) == (201, f"/v2/two/blobs/{digest}")
+
+
 def test_tls_serves_the_api_over_https_to_a_verifying_client(dockyard, tmp_path):
     certs = tmp_path / "certs"
     certs.mkdir()
@@ -333,3 +450,10 @@ def test_tls_serves_the_api_over_https_to_a_verifying_client(dockyard, tmp_path)
         conn.close()
         result = skopeo("inspect", "--tls-verify=true", "--cert-dir", str(certs), f"docker://{addr}/none:v1")
         assert "manifest v1 of none is unknown" in result.stderr, result.stderr
+
+
+def test_serving_on_port_0_reports_the_port_the_kernel_gave(registry):
+    # The tests' registries start this way: nothing can take the port between choosing and binding it.
+    addr, _, log = registry
+    assert re.search(rf"serving on http://{re.escape(addr)},", read(log))
+    assert request(addr, "GET", "/v2/")[0] == 200
