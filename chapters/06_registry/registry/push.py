@@ -27,9 +27,11 @@ def owner(request) -> str:
 
 def start_upload(request, name: str) -> None:
     """POST: open an upload, or do it all at once (?digest=), or mount (?mount=&from=)."""
-    request.authorize("repository", name, "push")
     storage, query = request.registry.storage, request.query
     mount, source = query.get("mount", [""])[0], query.get("from", [""])[0]
+    # A token client asked only for this repository could not mount: the challenge also names the source.
+    mounting = mount and names.is_name(source)
+    request.authorize("repository", name, "push", (f"repository:{source}:pull",) if mounting else ())
     if mount and source and names.is_digest(mount) and names.is_name(source) \
             and request.may("repository", source, "pull") and storage.has_blob(source, mount):
         storage.link_blob(name, mount)
@@ -80,8 +82,9 @@ def finish_upload(request, name: str, upload_id: str) -> None:
     storage, digest = request.registry.storage, request.query.get("digest", [""])[0]
     storage.upload(name, owner(request), upload_id)  # unknown upload: 404 before anything else
     check_digest_or_cancel(request, name, upload_id, digest)
-    if request.has_body():
-        storage.append_upload(name, owner(request), upload_id, None, request.body())
+    if request.has_body():  # a last chunk rides on the PUT: out of order is 416, as for a PATCH
+        start = parse_content_range(request.headers.get("Content-Range"))
+        storage.append_upload(name, owner(request), upload_id, start, request.body())
     storage.finish_upload(name, owner(request), upload_id, digest)
     blob_created(request, name, digest)
 
@@ -112,7 +115,8 @@ def put_manifest(request, name: str, reference: str) -> None:
         raise ApiError("DIGEST_INVALID", f"the manifest does not match {reference}")
     check_references(request.registry.storage, name, manifest, media_type)
     tag = None if names.is_digest(reference) else reference
-    digest = request.registry.storage.put_manifest(name, data, media_type, tag)
+    algorithm = reference.partition(":")[0] if names.is_digest(reference) else "sha256"
+    digest = request.registry.storage.put_manifest(name, data, media_type, tag, algorithm)
     headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
     subject = manifest.get("subject")
     if isinstance(subject, dict) and names.is_digest(str(subject.get("digest"))):
@@ -148,8 +152,14 @@ def check_references(storage, name: str, manifest: dict, media_type: str) -> Non
         check_digest(digest)
         present = storage.exists(name) and _has_manifest(storage, name, digest) if index \
             else storage.has_blob(name, digest)
-        if not present:
+        if not present and not is_non_distributable(descriptor):
             raise ApiError("MANIFEST_BLOB_UNKNOWN", f"{digest} is not in repository {name}")
+
+
+def is_non_distributable(descriptor: dict) -> bool:
+    """A layer its publisher may not share (licensed OS layers): fetched from its `urls`, never pushed."""
+    media_type = str(descriptor.get("mediaType", ""))
+    return "nondistributable" in media_type or media_type.startswith(spec.DOCKER_FOREIGN_LAYER)
 
 
 def _has_manifest(storage, name: str, digest: str) -> bool:

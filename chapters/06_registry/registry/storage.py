@@ -160,9 +160,10 @@ class Storage:
 
     # --- manifests and tags ----------------------------------------------------------
 
-    def put_manifest(self, name: str, data: bytes, media_type: str, tag: str | None) -> str:
-        """Store a manifest (already checked by the caller), tag it, return its digest."""
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    def put_manifest(self, name: str, data: bytes, media_type: str, tag: str | None,
+                     algorithm: str = "sha256") -> str:
+        """Store a manifest (already checked by the caller), tag it, return its digest in `algorithm`."""
+        digest = f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
         write_atomically(self.blob_path(digest), data)
         write_atomically(self.link_path(name, "_manifests", digest), media_type.encode())
         if tag:

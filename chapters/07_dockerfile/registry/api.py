@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from . import names, push, spec
-from .spec import ApiError, check_digest, check_reference
+from .spec import ApiError, check_digest, check_known_reference
 
 ROUTES: list[tuple[str, re.Pattern, str]] = [
     (m, re.compile(p), f) for m, p, f in [  # the first match wins: uploads before blobs
@@ -90,7 +90,7 @@ def token_endpoint(request) -> None:
 
 def get_manifest(request, name: str, reference: str) -> None:
     request.authorize("repository", name, "pull")
-    check_reference(reference)
+    check_known_reference(name, reference)
     digest, media_type = request.registry.storage.resolve(name, reference)
     path = request.registry.storage.blob_path(digest)
     headers = {"Docker-Content-Digest": digest, "Content-Type": media_type, "ETag": f'"{digest}"'}
@@ -104,25 +104,34 @@ def get_blob(request, name: str, digest: str) -> None:
     size = storage.blob_size(name, digest)
     headers = {"Docker-Content-Digest": digest, "Content-Type": "application/octet-stream",
                "Accept-Ranges": "bytes", "ETag": f'"{digest}"'}
-    start, end = parse_range(request.headers.get("Range"), size)
-    if (start, end) == (0, size - 1) or size == 0:
+    wanted = parse_range(request.headers.get("Range"), size)
+    if wanted is None:
         request.reply_file(200, storage.blob_path(digest), 0, size, headers)
     else:
+        start, end = wanted
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         request.reply_file(206, storage.blob_path(digest), start, end - start + 1, headers)
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int]:
-    """`bytes=A-B` or `bytes=A-` -> (first, last) byte; 416 if it cannot be served."""
-    if not header:
-        return 0, size - 1
-    match = re.fullmatch(r"bytes=(\d{1,18})-(\d{0,18})", header.strip())
-    if not match:
-        raise ApiError("BLOB_UNKNOWN", f"unsupported Range {header[:100]!r}", 416)
-    start = int(match.group(1))
-    end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
-    if start > end:
-        raise ApiError("BLOB_UNKNOWN", f"Range {header[:100]!r} is outside the blob", 416)
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """`bytes=A-B`, `bytes=A-` or `bytes=-N` (the last N) -> (first, last) byte; None for the whole blob.
+
+    RFC 9110 section 14: a Range the server does not understand (several ranges, other units)
+    is ignored and the whole blob served; one that misses the blob is 416 with `bytes */SIZE`.
+    """
+    match = re.fullmatch(r"bytes=(\d{0,18})-(\d{0,18})", (header or "").strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+        satisfiable = start < size and (not last or int(last) >= start)
+    else:  # a suffix: the last N bytes, all of a shorter blob
+        start, end = max(size - int(last), 0), size - 1
+        satisfiable = int(last) > 0 and size > 0
+    if not satisfiable:
+        raise ApiError("SIZE_INVALID", f"Range {header[:100]!r} is outside the blob's {size} bytes", 416,
+                       {"Content-Range": f"bytes */{size}"})
     return start, end
 
 
@@ -158,7 +167,7 @@ def page(request, items: list[str], path: str) -> tuple[list[str], dict[str, str
 
 def delete_manifest(request, name: str, reference: str) -> None:
     request.authorize("repository", name, "delete")
-    check_reference(reference)
+    check_known_reference(name, reference)
     storage = request.registry.storage
     if names.is_digest(reference):
         storage.resolve(name, reference)

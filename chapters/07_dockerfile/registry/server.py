@@ -37,7 +37,8 @@ class Registry:
     def grant(self, user: str, requested: list[str]) -> list[dict]:
         """What the token endpoint grants: users everything, anonymous at most pull."""
         access = []
-        for scope in requested:
+        # A client may send several scopes in one parameter, space-separated, as challenges list them.
+        for scope in (word for value in requested for word in value.split()):
             parsed = auth.parse_scope(scope)
             if not parsed:
                 continue
@@ -93,7 +94,7 @@ class Handler(BaseHTTPRequestHandler):
         self.log_line()
 
     def fail(self, err: ApiError) -> None:
-        headers = {}
+        headers = dict(err.headers)
         if err.status == 401:
             headers["WWW-Authenticate"] = self.challenge(getattr(err, "scope", None))
         try:
@@ -103,11 +104,16 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- authorization ----------------------------------------------------------------
 
-    def authorize(self, kind: str, name: str, action: str) -> None:
-        """Raise UNAUTHORIZED unless this request may do `action` on `kind:name`."""
+    def authorize(self, kind: str, name: str, action: str, also: tuple[str, ...] = ()) -> None:
+        """Raise UNAUTHORIZED unless this request may do `action` on `kind:name`.
+
+        The challenge names the scope a token needs (none for the base check), plus
+        `also`: the scopes that would let the client do better (pull from a mount's source).
+        """
         if not self.may(kind, name, action):
             err = ApiError("UNAUTHORIZED", "authentication required")
-            err.scope = auth.format_scope(kind, name, [action] if action != "push" else ["pull", "push"])
+            scopes = [auth.format_scope(kind, name, [action] if action != "push" else ["pull", "push"])] if kind else []
+            err.scope = " ".join([*scopes, *also]) or None
             raise err
 
     def may(self, kind: str, name: str, action: str) -> bool:

@@ -15,6 +15,7 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar"
 
 # A manifest is small; a huge one is an attack on memory (the spec lets us refuse).
 MAX_MANIFEST = 4 * 1024 * 1024
@@ -41,10 +42,12 @@ STATUS = {
 class ApiError(Exception):
     """A failure to report to the client as one of the spec's error codes."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+    def __init__(self, code: str, message: str, status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code, self.message = code, message
         self.status = status or STATUS.get(code, 400)
+        self.headers = headers or {}
 
     def body(self) -> bytes:
         """The JSON error document."""
@@ -58,7 +61,13 @@ def check_digest(digest: str) -> None:
 
 
 def check_reference(reference: str) -> None:
-    """A manifest reference must be a tag or a digest."""
+    """A manifest pushed must name a tag or a digest (MANIFEST_INVALID or DIGEST_INVALID)."""
     if not (names.is_tag(reference) or names.is_digest(reference)):
         raise ApiError("MANIFEST_INVALID" if ":" not in reference else "DIGEST_INVALID",
                        f"invalid tag or digest {reference[:100]!r}")
+
+
+def check_known_reference(name: str, reference: str) -> None:
+    """A reference that is neither a tag nor a digest names no manifest: 404, as any unknown one."""
+    if not (names.is_tag(reference) or names.is_digest(reference)):
+        raise ApiError("MANIFEST_UNKNOWN", f"manifest {reference[:100]!r} of {name} is unknown")
