@@ -35,7 +35,7 @@ def mount_proc() -> None:
 
 
 def unmount_proc(rootfs: str) -> None:
-    """Undo mount_proc from the host side: without a mount namespace it is the host's mount."""
+    """Undo mount_proc from the host side: here it is a mount of the host's (chapter 2 gives each container its own)."""
     try:
         # NOFOLLOW: a rootfs whose /proc is a symlink must not make us unmount the host's.
         libc.umount(os.path.join(rootfs, "proc"), libc.MNT_DETACH | libc.UMOUNT_NOFOLLOW)

@@ -145,3 +145,62 @@ def test_the_committed_chapters_match_final():
     result = subprocess.run([sys.executable, "tools/chapters.py", "--check"], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+# --- the lesson diff ---------------------------------------------------------------------
+
+def lesson(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "tools/chapters.py", "--diff", *args], cwd=REPO,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("first", sorted(chapters.CHAPTERS))
+def test_every_consecutive_lesson_diff_renders(first):
+    second = str(first + 1) if first + 1 in chapters.CHAPTERS else "final"
+    result = lesson(str(first), second)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    headers = [line for line in result.stdout.splitlines() if line.startswith(("--- ", "+++ "))]
+    assert headers, "the lesson changes nothing"
+    for line in headers:
+        name = line[4:]
+        assert name == "/dev/null" or name.split("/", 1)[0] in (chapters.CHAPTERS[first], second,
+                                                                 chapters.CHAPTERS.get(first + 1)), line
+    assert not any(chapters.SNIPPET_MARKER.match(line[1:]) for line in result.stdout.splitlines()
+                   if line[:1] in "+- "), "a snippet marker shows in the lesson"
+
+
+def test_a_file_that_a_chapter_adds_comes_from_dev_null_and_subpackages_are_walked():
+    result = lesson("5", "6")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    added = [lines[i + 1] for i, line in enumerate(lines) if line == "--- /dev/null"]
+    assert "+++ 06_registry/registry/__init__.py" in added
+    assert "+++ 06_registry/registry/client.py" in added
+
+
+def test_the_stat_has_one_line_per_file_of_the_diff_and_a_total():
+    full, stat = lesson("6", "7"), lesson("6", "7", "--stat")
+    assert stat.returncode == 0, stat.stderr
+    files = sorted({line[4:].split("/", 1)[1] for line in full.stdout.splitlines()
+                    if line.startswith(("--- ", "+++ ")) and line[4:] != "/dev/null"})
+    rows = stat.stdout.splitlines()
+    assert sorted(row.split("|")[0].strip() for row in rows[:-1]) == files
+    added = sum(1 for line in full.stdout.splitlines() if line.startswith("+") and not line.startswith("+++"))
+    assert rows[-1].strip().startswith(f"{len(files)} files changed, {added} insertions(+)")
+
+
+def test_a_closed_pipe_ends_the_diff_quietly():
+    reader = subprocess.Popen([sys.executable, "tools/chapters.py", "--diff", "4", "5"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.readline()
+    reader.stdout.close()  # what `| head -1` does
+    stderr = reader.stderr.read().decode()
+    assert reader.wait() == 0, stderr
+    assert "Traceback" not in stderr and stderr == ""
+
+
+def test_an_unknown_chapter_is_a_usage_error():
+    result = lesson("5", "9")
+    assert result.returncode == 2
+    assert "no chapter '9'" in result.stderr

@@ -2,7 +2,8 @@
 
     python3 tools/chapters.py            write chapters/01_chroot ... 07_dockerfile
     python3 tools/chapters.py --check    exit 1, with a diff, if they are stale
-    python3 tools/chapters.py --diff 01 02   the lesson: what chapter 2 changes
+    python3 tools/chapters.py --diff 1 2     the lesson: what chapter 2 changes
+    python3 tools/chapters.py --diff 6 final --stat   one line per changed file
 
 Markers (see CONTRIBUTING.md) are comments in final/:
 
@@ -41,6 +42,7 @@ FILE_MARKER = re.compile(r"^# chapter: (\S+)\s*$")
 BLOCK_START = re.compile(r"^\s*# >>> chapter (\S+)\s*$")
 BLOCK_END = re.compile(r"^\s*# <<< chapter (\S+)\s*$")
 SPEC = re.compile(r"^(?:(\d\d)(?:-(\d\d))?|final)$")
+SNIPPET_MARKER = re.compile(r"^\s*# --8<-- \[(?:start|end):[\w-]+\]\s*$")  # the docs' named sections
 LINE_TAG = re.compile(r"\s+# ch (\d\d(?:-\d\d)?|final)$")
 LOOKS_LIKE_TAG = re.compile(r"#\s*ch\s*(?:\d|final)[\w-]*\s*$")  # a tag someone meant to write
 
@@ -209,33 +211,109 @@ def check() -> int:
     return 0
 
 
-def lesson_diff(first: int, second: int) -> int:
+def chapter_number(spec: str) -> int:
+    """'2', '02', '02_namespaces' or 'final', as a chapter number (argparse type)."""
+    if spec == "final":
+        return FINAL
+    number = spec.split("_", 1)[0]
+    if number.isdigit() and int(number) in CHAPTERS:
+        return int(number)
+    raise argparse.ArgumentTypeError(f"no chapter {spec!r}: want 1 to {len(CHAPTERS)} or final")
+
+
+def snapshot_name(chapter: int) -> str:
+    return "final" if chapter == FINAL else CHAPTERS[chapter]
+
+
+def read_lesson_lines(path: str) -> list[str] | None:
+    """A snapshot file's lines without the docs' snippet markers, None if absent."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return [line for line in f if not SNIPPET_MARKER.match(line)]
+
+
+def snapshot_paths(folder: str) -> set[str]:
+    """The .py files of a snapshot, relative to it, subpackages included."""
+    found = set()
+    for directory, _, files in os.walk(folder):
+        found.update(os.path.relpath(os.path.join(directory, name), folder)
+                     for name in files if name.endswith(".py"))
+    return found
+
+
+def file_diffs(first: int, second: int) -> list[tuple[str, list[str]]]:
+    """(path, unified diff lines) for each file that chapter `second` changes."""
     with tempfile.TemporaryDirectory() as scratch:
         a, b = os.path.join(scratch, "a"), os.path.join(scratch, "b")
         write_snapshot(first, a)
         write_snapshot(second, b)
-        for relative in sorted(set(os.listdir(a)) | set(os.listdir(b))):
-            old = open(os.path.join(a, relative)).readlines() if os.path.exists(os.path.join(a, relative)) else []
-            new = open(os.path.join(b, relative)).readlines() if os.path.exists(os.path.join(b, relative)) else []
-            sys.stdout.writelines(difflib.unified_diff(old, new, f"{CHAPTERS[first]}/{relative}",
-                                                       f"{CHAPTERS[second]}/{relative}"))
+        changed = []
+        for relative in sorted(snapshot_paths(a) | snapshot_paths(b)):
+            old = read_lesson_lines(os.path.join(a, relative))
+            new = read_lesson_lines(os.path.join(b, relative))
+            if old == new:
+                continue
+            # As git shows them: a file that appears or goes comes from or goes to /dev/null.
+            before = "/dev/null" if old is None else f"{snapshot_name(first)}/{relative}"
+            after = "/dev/null" if new is None else f"{snapshot_name(second)}/{relative}"
+            changed.append((relative, list(difflib.unified_diff(old or [], new or [], before, after))))
+    return changed
+
+
+def diff_stat(changed: list[tuple[str, list[str]]]) -> list[str]:
+    """git's --stat: one line per file, `path | N +++--`, then the totals."""
+    counts = []
+    for relative, lines in changed:
+        body = [line for line in lines if not line.startswith(("---", "+++"))]
+        counts.append((relative, sum(line.startswith("+") for line in body),
+                       sum(line.startswith("-") for line in body)))
+    width = max((len(relative) for relative, _, _ in counts), default=0)
+    biggest = max((added + removed for _, added, removed in counts), default=0)
+    scale = min(1.0, 50 / biggest) if biggest else 1.0
+    out = []
+    for relative, added, removed in counts:
+        bar = "+" * round(added * scale) + "-" * round(removed * scale)
+        out.append(f" {relative:<{width}} | {added + removed:4} {bar}\n")
+    added, removed = sum(c[1] for c in counts), sum(c[2] for c in counts)
+    out.append(f" {len(counts)} files changed, {added} insertions(+), {removed} deletions(-)\n")
+    return out
+
+
+def lesson_diff(first: int, second: int, stat: bool = False) -> int:
+    changed = file_diffs(first, second)
+    if stat:
+        sys.stdout.writelines(diff_stat(changed))
+    else:
+        for _, lines in changed:
+            sys.stdout.writelines(lines)
+    sys.stdout.flush()
     return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if chapters/ is stale")
-    parser.add_argument("--diff", nargs=2, type=int, metavar=("A", "B"), help="diff two chapters")
+    parser.add_argument("--diff", nargs=2, type=chapter_number, metavar=("A", "B"),
+                        help="the lesson: what chapter B changes from chapter A (1..7 or final)")
+    parser.add_argument("--stat", action="store_true", help="with --diff: one line per changed file")
     args = parser.parse_args()
+    if args.stat and not args.diff:
+        parser.error("--stat goes with --diff A B")
     try:
         if args.check:
             return check()
         if args.diff:
-            return lesson_diff(*args.diff)
+            return lesson_diff(*args.diff, stat=args.stat)
         write_all(TARGET)
     except MarkerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `--diff 1 2 | head` closed the pipe: not an error. Point stdout at
+        # /dev/null so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     print(f"wrote {len(CHAPTERS)} snapshots to chapters/")
     return 0
 

@@ -4,9 +4,10 @@ Where overlay cannot be used (an old kernel, a filesystem that cannot hold
 an upper layer), each container gets a full copy of its layers, applied
 bottom to top as overlay would stack them:
 
-    a whiteout (a 0/0 character device, or OCI's `.wh.NAME` file)
+    a whiteout (a 0/0 character device, or a `.wh.NAME` file: the form
+    that chapter 5's image layers carry)
                                      deletes NAME from what lies below
-    an opaque dir (overlay's xattr, or OCI's `.wh..wh..opq` file)
+    an opaque dir (overlay's xattr, or a `.wh..wh..opq` file)
                                      hides everything below it
     anything else                    replaces what lies below
 
