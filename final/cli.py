@@ -161,6 +161,10 @@ COMMANDS.update(registry_commands.COMMANDS)
 from .dockerfile import commands as dockerfile_commands  # noqa: E402
 COMMANDS.update(dockerfile_commands.COMMANDS)
 # <<< chapter 07
+# >>> chapter final
+from . import running_commands  # noqa: E402
+COMMANDS.update(running_commands.COMMANDS)
+# <<< chapter final
 
 
 def command_word(argv: list[str]) -> str | None:
