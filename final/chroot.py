@@ -23,9 +23,15 @@ from . import libc
 
 def enter_rootfs(rootfs: str) -> None:
     """Make `rootfs` this process's "/" and stand in it."""
+    # >>> exercise 1.2: enter the rootfs
+    # hint: libc.chroot(rootfs) changes what "/" means; it leaves the working directory where it
+    # hint: was, outside the new root, so move into the new "/" with os.chdir right after.
+    # test: test_run.py::test_a_command_runs_inside_the_rootfs_and_its_output_reaches_the_user
+    # test: test_run.py::test_proc_is_mounted_inside_the_container
     libc.chroot(rootfs)
     # chroot(2) leaves the cwd outside the new root; chdir("/") closes that escape.
     os.chdir("/")
+    # <<< exercise 1.2
 
 
 def mount_proc() -> None:

@@ -19,6 +19,11 @@ from .errors import CommandError, DockyardError, NotExecutable, NotFound
 
 def default_env(hostname: str, tty: bool, extra: list[str]) -> dict[str, str]:
     """The environment a container starts with, then the user's `-e K=V`."""
+    # >>> exercise 1.1: the container's environment: Docker's defaults, then -e
+    # hint: start from PATH (config.DEFAULT_PATH), HOSTNAME and HOME only (nothing of the engine's own
+    # hint: environment), TERM=xterm with a terminal; then each -e: KEY=VALUE sets it, a bare KEY passes
+    # hint: the engine's value if it has one, and an empty KEY is a DockyardError with a hint.
+    # test: test_run.py::test_the_environment_has_docker_defaults_and_the_users_variables
     env = {"PATH": config.DEFAULT_PATH, "HOSTNAME": hostname, "HOME": config.DEFAULT_HOME}
     if tty:
         env["TERM"] = "xterm"
@@ -32,12 +37,21 @@ def default_env(hostname: str, tty: bool, extra: list[str]) -> dict[str, str]:
         elif key in os.environ:  # `-e KEY` passes the engine's own value, as Docker does
             env[key] = os.environ[key]
     return env
+    # <<< exercise 1.1
 
 
 def find_executable(name: str, path: str) -> str:
     """Find `name` on `path` as execvp(3) would; call after entering the rootfs."""
     # We search PATH ourselves: after chroot, os.execvp can fail on a lazy
     # import that the new root does not have.
+    # >>> exercise 1.3: find the command on PATH, as execvp(3) does
+    # hint: a name with a "/" in it is a path already; otherwise try os.path.join(d, name) for each
+    # hint: directory d of PATH (split at ":"; an empty d means "."), and return the first that is a
+    # hint: regular file you may execute (os.stat, stat.S_ISREG, os.access X_OK). Found but not
+    # hint: executable: raise NotExecutable (exit 126); found nowhere: raise NotFound (exit 127).
+    # test: test_run.py::test_a_command_runs_inside_the_rootfs_and_its_output_reaches_the_user
+    # test: test_run.py::test_a_missing_command_exits_127_with_an_error_and_a_hint
+    # test: test_run.py::test_a_command_that_is_not_executable_exits_126
     candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in path.split(":")]
     found_unexecutable = None
     for candidate in candidates:
@@ -53,6 +67,7 @@ def find_executable(name: str, path: str) -> str:
                             hint="the file is not an executable program; check its mode (chmod +x) or the command")
     raise NotFound(f"{name}: executable file not found in $PATH",
                    hint="check the command's spelling, or that the rootfs contains it")
+    # <<< exercise 1.3
 
 
 # --8<-- [start:exec_command]
@@ -98,5 +113,11 @@ def raise_child_error(pipe_fd: int) -> None:
 
 def exit_code_of(status: int) -> int:
     """Docker's exit code for a wait status: the code, or 128+N after signal N."""
+    # >>> exercise 1.4: the exit code a user sees, from a wait status
+    # hint: os.waitstatus_to_exitcode(status) gives the exit code, or -N for a process killed by
+    # hint: signal N; Docker, like a shell, reports a killed command as 128+N (137 after SIGKILL).
+    # test: test_run.py::test_the_exit_code_is_the_commands_own
+    # test: test_run.py::test_a_command_killed_by_a_signal_exits_128_plus_the_signal
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+    # <<< exercise 1.4

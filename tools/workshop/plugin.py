@@ -1,0 +1,80 @@
+"""The grader's pytest plugin: a time limit per test, and the results as JSON.
+
+`check` loads it with `-p tools.workshop.plugin` and reads two variables:
+WORKSHOP_RESULTS, the file to write the results to, and WORKSHOP_TIMEOUT, the
+seconds one test may take. A student's code may hang (a wait that never
+returns, a lock never released): SIGALRM interrupts the test, which then
+fails as any other, and its fixtures still clean up what it left.
+"""
+
+import json
+import os
+import re
+import signal
+
+import pytest
+
+# The stub's message, "exercise 3.2: ...", as the engine printed it; pytest may cut a long
+# value's repr short ("...2: "), so the word "exercise" is not always there.
+EXERCISE = re.compile(r"(?:NotImplementedError: exercise |\.\.\.)(\d+\.\d+): ")
+ASSERTION = re.compile(r"^(?:E\s+)?(assert .*)$", re.MULTILINE)
+
+results: list[dict] = []
+
+
+class TestTimedOut(Exception):
+    """The test ran past the grader's limit."""
+
+
+def timeout() -> int:
+    return int(os.environ.get("WORKSHOP_TIMEOUT", "120"))
+
+
+def interrupt(_signum: int, _frame: object) -> None:
+    raise TestTimedOut(f"no answer after {timeout()} s: the code under test hangs (an endless wait or loop?)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(timeout())
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def expected_line(report: pytest.TestReport) -> str:
+    """The one line that says what a failed test wanted, in the words the test used."""
+    text = report.longreprtext
+    todo = f"; the engine stopped at exercise {match[1]}'s TODO" if (match := EXERCISE.search(text)) else ""
+    if "TestTimedOut" in text:
+        return f"no answer after {timeout()} s: does the code wait or loop forever?"
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash else text.strip().splitlines()[-1]
+    if report.when == "teardown":  # the leak check: what the code left (the fixture removed it)
+        return "left behind, and cleaned up by the grader: " + message.removeprefix("AssertionError: ").splitlines()[0][:200]
+    if match := ASSERTION.search(message):
+        line = match[1]
+        return line[:200] + todo
+    return (message.strip().splitlines()[0][:200] if message.strip() else "failed") + todo
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome != "passed":
+        outcome = "timeout" if report.failed and "TestTimedOut" in report.longreprtext else report.outcome
+        entry = {"nodeid": report.nodeid, "when": report.when, "outcome": outcome,
+                 "seconds": round(report.duration, 2)}
+        if report.failed:
+            entry["expected"] = expected_line(report)
+        elif report.skipped:
+            entry["expected"] = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else "skipped"
+        results.append(entry)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = os.environ.get("WORKSHOP_RESULTS")
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)

@@ -1,0 +1,60 @@
+"""`start`: a chapter's starting point, a complete package with a hole per exercise."""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+
+from .. import chapters, exercises
+from . import WorkshopError
+from .grade import MARK
+
+
+def start(chapter: int, directory: str) -> list[exercises.Exercise]:
+    """Write chapter `chapter`'s starting point into `directory` (new or empty); return its exercises."""
+    if chapter not in chapters.CHAPTERS:
+        raise WorkshopError(f"there is no chapter {chapter}", "the chapters are 1 to 7")
+    target = os.path.abspath(directory)
+    if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+        raise WorkshopError(f"{directory} exists and is not an empty directory",
+                            "start into a new directory; `start` never overwrites a student's work")
+    if not re.fullmatch(r"\w+", os.path.basename(target), re.ASCII):
+        raise WorkshopError(f"{directory}: {os.path.basename(target)!r} cannot be run as `python3 -m NAME`",
+                            f"name the folder like a Python package: letters, digits and _ (e.g. ch{chapter:02})")
+    chosen = exercises.of_chapter(chapter)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    # Written beside the target, then renamed: a failure leaves no half-made package.
+    scratch = tempfile.mkdtemp(prefix=".start-", dir=parent)
+    try:
+        exercises.write_start(chapter, os.path.join(scratch, "package"))
+        write_guide(chapter, chosen, os.path.join(scratch, "package"), target)
+        if os.path.isdir(target):
+            os.rmdir(target)  # empty, as checked above
+        os.rename(os.path.join(scratch, "package"), target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return chosen
+
+
+def write_guide(chapter: int, chosen: list[exercises.Exercise], package: str, target: str) -> None:
+    """EXERCISES.md for the student, and the mark that says which chapter this is."""
+    with open(os.path.join(package, MARK), "w") as f:
+        json.dump({"chapter": chapter, "exercises": [e.id for e in chosen]}, f)
+        f.write("\n")
+    lines = [f"# Chapter {chapter}: exercises", "",
+             f"This folder is chapter {chapter}'s program with {len(chosen)} pieces cut out. Each is a",
+             "`TODO exercise N.M` in the code, which raises NotImplementedError until you write it.", "",
+             "Check your work from the repository's top folder (the tests need root):", "",
+             f"    sudo python3 -m tools.workshop check {chapter} {target}",
+             f"    sudo python3 -m tools.workshop check {chapter} {target} --exercise {chapter}.1", ""]
+    for exercise in chosen:
+        files = ", ".join(sorted({b.path.removeprefix("final/") for b in exercise.blocks}))
+        lines += [f"## {exercise.id}: {exercise.title}", "", f"Where: `{files}`", "", exercise.hint, "",
+                  "Done when these tests pass:", ""]
+        lines += [f"- `{test}`" for test in exercise.tests]
+        lines.append("")
+    with open(os.path.join(package, "EXERCISES.md"), "w") as f:
+        f.write("\n".join(lines))
+
