@@ -290,6 +290,42 @@ def test_a_parse_error_stops_the_build_with_its_line_number(base, tmp_path):
     assert result.returncode == 125 and "Dockerfile:3" in result.stderr and "hint:" in result.stderr
 
 
+@pytest.mark.parametrize("text, line, message", [
+    ("FROM busybox\nRUNN echo\n", 2, "unknown instruction: RUNN"),
+    ("FROM busybox\nFOO bar\n", 2, "unknown instruction: FOO"),
+    ("FROM busybox b\n", 1, "FROM requires either one or three arguments"),
+    ("FROM busybox AS 1st\n", 1, "invalid name for build stage"),
+    ("FROM busybox\nCOPY onlyone\n", 2, "COPY requires at least two arguments"),
+    ("FROM busybox\nCOPY --CHOWN=1:1 a b\n", 2, "unknown flag: CHOWN"),
+    ("FROM busybox\nCOPY --user=x a b\n", 2, "unknown flag: user"),
+    ("FROM busybox\nENV --x=1 A=b\n", 2, "unknown flag: x"),
+    ("FROM busybox\nCOPY --chown a b\n", 2, "missing a value on flag: chown"),
+    ("FROM busybox\nCOPY --from=a --from=b x /y\n", 2, "duplicate flag specified: from"),
+    ("FROM busybox\nCOPY --link=maybe x /y\n", 2, "expecting boolean value"),
+    ("FROM busybox\nENV\n", 2, "ENV requires at least one argument"),
+    ("FROM busybox\nRUN\n", 2, "RUN requires at least one argument"),
+    ("FROM busybox\nONBUILD\n", 2, "ONBUILD requires at least one argument"),
+    ("FROM busybox\nONBUILD FROM b\n", 2, "isn't allowed as an ONBUILD trigger"),
+    ("FROM busybox\nSHELL sh -c\n", 2, "SHELL requires the arguments to be in JSON form"),
+    ("FROM busybox\nHEALTHCHECK WHEN x\n", 2, "Unknown type"),
+    ("FROM busybox\nHEALTHCHECK CMD-SHELL true\n", 2, "Unknown type"),
+    ("FROM busybox\nHEALTHCHECK --interval=5s\n", 2, "HEALTHCHECK requires at least one argument"),
+    ("FROM busybox\nHEALTHCHECK --interval=soon CMD true\n", 2, "invalid duration"),
+    ("FROM busybox\nWORKDIR\n", 2, "WORKDIR requires exactly one argument"),
+])
+def test_the_builder_refuses_what_it_cannot_build_at_its_line_before_any_step(dockyard, tmp_path, text, line, message):
+    # BuildKit's parser accepts all of these; its instruction layer refuses them, and so does ours.
+    context = write_context(tmp_path / "ctx", text)
+    result = build(dockyard, context, ok=False)
+    assert result.returncode == 125 and f"Dockerfile:{line}:" in result.stderr and message in result.stderr
+    assert "hint:" in result.stderr and "Step 1/" not in result.stdout
+
+
+def test_an_unknown_instruction_gets_a_suggestion(dockyard, tmp_path):
+    result = build(dockyard, write_context(tmp_path / "ctx", "FROM busybox\nRUNN echo\n"), ok=False)
+    assert "did you mean RUN" in result.stderr
+
+
 def test_a_failing_run_stops_the_build_with_its_exit_code_and_output(base, tmp_path):
     context = write_context(tmp_path / "ctx", "FROM busybox\nRUN echo about to fail; exit 3\nRUN echo never\n")
     result = build(base, context, "-t", "bad", ok=False)
@@ -362,6 +398,14 @@ def test_onbuild_triggers_run_when_the_image_is_used_as_a_base(base, tmp_path):
     assert "Executing build trigger" in out
     assert run(base, "child") == "copied by the trigger\n"
     assert not inspect_config(base, "child")["Config"].get("OnBuild")  # triggers are not inherited
+
+
+def test_an_onbuild_trigger_with_a_heredoc_runs_its_body_in_the_child(base, tmp_path):
+    parent = write_context(tmp_path / "parent", "FROM busybox\nONBUILD RUN <<EOF\necho from the heredoc > /h.txt\nEOF\n")
+    build(base, parent, "-t", "parent")
+    child = write_context(tmp_path / "child", "FROM parent\n")
+    build(base, child, "-t", "child")
+    assert run(base, "child", "cat", "/h.txt") == "from the heredoc\n"
 
 
 def test_a_flag_the_builder_does_not_implement_is_named_in_a_warning(base, tmp_path):

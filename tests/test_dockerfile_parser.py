@@ -61,9 +61,12 @@ def test_an_invalid_json_array_is_shell_form_as_in_docker(dockyard, tmp_path):
     assert got[1]["args"] == ["['sh', '-c']"] and got[1]["json"] is False
 
 
-def test_text_after_a_json_array_is_ignored_as_docker_does(dockyard, tmp_path):
-    got = parse(dockyard, tmp_path, 'FROM a\nCMD ["a"] trailing\n')
-    assert got[1]["args"] == ["a"] and got[1]["json"] is True
+@pytest.mark.parametrize("rest", ['["a"] trailing', '["x"]  # comment?'])
+def test_text_after_a_json_array_makes_it_shell_form_as_in_buildkit(dockyard, tmp_path, rest):
+    # BuildKit reads the rest with json.Unmarshal, which refuses trailing text; a # is a comment
+    # only at the start of a line.
+    got = parse(dockyard, tmp_path, f"FROM a\nCMD {rest}\n")
+    assert got[1]["args"] == [rest] and got[1]["json"] is False
 
 
 def test_an_empty_exec_form_has_no_arguments(dockyard, tmp_path):
@@ -170,29 +173,24 @@ def test_repeatable_flags_may_repeat(dockyard, tmp_path):
     assert len(got[1]["flags"]) == 2
 
 
-def test_an_unknown_flag_is_an_error_naming_the_flags_allowed(dockyard, tmp_path):
-    err = parse_error(dockyard, tmp_path, "FROM a\nCOPY --form=build x /y\n")
-    assert "Dockerfile:2" in err and "unknown flag: form" in err and "--from" in err
-
-
-def test_a_flag_on_an_instruction_that_takes_none_is_an_error(dockyard, tmp_path):
-    err = parse_error(dockyard, tmp_path, "FROM a\nENV --x=1 A=b\n")
-    assert "Dockerfile:2" in err and "unknown flag: x" in err
-
-
-def test_a_flag_without_its_value_is_an_error(dockyard, tmp_path):
-    assert "missing a value on flag: chown" in parse_error(dockyard, tmp_path, "FROM a\nCOPY --chown a b\n")
-
-
-def test_a_repeated_single_flag_is_an_error(dockyard, tmp_path):
-    assert "duplicate flag specified: from" in parse_error(
-        dockyard, tmp_path, "FROM a\nCOPY --from=a --from=b x /y\n")
-
-
-def test_a_boolean_flag_takes_only_true_or_false(dockyard, tmp_path):
-    got = parse(dockyard, tmp_path, "FROM a\nCOPY --link x /y\nCOPY --link=false x /y\n")
-    assert got[1]["flags"] == ["--link"]
-    assert "expecting boolean value" in parse_error(dockyard, tmp_path, "FROM a\nCOPY --link=maybe x /y\n")
+@pytest.mark.parametrize("line, cmd, flags, args", [
+    ("FOO bar", "foo", [], []),
+    ("COPY --CHOWN=1:1 a b", "copy", ["--CHOWN=1:1"], ["a", "b"]),
+    ("COPY --user=x --form=y a b", "copy", ["--user=x", "--form=y"], ["a", "b"]),
+    ("ENV --x=1 A=b", "env", ["--x=1"], ["A", "b", "="]),
+    ("COPY --link=maybe --chown a b", "copy", ["--link=maybe", "--chown"], ["a", "b"]),
+    ("RUN", "run", [], []),
+    ("SHELL sh -c", "shell", [], ["sh -c"]),
+    ("ONBUILD", "onbuild", [], []),
+    ("HEALTHCHECK CMD-SHELL curl -f x", "healthcheck", [], ["CMD-SHELL", "curl -f x"]),
+    ("HEALTHCHECK --interval=5s", "healthcheck", ["--interval=5s"], []),
+    ("WORKDIR", "workdir", [], []),
+    ("FROM a b c d", "from", [], ["a", "b", "c", "d"]),
+])
+def test_the_parser_accepts_what_buildkits_parser_accepts_and_leaves_checks_to_the_builder(
+        dockyard, tmp_path, line, cmd, flags, args):
+    got = parse(dockyard, tmp_path, f"FROM a\n{line}\n")
+    assert (got[1]["cmd"], got[1]["flags"], got[1]["args"]) == (cmd, flags, args)
 
 
 # --- lines: comments, continuations, directives ---------------------------------------------
@@ -310,9 +308,30 @@ def test_heredocs_are_only_for_run_copy_and_add(dockyard, tmp_path):
     assert got[1]["heredocs"] == [] and got[2]["cmd"] == "run"
 
 
-def test_an_onbuild_trigger_carries_its_heredoc(dockyard, tmp_path):
+def test_an_onbuild_node_carries_its_triggers_heredoc(dockyard, tmp_path):
+    # BuildKit reads the heredocs of the whole line and hangs them on the ONBUILD node.
     got = parse(dockyard, tmp_path, "FROM a\nONBUILD RUN <<EOF\ntrue\nEOF\n")
-    assert got[1]["args"][0]["heredocs"][0]["content"] == "true\n" and got[1]["end_line"] == 4
+    assert got[1]["heredocs"] == [{"name": "EOF", "content": "true\n", "expand": True, "chomp": False}]
+    assert got[1]["args"][0]["heredocs"] == [] and got[1]["end_line"] == 4
+
+
+def test_a_heredoc_keeps_windows_line_endings_as_written(dockyard, tmp_path):
+    path = tmp_path / "Dockerfile"
+    path.write_bytes(b"FROM a\r\nRUN <<EOF\r\necho hi\r\nEOF\r\nCMD x\r\n")
+    result = dockyard("dockerfile", "parse", str(path), "--json")
+    got = json.loads(result.stdout)
+    assert got[1]["heredocs"][0]["content"] == "echo hi\r\n" and got[2]["cmd"] == "cmd"
+
+
+def test_a_body_line_that_looks_like_an_instruction_or_another_delimiter_is_body(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nCOPY <<X <<Y /dest\nY\nX\nX\nY\nRUN <<EOF\nINVALID\nEOF\n")
+    assert [(h["name"], h["content"]) for h in got[1]["heredocs"]] == [("X", "Y\n"), ("Y", "X\n")]
+    assert got[2]["heredocs"][0]["content"] == "INVALID\n" and len(got) == 3
+
+
+def test_a_heredoc_marker_on_user_is_not_a_heredoc_so_the_next_line_is_an_instruction(dockyard, tmp_path):
+    got = parse(dockyard, tmp_path, "FROM a\nUSER <<INVALID\nINVALID\n")
+    assert [(i["cmd"], i["args"], i["heredocs"]) for i in got[1:]] == [("user", ["<<INVALID"], []), ("invalid", [], [])]
 
 
 def test_an_unterminated_heredoc_is_an_error_at_its_instruction(dockyard, tmp_path):
@@ -323,26 +342,14 @@ def test_an_unterminated_heredoc_is_an_error_at_its_instruction(dockyard, tmp_pa
 # --- errors ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, line, message", [
-    ("FROM a\nRUNN echo\n", 2, "unknown instruction: RUNN"),
     ("FROM a\n\nCMD [\"a\", 1]\n", 3, "arrays must be comprised of strings only"),
-    ("FROM a b\n", 1, "FROM requires either one or three arguments"),
-    ("FROM a AS 1st\n", 1, "invalid name for build stage"),
-    ("FROM a\nCOPY onlyone\n", 2, "COPY requires at least two arguments"),
-    ("FROM a\nENV\n", 2, "ENV requires at least one argument"),
     ("FROM a\nENV A=1 B\n", 2, "can't find = in"),
-    ("FROM a\nONBUILD FROM b\n", 2, "isn't allowed as an ONBUILD trigger"),
-    ("FROM a\nSHELL sh -c\n", 2, "SHELL requires the arguments to be in JSON form"),
-    ("FROM a\nHEALTHCHECK WHEN x\n", 2, "Unknown type"),
-    ("FROM a\nHEALTHCHECK --interval=soon CMD true\n", 2, "invalid duration"),
-    ("FROM a\nWORKDIR\n", 2, "WORKDIR requires exactly one argument"),
+    ("FROM a\nENV A\n", 2, "ENV must have two arguments"),
 ])
-def test_a_mistake_is_reported_with_its_file_and_line(dockyard, tmp_path, text, line, message):
+def test_a_syntax_error_is_reported_with_its_file_and_line(dockyard, tmp_path, text, line, message):
+    # The few mistakes BuildKit's parser itself refuses; the rest are the builder's (test_build.py).
     err = parse_error(dockyard, tmp_path, text)
     assert f"Dockerfile:{line}:" in err and message in err
-
-
-def test_an_unknown_instruction_gets_a_suggestion(dockyard, tmp_path):
-    assert "did you mean RUN" in parse_error(dockyard, tmp_path, "FROM a\nRUNN echo\n")
 
 
 def test_an_empty_dockerfile_is_an_error(dockyard, tmp_path):

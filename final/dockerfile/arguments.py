@@ -17,7 +17,8 @@ small function per kind; this module has the same ones:
 
 Quotes and escapes stay in the arguments: expand.py removes them later, when
 the instruction's variables are substituted. A line that merely looks like
-JSON but is not valid JSON is shell form, as in Docker.
+JSON but is not a valid JSON document, `["x"]  # comment?` included (a
+comment is only a comment at the start of a line), is shell form, as in BuildKit.
 """
 
 import json
@@ -105,10 +106,11 @@ def parse_json(rest: str) -> list[str] | None:
     rest = rest.lstrip()
     if not rest.startswith("["):
         return None
-    decoder = json.JSONDecoder(parse_constant=reject_constant)
-    try:
-        value, _ = decoder.raw_decode(rest)  # like Go's json.Decoder: trailing text is ignored
+    try:  # the whole rest, as Go's json.Unmarshal reads it: trailing text makes it shell form
+        value = json.loads(rest, parse_constant=reject_constant)
     except ValueError:
+        return None
+    if not isinstance(value, list):
         return None
     if not all(isinstance(item, str) for item in value):
         raise Problem("when using JSON array syntax, arrays must be comprised of strings only",

@@ -116,9 +116,8 @@ def set_healthcheck(c: dict, instruction: Instruction, shell: list[str]) -> None
 
 def trigger_text(instruction: Instruction) -> str:
     """An ONBUILD trigger as the text that will be parsed again (heredoc bodies included)."""
-    trigger = instruction.args[0]
-    bodies = "".join(f"\n{doc.content}{doc.name}" for doc in trigger.heredocs)
-    return trigger.original + bodies
+    bodies = "".join(f"\n{doc.content}{doc.name}" for doc in instruction.heredocs)
+    return instruction.args[0].original + bodies
 
 
 APPLY: dict[str, Callable[[dict, list[str]], None]] = {

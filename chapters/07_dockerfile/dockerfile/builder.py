@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from .. import imagespec, reference
 from ..errors import DockyardError
 from ..store import ImageNotFound, Store
-from . import cache, execute, parser, steps
+from . import cache, checks, execute, parser, steps
 from .context import Context
 from .expand import ExpandError, Lexer
 from .lexer import error_at
@@ -98,6 +98,7 @@ class Builder:
     def build(self) -> imagespec.Image:
         """Parse, build the stages the target needs, store and tag the image."""
         self.dockerfile = parser.parse_file(self.dockerfile_path(), "Dockerfile")
+        checks.check_dockerfile(self.dockerfile)
         self.meta, stages = split_stages(self.dockerfile, self.options.build_args)
         self.stages = stages
         wanted = needed(stages, target_stage(stages, self.options.target))
@@ -149,7 +150,9 @@ class Builder:
         triggers = state.c.pop("OnBuild", None) or []
         for text in triggers:
             self.say(f"# Executing build trigger: {text.splitlines()[0]}")
-            self.do_step(state, parser.parse(text, "ONBUILD").instructions[0])
+            trigger = parser.parse(text, "ONBUILD")
+            checks.check_dockerfile(trigger)
+            self.do_step(state, trigger.instructions[0])
         return state
 
     def base_image(self, name: str) -> imagespec.Image:

@@ -40,7 +40,7 @@ def read_dockerfile(path: str) -> "parser.Dockerfile":  # noqa: F821
     from ..errors import DockyardError
     try:
         if path == "-":
-            return parser.parse(sys.stdin.read(), "-")
+            return parser.parse(sys.stdin.buffer.read().decode("utf-8", "surrogateescape"), "-")
         return parser.parse_file(path)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
         raise DockyardError(f"cannot read {path}: {err.strerror}",
