@@ -184,6 +184,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--root", default=config.default_root(), metavar="DIR",
                         help=f"where state lives (default {config.default_root()})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--explain", action="store_true", help="print each step asked of the kernel and the disk")
     # >>> chapter 04
     parser.add_argument("--storage-driver", choices=("overlay", "vfs"), default="overlay",
                         help="how a new container gets its own layer: overlay (default) or vfs (copies)")
@@ -206,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser(command_word(argv)).parse_args(argv)
         if not getattr(args, "handler", None):
             raise UsageError("no command given", hint=f"see '{prog_name()} --help'")
+        if args.explain:
+            __import__(f"{__package__}.explain", fromlist=["install"]).install()  # wraps; nothing when off
         return args.handler(args)
     except DockyardError as err:
         if debug:

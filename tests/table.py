@@ -18,6 +18,11 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     # Chapter 01: chroot
     "test_run.py": 1,
     "test_escape.py": 1,
+    "test_explain.py": 1,
+    "test_explain.py::test_explain_shows_the_cgroup_files_written_for_a_memory_limit": 3,
+    "test_explain.py::test_explain_shows_the_overlay_mount_of_a_containers_layers": 4,
+    "test_explain.py::test_explain_shows_each_blob_written_and_each_layer_unpacked": 5,
+    "test_explain.py::test_explain_shows_each_http_exchange_with_a_registry": 6,
     "test_escape.py::test_a_chroot_container_reads_host_files_through_another_process_root": (1, 1),
     "test_escape.py::test_a_chroot_container_escapes_with_the_chroot_chdir_trick": (1, 1),
     "test_escape.py::test_a_container_cannot_read_host_files_through_another_process_root": 2,

@@ -108,6 +108,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--root", default=config.default_root(), metavar="DIR",
                         help=f"where state lives (default {config.default_root()})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--explain", action="store_true", help="print each step asked of the kernel and the disk")
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
     for name, (summary, add_arguments, handler) in COMMANDS.items():
         if only and name != only:
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser(command_word(argv)).parse_args(argv)
         if not getattr(args, "handler", None):
             raise UsageError("no command given", hint=f"see '{prog_name()} --help'")
+        if args.explain:
+            __import__(f"{__package__}.explain", fromlist=["install"]).install()  # wraps; nothing when off
         return args.handler(args)
     except DockyardError as err:
         if debug:
