@@ -6,9 +6,17 @@
 
 Each test drives the implementation's CLI in a subprocess with its own
 --root, and fails if it leaves a mount, a process or a cgroup behind.
+
+Markers: `bad_input` names a test of a request the engine must refuse; every
+other test of test_escape.py, test_namespaces.py and test_build.py must fail
+against an engine that refuses everything (test_suite.py checks this).
+Skips come from probes of the machine, never from the engine's own words,
+and under CI=1 a missing program that CI installs is a failure.
 """
 
 import ctypes
+import functools
+import glob
 import os
 import re
 import shutil
@@ -18,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import pytest
 
@@ -88,9 +97,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-# --- root, and the busybox rootfs ----------------------------------------------
+# --- what the machine must have ---------------------------------------------------
+# Every skip asks the machine itself. A skip that trusted the engine's error
+# message ("idmapped mounts need ...") would hide the day the engine broke.
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: run sudo sh tools/test.sh")
+IDMAP_PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probes", "idmapped_mount.py")
+
+
+def require_programs(*names: str) -> None:
+    """Skip unless every program is on PATH; under CI=1, fail (.ci/run installs them all)."""
+    missing = [name for name in names if not shutil.which(name)]
+    if not missing:
+        return
+    reason = f"not installed: {' '.join(missing)} (sh tools/packages.sh test installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI's install step should have provided it", pytrace=False)
+    pytest.skip(reason)
+
+
+@functools.lru_cache(maxsize=None)
+def _why_no_idmapped_mounts(device: int, path: str) -> str:
+    probe = subprocess.run([sys.executable, IDMAP_PROBE, path], capture_output=True, text=True)
+    return "" if probe.returncode == 0 else (probe.stderr.strip() or f"probe exit {probe.returncode}")
+
+
+def require_idmapped_mounts(path: str) -> None:
+    """For overlay with --userns: skip where the kernel (not the engine) cannot idmap `path`'s filesystem."""
+    why = _why_no_idmapped_mounts(os.stat(path).st_dev, path)
+    if why:
+        pytest.skip(f"the kernel cannot idmap a mount here ({why}); "
+                    "overlay with --userns needs Linux 5.19+ on ext4, xfs, btrfs or tmpfs")
+
+
+# --- the busybox rootfs --------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -194,9 +234,10 @@ class NobodyDockyard(Dockyard):
 
 
 @pytest.fixture
-def nobody(impl: Impl, busybox_rootfs: str):
+def nobody(request, impl: Impl, busybox_rootfs: str):
     """The CLI as an ordinary user would run it (rootless)."""
     scratch = tempfile.mkdtemp(prefix="dockyard-nobody-")
+    engine_place(request, scratch)
     os.chmod(scratch, 0o755)
     try:
         yield NobodyDockyard(impl, scratch, busybox_rootfs)
@@ -207,18 +248,54 @@ def nobody(impl: Impl, busybox_rootfs: str):
 # --- nothing may leak -------------------------------------------------------------
 # The test runner becomes a "child subreaper": a container process that
 # outlives its engine is re-parented to us instead of to init, so we can see it.
+#
+# The checks look only at what the engine under test could have made: mounts
+# under the test's own directories (its --root, its rootfs) or named for its
+# containers or cgroup parent, the test's own cgroup parent, processes that
+# were ours. Those are removed once reported. Anything else that changed on
+# the machine meanwhile (other programs, other suites) is reported as a
+# warning and left alone.
 
 PR_SET_CHILD_SUBREAPER = 36
+ENGINE_PLACES = pytest.StashKey[list]()
+
+
+class LeakWarning(UserWarning):
+    """A change on the machine during a test that the engine could not have made."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    config.addinivalue_line("markers", "bad_input: a request the engine must refuse (see test_suite.py)")
 
 
-def mounts() -> set[str]:
+def engine_place(request: pytest.FixtureRequest, path: str) -> None:
+    """Count `path` (a scratch directory outside tmp_path) among the places this test's engine writes."""
+    request.node.stash[ENGINE_PLACES].append(path)
+
+
+def mounts() -> set[tuple[str, str]]:
+    """(mount id, mount point) of every mount this process sees."""
     with open("/proc/self/mountinfo") as f:
-        return {" ".join(line.split()[3:5]) for line in f}
+        return {(fields[0], fields[4]) for fields in map(str.split, f)}
+
+
+def container_ids(places: list[str]) -> set[str]:
+    """The ids of the containers in the --roots under these places."""
+    found = set()
+    for place in places:
+        for root in (place, *glob.glob(os.path.join(place, "*"))):
+            found.update(name for name in glob.glob(os.path.join(root, "containers", "*")))
+    return {os.path.basename(path) for path in found if len(os.path.basename(path)) >= 12}
+
+
+def made_by_the_engine(mount_point: str, places: list[str], names: set[str]) -> bool:
+    """Is this mount under the test's places, or named for its containers or cgroup parent?"""
+    point = mount_point.encode().decode("unicode_escape")  # mountinfo writes a space as \040
+    if any(point == place or point.startswith(place.rstrip("/") + "/") for place in places):
+        return True
+    return any(name in point for name in names)
 
 
 def our_cgroups(parent: str) -> set[str]:
@@ -262,36 +339,58 @@ def kill_and_reap(pids: list[int]) -> None:
             pass
 
 
+def leaked_processes() -> list[str]:
+    """Our orphans, killed and reaped (what they leave, as zombies, comes to us too)."""
+    leaked = orphans()
+    kill_and_reap(leaked)
+    if leaked:
+        time.sleep(0.2)
+        kill_and_reap(orphans())
+    return [f"processes left running: {leaked}"] if leaked else []
+
+
+def leaked_mounts(before: set, places: list[str], parent: str) -> list[str]:
+    """New mounts the engine could have made, unmounted; others are only reported, as warnings."""
+    new = sorted(mounts() - before, key=lambda mount: -len(mount[1]))  # deepest first
+    names = {parent, *container_ids(places)}
+    ours = [point for _, point in new if made_by_the_engine(point, places, names)]
+    others = [point for _, point in new if point not in ours]
+    for point in ours:
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    if others:
+        warnings.warn(LeakWarning(f"mounts appeared elsewhere during the test (left alone): {others}"))
+    return [f"mounts left behind: {sorted(ours)}"] if ours else []
+
+
+def leaked_cgroups(parent: str) -> list[str]:
+    """The test's own cgroup parent, removed with what runs in it, and the engines' lock files."""
+    leaked = sorted(our_cgroups(parent))
+    shutil.rmtree(f"/run/dockyard/cgroups/{parent}", ignore_errors=True)
+    if os.path.exists(f"/run/dockyard/cgroups/{parent}.lock"):
+        os.unlink(f"/run/dockyard/cgroups/{parent}.lock")
+    remove_cgroups(leaked)  # report once; don't leave them to the machine
+    return [f"cgroups left behind: {leaked}"] if leaked else []
+
+
+def broken_dev_null() -> list[str]:
+    """`save -o /dev/null` once renamed a file over it: put the device back if so."""
+    if stat.S_ISCHR(os.lstat(os.devnull).st_mode):
+        return []
+    os.unlink(os.devnull)
+    os.mknod(os.devnull, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    return ["the host's /dev/null was replaced by a file (restored)"]
+
+
 @pytest.fixture(autouse=True)
-def leaves_nothing_behind(monkeypatch, tmp_path):
+def leaves_nothing_behind(request, monkeypatch, tmp_path):
     # Each test gets a cgroup parent of its own, so tests running side by side
     # (two suites at once, say) never mistake each other's cgroups for leaks.
     parent = f"dockyard-test-{os.getpid()}-{os.path.basename(tmp_path)}"[:100]
     monkeypatch.setenv("DOCKYARD_CGROUP_PARENT", parent)
-    mounts_before = mounts()
+    request.node.stash[ENGINE_PLACES] = [str(tmp_path)]
+    before = mounts()
     yield
-    leaked_procs = orphans()
-    kill_and_reap(leaked_procs)
-    if leaked_procs:  # what the killed ones leave (their children, as zombies) comes to us too
-        time.sleep(0.2)
-        kill_and_reap(orphans())
-    leaked_mounts = sorted(mounts() - mounts_before)
-    leaked_cgroups = sorted(our_cgroups(parent))
-    shutil.rmtree(f"/run/dockyard/cgroups/{parent}", ignore_errors=True)  # the engines' lock files
-    if os.path.exists(f"/run/dockyard/cgroups/{parent}.lock"):
-        os.unlink(f"/run/dockyard/cgroups/{parent}.lock")
-    problems = []
-    if leaked_procs:
-        problems.append(f"processes left running: {leaked_procs}")
-    if leaked_mounts:
-        problems.append(f"mounts left behind: {leaked_mounts}")
-        for line in reversed(leaked_mounts):
-            subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
-    if leaked_cgroups:
-        problems.append(f"cgroups left behind: {leaked_cgroups}")
-        remove_cgroups(leaked_cgroups)  # report once; don't leave them to the machine
-    if not stat.S_ISCHR(os.lstat(os.devnull).st_mode):
-        os.unlink(os.devnull)
-        os.mknod(os.devnull, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
-        problems.append("the host's /dev/null was replaced by a file (restored)")
+    places = request.node.stash[ENGINE_PLACES]
+    problems = [*leaked_processes(), *leaked_mounts(before, places, parent), *leaked_cgroups(parent),
+                *broken_dev_null()]
     assert not problems, "; ".join(problems)

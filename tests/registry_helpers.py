@@ -7,12 +7,13 @@ import io
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import tarfile
 import time
 from contextlib import contextmanager
+
+from conftest import require_programs
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -102,6 +103,7 @@ def wait_for_serving(proc: subprocess.Popen, log: str, timeout: float = 60) -> i
 @contextmanager
 def reference_registry(tmp_path, htpasswd: str | None = None):
     """Debian's docker-registry (the reference implementation) on a free loopback port."""
+    require_programs("docker-registry")
     port, log = free_port(), str(tmp_path / "docker-registry.log")
     config = tmp_path / "docker-registry.yml"
     auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n" if htpasswd else ""
@@ -187,9 +189,7 @@ def push_image(addr: str, name: str, image: dict[str, bytes], tag: str = "v1", h
 
 
 def skopeo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    if not shutil.which("skopeo"):
-        import pytest
-        pytest.skip("skopeo is not installed")
+    require_programs("skopeo")
     return subprocess.run(["skopeo", "--insecure-policy", *args], capture_output=True, text=True, timeout=timeout)
 
 

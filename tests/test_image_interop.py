@@ -7,17 +7,20 @@ load the archives they write.
 
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, require_programs
 from oci_helpers import directory, file, oci_archive, symlink, tar_bytes
 
-pytestmark = [needs_root, pytest.mark.skipif(not (shutil.which("skopeo") and shutil.which("umoci")),
-                                             reason="needs skopeo and umoci: sudo apt-get install skopeo umoci")]
+pytestmark = needs_root
+
+
+@pytest.fixture(autouse=True)
+def skopeo_and_umoci():
+    require_programs("skopeo", "umoci")
 
 
 def tool(*argv: str) -> str:

@@ -60,6 +60,7 @@ def test_the_environment_has_docker_defaults_and_the_users_variables(dockyard, r
 def test_the_engines_own_environment_does_not_leak_in(dockyard, rootfs, impl):
     env = {**impl.env(), "SECRET_OF_THE_HOST": "1"}
     result = dockyard("run", "--rootfs", rootfs, "env", env=env)
+    assert result.returncode == 0 and "HOSTNAME=" in result.stdout, result.stderr  # env ran inside
     assert "SECRET_OF_THE_HOST" not in result.stdout
 
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, require_idmapped_mounts
 
 pytestmark = needs_root
 
@@ -24,6 +24,8 @@ def run(dockyard, driver: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def run_ok(dockyard, driver: str, *args: str) -> str:
+    if driver == "overlay" and "--userns" in args:
+        require_idmapped_mounts(os.path.dirname(dockyard.root))  # as test_layers.py: ask the kernel
     result = run(dockyard, driver, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
