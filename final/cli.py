@@ -67,6 +67,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         tty=args.tty,
         # <<< chapter final
     )
+    # >>> chapter final
+    from . import security
+    spec.security = security.profile_from(args)
+    # <<< chapter final
     # >>> chapter 02
     from . import namespaces
     spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
@@ -92,6 +96,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
     # >>> chapter final
     p.add_argument("-t", "--tty", action="store_true", help="give the container a terminal (a pty)")
+    from .security import add_arguments as add_security_arguments
+    add_security_arguments(p)
     # <<< chapter final
     # >>> chapter 02
     p.add_argument("--hostname", metavar="NAME", help="hostname inside (default: the short container id)")

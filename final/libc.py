@@ -229,3 +229,73 @@ def move_mount(mount_fd: int, target: str) -> None:
     _check(_libc.syscall(ctypes.c_long(SYS_MOVE_MOUNT), ctypes.c_int(mount_fd), b"", ctypes.c_int(AT_FDCWD),
                          os.fsencode(target), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), "move_mount", target)
 # <<< chapter 04
+# >>> chapter final
+
+
+# --- confining a process: capabilities, no_new_privs, seccomp, bpf (final) ---------
+
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522   # two 32-bit words per set: capabilities 0-63
+
+
+class _CapHeader(ctypes.Structure):
+    """struct __user_cap_header_struct, from <linux/capability.h>."""
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    """struct __user_cap_data_struct: one 32-bit word of each set."""
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+# int capget(cap_user_header_t hdrp, cap_user_data_t datap);        man 2 capget
+# int capset(cap_user_header_t hdrp, const cap_user_data_t datap);
+_libc.capget.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
+_libc.capget.restype = ctypes.c_int
+_libc.capset.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
+_libc.capset.restype = ctypes.c_int
+
+
+def capget() -> tuple[int, int, int]:
+    """This process's (effective, permitted, inheritable) capability sets, as bit masks."""
+    header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    _check(_libc.capget(header, data), "capget")
+    def both_words(name: str) -> int:
+        return getattr(data[0], name) | getattr(data[1], name) << 32
+    return both_words("effective"), both_words("permitted"), both_words("inheritable")
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set this process's three capability sets (bit masks); they can only shrink."""
+    header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    for word in (0, 1):
+        data[word] = _CapData(*(s >> (32 * word) & 0xFFFFFFFF for s in (effective, permitted, inheritable)))
+    _check(_libc.capset(header, data), "capset")
+
+
+class _SockFprog(ctypes.Structure):
+    """struct sock_fprog, from <linux/filter.h>: a classic BPF program."""
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+SECCOMP_SET_MODE_FILTER = 1
+SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}[os.uname().machine]
+SYS_BPF = {"x86_64": 321, "aarch64": 280}[os.uname().machine]
+
+
+# int seccomp(unsigned int operation, unsigned int flags, void *args);   man 2 seccomp
+def seccomp_set_filter(program: bytes) -> None:
+    """Attach a classic BPF program (8 bytes an instruction) that judges every later syscall."""
+    fprog = _SockFprog(len(program) // 8, program)
+    _check(_libc.syscall(ctypes.c_long(SYS_SECCOMP), ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(0),
+                         ctypes.byref(fprog)), "seccomp")
+
+
+# int bpf(int cmd, union bpf_attr *attr, unsigned int size);             man 2 bpf
+def bpf(command: int, attr: ctypes.Array) -> int:
+    """Run one bpf(2) command with `attr` (a filled union bpf_attr) and return its result."""
+    return _check(_libc.syscall(ctypes.c_long(SYS_BPF), ctypes.c_int(command), ctypes.byref(attr),
+                                ctypes.c_uint(ctypes.sizeof(attr))), "bpf")
+# <<< chapter final

@@ -40,7 +40,7 @@ from . import containers, layers, volumes
 from .layers import Channel
 # <<< chapter 04
 # >>> chapter final
-from . import terminal
+from . import security, terminal
 # <<< chapter final
 
 
@@ -64,6 +64,7 @@ class Spec:
     # >>> chapter final
     tty: bool = False
     terminal: "terminal.Terminal | None" = None
+    security: "security.Profile" = field(default_factory=security.Profile)  # what root inside may do
     # <<< chapter final
     # >>> chapter 03
     limits: cgroups.Limits = field(default_factory=cgroups.Limits)
@@ -263,17 +264,18 @@ def container_main(spec: Spec, error_fd: int,
         enter_namespaces(spec, etc_files)
         # <<< chapter 02
         enter_workdir(spec.workdir)
-        # >>> chapter 05
-        if spec.user:
-            from .image_run import switch_user
-            switch_user(spec.user, spec.env)
-        # <<< chapter 05
+        # >>> chapter 05-07
+        # if spec.user:
+        #     from .image_run import switch_user
+        #     switch_user(spec.user, spec.env)
+        # <<< chapter 05-07
         if stdin is not None:
             os.dup2(stdin, 0)
             os.close(stdin)
         # >>> chapter final
         if spec.terminal:
             terminal.attach(spec.terminal)
+        security.confine(spec.security, spec.user, spec.env)  # the final step, less exec (--init forks first)
         # <<< chapter final
         # >>> chapter 02
         if spec.init:

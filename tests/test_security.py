@@ -1,0 +1,230 @@
+"""Root in a container is not root on the host: capabilities, no_new_privs, seccomp.
+
+Each test looks from inside a busybox container, with /proc/self/status or with
+probes/syscalls.c (a static binary that makes the calls busybox cannot), and
+checks both sides: the default denies, and the flag that should undo exactly
+one protection undoes that one and no other.
+"""
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import needs_root
+
+pytestmark = needs_root
+PROBE_SOURCE = os.path.join(os.path.dirname(__file__), "probes", "syscalls.c")
+STATUS = "grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status"
+DOCKER_DEFAULT_CAPS = 0xA80425FB   # CHOWN ... SETFCAP: Docker's 14
+CAP_SYS_ADMIN, CAP_CHOWN, CAP_SYS_TIME = 21, 0, 25
+# Calls that only the seccomp filter stops: no capability guards them.
+FILTER_ONLY = ["clone_newuser", "unshare_user", "personality_bsd", "io_uring_setup", "vsock", "keyctl"]
+# Calls that need CAP_SYS_ADMIN, which the filter also denies without it.
+SYS_ADMIN_CALLS = ["clone_newns", "unshare_ns", "mount", "sethostname"]
+OTHER_DENIED = ["clock_settime", "bpf", "perf_event_open", "syslog", "kexec_load", "init_module",
+                "open_by_handle_at", "setns"]
+ALLOWED = ["getpid", "fork", "chroot", "personality_query"]
+X86_ONLY = ["x32_getpid", "i386_getpid"] if platform.machine() == "x86_64" else []
+
+
+@pytest.fixture(scope="session")
+def probe(tmp_path_factory) -> str:
+    """A static binary of probes/syscalls.c (needs gcc and libc6-dev)."""
+    if not shutil.which("gcc"):
+        pytest.fail("gcc is needed to build the syscall probe: sudo apt-get install gcc libc6-dev")
+    binary = str(tmp_path_factory.mktemp("probe") / "sysprobe")
+    subprocess.run(["gcc", "-static", "-O1", "-o", binary, PROBE_SOURCE], check=True)
+    return binary
+
+
+@pytest.fixture
+def probe_rootfs(rootfs, probe) -> str:
+    shutil.copy(probe, os.path.join(rootfs, "bin", "sysprobe"))
+    return rootfs
+
+
+def calls(dockyard, rootfs: str, *flags: str, names: list[str]) -> dict[str, str]:
+    """name -> OK or the errno name, as the probe saw each call inside a container run with `flags`."""
+    result = dockyard("run", "--rm", *flags, "--rootfs", rootfs, "sysprobe", *names)
+    assert result.returncode == 0, result.stderr
+    return dict(line.split("=") for line in result.stdout.split())
+
+
+def status(dockyard, rootfs: str, *flags: str) -> dict[str, str]:
+    result = dockyard("run", "--rm", *flags, "--rootfs", rootfs, "sh", "-c", STATUS)
+    assert result.returncode == 0, result.stderr
+    return dict(line.split(":\t") for line in result.stdout.splitlines())
+
+
+def caps(line: str) -> int:
+    return int(line, 16)
+
+
+# --- the default profile -------------------------------------------------------------
+
+def test_root_in_a_container_holds_dockers_14_capabilities_no_new_privs_and_a_filter(dockyard, rootfs):
+    s = status(dockyard, rootfs)
+    assert caps(s["CapEff"]) == caps(s["CapPrm"]) == caps(s["CapBnd"]) == DOCKER_DEFAULT_CAPS
+    assert caps(s["CapInh"]) == caps(s["CapAmb"]) == 0
+    assert s["NoNewPrivs"] == "1"
+    assert s["Seccomp"] == "2"  # SECCOMP_MODE_FILTER
+
+
+def test_a_non_root_user_has_no_effective_or_permitted_capabilities(dockyard, rootfs):
+    os.chmod(rootfs, 0o755)  # pytest's directories are root's alone; "/" must be open to nobody
+    s = status(dockyard, rootfs, "-u", "nobody")
+    assert caps(s["CapEff"]) == caps(s["CapPrm"]) == 0
+    assert caps(s["CapBnd"]) == DOCKER_DEFAULT_CAPS
+    assert s["NoNewPrivs"] == "1" and s["Seccomp"] == "2"
+
+
+def test_every_denied_syscall_fails_with_eperm_and_clone3_with_enosys(dockyard, probe_rootfs):
+    denied = FILTER_ONLY + SYS_ADMIN_CALLS + OTHER_DENIED + X86_ONLY
+    seen = calls(dockyard, probe_rootfs, names=denied + ["clone3"] + ALLOWED)
+    assert {name: seen[name] for name in denied} == {name: "EPERM" for name in denied}
+    assert seen["clone3"] == "ENOSYS"  # so that libc falls back to clone, whose flags the filter reads
+    assert {name: seen[name] for name in ALLOWED} == {name: "OK" for name in ALLOWED}
+
+
+def test_without_the_filter_the_calls_it_alone_denies_go_through(dockyard, probe_rootfs):
+    seen = calls(dockyard, probe_rootfs, "--security-opt", "seccomp=unconfined",
+                 names=FILTER_ONLY + X86_ONLY + ["clone3"])
+    assert all(seen[name] != "EPERM" for name in seen), seen
+    assert seen["clone3"] == "OK"
+    s = status(dockyard, probe_rootfs, "--security-opt", "seccomp=unconfined")
+    assert s["Seccomp"] == "0" and caps(s["CapEff"]) == DOCKER_DEFAULT_CAPS  # capabilities stay
+
+
+def test_changing_the_hostname_mounting_and_reading_the_kernel_log_are_refused(dockyard, rootfs):
+    result = dockyard("run", "--rm", "--rootfs", rootfs, "sh", "-c",
+                      "hostname evil || echo no-hostname; mount -t tmpfs x /tmp || echo no-mount; "
+                      "dmesg >/dev/null || echo no-dmesg; unshare -U true || echo no-unshare")
+    assert result.stdout.split() == ["no-hostname", "no-mount", "no-dmesg", "no-unshare"]
+
+
+# --- flags that give back exactly one thing ----------------------------------------------
+
+def test_cap_add_sys_admin_adds_that_bit_and_the_calls_it_gates_but_nothing_else(dockyard, probe_rootfs):
+    s = status(dockyard, probe_rootfs, "--cap-add", "SYS_ADMIN")
+    assert caps(s["CapEff"]) == caps(s["CapBnd"]) == DOCKER_DEFAULT_CAPS | 1 << CAP_SYS_ADMIN
+    seen = calls(dockyard, probe_rootfs, "--cap-add", "CAP_SYS_ADMIN", names=SYS_ADMIN_CALLS + ["clone3"] + X86_ONLY
+                 + ["io_uring_setup", "vsock", "keyctl", "personality_bsd", "clock_settime"])
+    assert {seen[name] for name in SYS_ADMIN_CALLS + ["clone3"]} == {"OK"}
+    assert {seen[name] for name in X86_ONLY + ["io_uring_setup", "vsock", "keyctl", "personality_bsd",
+                                                "clock_settime"]} == {"EPERM"}
+
+
+def test_cap_add_sys_time_lets_clock_settime_reach_the_kernel(dockyard, probe_rootfs):
+    seen = calls(dockyard, probe_rootfs, "--cap-add", "sys_time", names=["clock_settime", "mount"])
+    assert seen == {"clock_settime": "EINVAL", "mount": "EPERM"}  # EINVAL: the monotonic clock cannot be set
+
+
+def test_with_cap_add_sys_admin_the_hostname_changes_inside_and_not_on_the_host(dockyard, rootfs):
+    before = subprocess.run(["hostname"], capture_output=True, text=True).stdout
+    result = dockyard("run", "--rm", "--cap-add", "SYS_ADMIN", "--hostname", "box", "--rootfs", rootfs,
+                      "sh", "-c", "hostname changed && hostname")
+    assert result.stdout == "changed\n", result.stderr
+    assert subprocess.run(["hostname"], capture_output=True, text=True).stdout == before
+
+
+def test_cap_drop_removes_one_capability_and_all_removes_every_one(dockyard, rootfs):
+    assert caps(status(dockyard, rootfs, "--cap-drop", "chown")["CapEff"]) == DOCKER_DEFAULT_CAPS & ~1
+    s = status(dockyard, rootfs, "--cap-drop", "ALL")
+    assert caps(s["CapEff"]) == caps(s["CapBnd"]) == 0
+    s = status(dockyard, rootfs, "--cap-drop", "ALL", "--cap-add", "CAP_CHOWN")
+    assert caps(s["CapEff"]) == caps(s["CapBnd"]) == 1 << CAP_CHOWN
+    result = dockyard("run", "--rm", "--cap-drop", "CHOWN", "--rootfs", rootfs, "sh", "-c",
+                      "touch /tmp/f && chown nobody /tmp/f")
+    assert result.returncode != 0 and "Operation not permitted" in result.stderr
+
+
+def test_privileged_gives_every_capability_and_no_filter(dockyard, probe_rootfs):
+    s = status(dockyard, probe_rootfs, "--privileged")
+    with open("/proc/self/status") as f:
+        ours = dict(line.rstrip("\n").split(":\t") for line in f if line.startswith("CapBnd"))
+    assert caps(s["CapEff"]) == caps(s["CapBnd"]) == caps(ours["CapBnd"])
+    assert s["Seccomp"] == "0"
+    seen = calls(dockyard, probe_rootfs, "--privileged", names=FILTER_ONLY + SYS_ADMIN_CALLS)
+    assert set(seen.values()) == {"OK"}
+
+
+def test_an_unknown_capability_is_refused_with_a_hint(dockyard, rootfs):
+    result = dockyard("run", "--rm", "--cap-add", "FLY", "--rootfs", rootfs, "true")
+    assert result.returncode == 125
+    assert "error: unknown capability: 'FLY'" in result.stderr and "hint:" in result.stderr
+
+
+# --- no_new_privs ----------------------------------------------------------------------
+
+def setuid_probe(rootfs: str, probe: str) -> None:
+    """A setuid-root copy of the probe that prints its effective uid."""
+    shutil.copy(probe, os.path.join(rootfs, "bin", "suid"))
+    os.chown(os.path.join(rootfs, "bin", "suid"), 0, 0)
+    os.chmod(os.path.join(rootfs, "bin", "suid"), 0o4755)
+
+
+def test_no_new_privs_makes_a_setuid_binary_gain_nothing(dockyard, probe_rootfs, probe):
+    setuid_probe(probe_rootfs, probe)
+    os.chmod(probe_rootfs, 0o755)
+    result = dockyard("run", "--rm", "-u", "nobody", "--rootfs", probe_rootfs, "/bin/suid", "euid")
+    assert "euid=65534" in result.stdout, result.stdout + result.stderr
+    result = dockyard("run", "--rm", "-u", "nobody", "--security-opt", "no-new-privileges=false",
+                      "--rootfs", probe_rootfs, "/bin/suid", "euid")
+    assert "euid=0" in result.stdout, result.stdout + result.stderr
+    s = status(dockyard, probe_rootfs, "--security-opt", "no-new-privileges=false")
+    assert s["NoNewPrivs"] == "0" and s["Seccomp"] == "2"
+
+
+# --- Docker's JSON profiles --------------------------------------------------------------
+
+def test_a_docker_format_profile_file_replaces_the_default(dockyard, rootfs, tmp_path):
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                            {"names": ["chmod", "fchmodat", "fchmodat2"], "action": "SCMP_ACT_ERRNO",
+                             "excludes": {"caps": ["CAP_SYS_ADMIN"]}}]}
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    result = dockyard("run", "--rm", "--security-opt", f"seccomp={path}", "--rootfs", rootfs, "sh", "-c",
+                      "mkdir /tmp/d || echo no-mkdir; chmod 600 /etc/group || echo no-chmod; hostname x || echo no-host")
+    assert result.stdout.split() == ["no-mkdir", "no-chmod", "no-host"]  # hostname: CAP_SYS_ADMIN still missing
+    assert "Permission denied" in result.stderr  # errnoRet 13 (EACCES), not EPERM
+    result = dockyard("run", "--rm", "--cap-add", "SYS_ADMIN", "--security-opt", f"seccomp={path}",
+                      "--rootfs", rootfs, "sh", "-c", "chmod 600 /etc/group && echo chmod")
+    assert result.stdout == "chmod\n"  # the excludes rule dropped out
+
+
+def test_an_unreadable_or_invalid_profile_is_refused_with_a_hint(dockyard, rootfs, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"defaultAction": "SCMP_ACT_DANCE"}')
+    for path in (bad, tmp_path / "missing.json"):
+        result = dockyard("run", "--rm", "--security-opt", f"seccomp={path}", "--rootfs", rootfs, "true")
+        assert result.returncode == 125
+        assert "error: cannot use seccomp profile" in result.stderr and "hint:" in result.stderr
+
+
+# --- every way in gets the same profile ---------------------------------------------------
+
+def test_a_build_run_step_gets_the_same_profile_as_run(dockyard, busybox_image, rootfs, tmp_path):
+    (tmp_path / "Dockerfile").write_text(f"FROM {busybox_image}\nRUN {STATUS} > /status\n")
+    result = dockyard("build", "-t", "probe:1", str(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    built = dockyard("run", "--rm", "--security-opt", "seccomp=unconfined", "probe:1", "cat", "/status")
+    ran = dockyard("run", "--rm", busybox_image, "sh", "-c", STATUS)
+    assert built.stdout == ran.stdout and "Seccomp:\t2" in ran.stdout
+
+
+def test_init_runs_the_command_with_the_same_profile(dockyard, rootfs):
+    plain = status(dockyard, rootfs)
+    assert status(dockyard, rootfs, "--init") == plain
+
+
+def test_a_rootless_container_gets_the_same_capabilities_and_filter(nobody):
+    result = nobody("run", "--rm", "--rootfs", nobody.rootfs, "sh", "-c", STATUS)
+    assert result.returncode == 0, result.stderr
+    s = dict(line.split(":\t") for line in result.stdout.splitlines())
+    assert caps(s["CapEff"]) == caps(s["CapBnd"]) == DOCKER_DEFAULT_CAPS
+    assert s["NoNewPrivs"] == "1" and s["Seccomp"] == "2"
