@@ -131,6 +131,24 @@ def test_with_cap_add_sys_admin_the_hostname_changes_inside_and_not_on_the_host(
     assert subprocess.run(["hostname"], capture_output=True, text=True).stdout == before
 
 
+def test_with_cap_add_sys_admin_a_mount_made_inside_stays_inside(dockyard, rootfs, tmp_path):
+    result = dockyard("run", "--rm", "--cap-add", "SYS_ADMIN", "--rootfs", rootfs, "sh", "-c",
+                      "mount -t tmpfs inside /tmp && grep -c ' /tmp ' /proc/self/mountinfo")
+    assert result.stdout == "1\n", result.stderr
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path) not in f.read()
+
+
+def test_a_rootless_container_changes_its_hostname_with_cap_add_and_never_the_hosts(nobody):
+    before = subprocess.run(["hostname"], capture_output=True, text=True).stdout
+    result = nobody("run", "--rm", "--rootfs", nobody.rootfs, "sh", "-c", "hostname mine || echo refused")
+    assert result.stdout == "refused\n"
+    result = nobody("run", "--rm", "--cap-add", "SYS_ADMIN", "--rootfs", nobody.rootfs, "sh", "-c",
+                    "hostname mine && hostname")
+    assert result.stdout == "mine\n", result.stderr
+    assert subprocess.run(["hostname"], capture_output=True, text=True).stdout == before
+
+
 def test_cap_drop_removes_one_capability_and_all_removes_every_one(dockyard, rootfs):
     assert caps(status(dockyard, rootfs, "--cap-drop", "chown")["CapEff"]) == DOCKER_DEFAULT_CAPS & ~1
     s = status(dockyard, rootfs, "--cap-drop", "ALL")
