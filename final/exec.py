@@ -29,9 +29,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from . import cgroups, libc, namespaces, process, runtime, terminal
+from . import cgroups, libc, namespaces, process, runtime, security, terminal
+from . import image_run  # noqa: F401  imported now: after setns, "/" is the container's (the final step's user switch)
 from .errors import DockyardError
-from .image_run import switch_user  # imported now: after setns, "/" is the container's
 
 PR_SET_CHILD_SUBREAPER = 36  # orphaned descendants come to us, not to init
 # The namespaces a container may have, in the order /proc/PID/ns names them.
@@ -54,6 +54,7 @@ class Exec:
     detach: bool = False
     debug: bool = False
     terminal: "terminal.Terminal | None" = None
+    security: dict = field(default_factory=dict)  # the container's security.Profile, as its record holds it
 
 
 # --8<-- [start:exec_in]
@@ -173,7 +174,6 @@ def join_cgroup(container_id: str) -> None:
 
 def become_process(request: Exec, error_fd: int, userns: bool) -> NoReturn:
     """The final step, as PID 1 takes it: cwd, user, stdio, then the command. Call inside."""
-    # TODO(#11/#12): replace with the one shared final step of runtime once it exists.
     try:
         runtime.reset_signals()
         if userns:
@@ -181,15 +181,13 @@ def become_process(request: Exec, error_fd: int, userns: bool) -> NoReturn:
         if request.detach:
             detach()
         runtime.enter_workdir(request.workdir)
-        if request.user:
-            switch_user(request.user, request.env)
         if not request.interactive and not request.tty:
             null = os.open("/dev/null", os.O_RDONLY)
             os.dup2(null, 0)
             os.close(null)
         if request.terminal:
             terminal.attach(request.terminal)
-        process.exec_command(request.argv, request.env)
+        security.final_step(security.Profile.from_dict(request.security), request.user, request.argv, request.env)
     except BaseException as err:
         if request.debug:
             traceback.print_exc()

@@ -36,7 +36,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
                          env=exec_.merged_env(config.get("env") or {}, args.tty, args.env),
                          workdir=args.workdir or config.get("workdir") or "/",
                          user=args.user if args.user is not None else config.get("user", ""),
-                         interactive=args.interactive, tty=args.tty, detach=args.detach, debug=args.debug)
+                         interactive=args.interactive, tty=args.tty, detach=args.detach, debug=args.debug,
+                         security=config.get("security") or {})
     return exec_.exec_in(request, pid1)
 
 

@@ -246,3 +246,22 @@ def test_a_rootless_container_gets_the_same_capabilities_and_filter(nobody):
     s = dict(line.split(":\t") for line in result.stdout.splitlines())
     assert caps(s["CapEff"]) == caps(s["CapBnd"]) == DOCKER_DEFAULT_CAPS
     assert s["NoNewPrivs"] == "1" and s["Seccomp"] == "2"
+
+
+def test_exec_gets_the_containers_own_profile(dockyard, rootfs):
+    os.chmod(rootfs, 0o755)
+    flags = ("--cap-drop", "CHOWN", "--cap-add", "NET_ADMIN")
+    plain = status(dockyard, rootfs, *flags)
+    engine = dockyard.popen("run", "--name", "sec", *flags, "--rootfs", rootfs, "sh", "-c", "echo ready; exec sleep 1000",
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert engine.stdout.readline() == "ready\n", engine.stderr.read()
+        result = dockyard("exec", "sec", "sh", "-c", STATUS)
+        assert result.returncode == 0, result.stderr
+        assert dict(line.split(":\t") for line in result.stdout.splitlines()) == plain
+        as_nobody = dockyard("exec", "-u", "nobody", "sec", "sh", "-c", STATUS)
+        s = dict(line.split(":\t") for line in as_nobody.stdout.splitlines())
+        assert caps(s["CapEff"]) == 0 and s["CapBnd"] == plain["CapBnd"] and s["Seccomp"] == "2"
+    finally:
+        dockyard("rm", "-f", "sec")
+        engine.communicate(timeout=60)
