@@ -23,7 +23,8 @@ from . import config
 from .cgroups import Layout, Setting, Usage, read_int, read_keyed
 from .limits import Limits
 
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+# V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")  # ch 03-07
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")  # ch final
 # v1 writes "no limit" as the largest page-aligned number; anything this big means none.
 UNLIMITED = 1 << 62
 

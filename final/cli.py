@@ -70,6 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # >>> chapter final
     from . import security
     spec.security = security.profile_from(args)
+    security.check_volumes(list((image or {}).get("config", {}).get("Volumes") or {}), args.volume, args.root)
     # <<< chapter final
     # >>> chapter 02
     from . import namespaces

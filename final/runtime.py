@@ -40,7 +40,7 @@ from . import containers, layers, volumes
 from .layers import Channel
 # <<< chapter 04
 # >>> chapter final
-from . import security, terminal
+from . import devices, security, terminal
 # <<< chapter final
 
 
@@ -98,6 +98,7 @@ def run(spec: Spec) -> int:
         # <<< chapter 02
         # >>> chapter 03
         cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
+        devices.restrict(spec.id, spec.security.devices, spec.security.privileged)  # ch final
         # <<< chapter 03
         # >>> chapter 04
         if layers.needs_idmapped_lowers(spec.storage_driver, spec.userns):
@@ -305,6 +306,7 @@ def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
     # >>> chapter 04
     volumes.mount_all(spec.rootfs, spec.volumes, spec.root)
     # <<< chapter 04
+    security.prepare_root(spec.rootfs, spec.security)  # ch final
     mounts.pivot(spec.rootfs)
     if spec.userns:
         namespaces.become_root()  # only now: the host's path to the rootfs may be closed to it

@@ -31,8 +31,15 @@ import os
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from . import capabilities, libc, process, seccomp
-from .errors import UsageError
+from . import capabilities, devices, libc, mounts, process, seccomp
+from .errors import DockyardError, UsageError
+
+# Beyond chapter 2's masks (mounts.py): more of /proc and /sys that describe or steer the host.
+# /proc/interrupts is one Docker leaves readable: it counts every host CPU's interrupts.
+PROC_MASKED = ("asound", "latency_stats", "timer_stats", "interrupts")
+SYS_MASKED = ("firmware", "devices/virtual/powercap")
+TMPFS_FLAGS = {"ro": libc.MS_RDONLY, "nosuid": libc.MS_NOSUID, "nodev": libc.MS_NODEV,
+               "noexec": libc.MS_NOEXEC}
 
 
 @dataclass
@@ -42,6 +49,9 @@ class Profile:
     no_new_privileges: bool = True
     seccomp: str = "default"       # "default", "unconfined", or a profile's JSON text (Docker's format)
     privileged: bool = False       # all capabilities and devices, no seccomp, no masked paths
+    devices: list[dict] = field(default_factory=list)   # --device, as devices.parse gives them
+    read_only: bool = False        # --read-only: the root filesystem cannot be written
+    tmpfs: list[str] = field(default_factory=list)      # --tmpfs PATH[:OPTIONS]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -72,6 +82,69 @@ def confine(profile: Profile, user: str, env: dict[str, str]) -> None:
 # --8<-- [end:final_step]
 
 
+# --8<-- [start:prepare_root]
+def prepare_root(rootfs: str, profile: Profile) -> None:
+    """Finish the mount tree as the profile says: masks, devices, tmpfs, read-only. Call before pivot."""
+    if profile.privileged:
+        unmask(rootfs)
+    else:
+        mask(rootfs)
+    for device in profile.devices:
+        mounts.bind_file(device["host"], mounts.mountpoint_file(rootfs, device["container"]))
+    for item in profile.tmpfs:
+        mount_tmpfs(rootfs, item)
+    own_ptys_by_tty_group(mounts.inside(rootfs, "/dev/pts"))
+    if profile.read_only:
+        # Only the root mount: /proc, /dev, volumes and --tmpfs keep their own flags.
+        libc.mount(None, rootfs, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
+# --8<-- [end:prepare_root]
+
+
+def mask(rootfs: str) -> None:
+    """Hide more of /proc and /sys: a file under /dev/null, a directory under an empty read-only tmpfs."""
+    paths = [f"/proc/{name}" for name in PROC_MASKED] + [f"/sys/{name}" for name in SYS_MASKED]
+    for path in paths:
+        target = mounts.inside(rootfs, path)
+        if os.path.isdir(target):
+            libc.mount("tmpfs", target, "tmpfs", libc.MS_RDONLY | mounts.NOSUID_NODEV_NOEXEC)
+        elif os.path.exists(target):
+            libc.mount("/dev/null", target, None, libc.MS_BIND)
+
+
+def unmask(rootfs: str) -> None:
+    """--privileged: lift chapter 2's masks and read-only binds from /proc."""
+    for name in (*mounts.PROC_MASKED, *mounts.PROC_READ_ONLY):
+        try:
+            libc.umount(mounts.inside(rootfs, f"/proc/{name}"), libc.MNT_DETACH)
+        except OSError:
+            pass  # not there on this kernel, so never masked
+
+
+def own_ptys_by_tty_group(pts: str) -> None:
+    """New ptys belong to group 5 (tty), mode 620, as on the host; needs gid 5 mapped (not rootless)."""
+    try:
+        libc.mount("devpts", pts, "devpts", libc.MS_REMOUNT | libc.MS_NOSUID | libc.MS_NOEXEC,
+                   "newinstance,gid=5,mode=0620,ptmxmode=0666")
+    except OSError:
+        pass  # a rootless container maps one group only: its ptys keep that group
+
+
+def mount_tmpfs(rootfs: str, item: str) -> None:
+    """Mount a tmpfs for --tmpfs PATH[:OPTIONS] (noexec, nosuid, nodev unless told otherwise)."""
+    path, _, options = item.partition(":")
+    flags, data = mounts.NOSUID_NODEV_NOEXEC, []
+    for word in filter(None, options.split(",")):
+        if word in TMPFS_FLAGS:
+            flags |= TMPFS_FLAGS[word]
+        elif word in ("exec", "suid", "dev"):
+            flags &= ~TMPFS_FLAGS[f"no{word}"]
+        elif word != "rw":
+            data.append(word)
+    target = mounts.inside(rootfs, path)
+    os.makedirs(target, exist_ok=True)
+    libc.mount("tmpfs", target, "tmpfs", flags, ",".join(data) or None)
+
+
 def load_seccomp(profile: Profile) -> None:
     """Attach the profile's filter, if it has one."""
     if profile.seccomp == "unconfined":
@@ -90,17 +163,54 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="all capabilities and devices, no seccomp filter, no masked paths")
     p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
                    help="no-new-privileges[=false], seccomp=unconfined|PROFILE.json")
+    p.add_argument("--device", action="append", default=[], metavar="HOST[:CONTAINER][:rwm]",
+                   help="let the container use a host device")
+    p.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]",
+                   help="mount a tmpfs at PATH (noexec,nosuid,nodev; options such as size=64m,mode=1777)")
 
 
 def profile_from(args: argparse.Namespace) -> Profile:
     """The profile that run's flags ask for."""
     profile = Profile(capabilities=capabilities.resolve(args.cap_add, args.cap_drop, args.privileged),
-                      privileged=args.privileged)
+                      privileged=args.privileged, devices=[devices.parse(text) for text in args.device],
+                      read_only=args.read_only, tmpfs=[checked_tmpfs(item) for item in args.tmpfs])
     if args.privileged:
         profile.seccomp = "unconfined"
     for option in args.security_opt:
         apply_option(profile, option)
     return profile
+
+
+KERNEL_FILESYSTEMS = ("/proc", "/sys", "/dev")
+
+
+def check_volumes(image_volumes: list[str], given: list[str], root: str) -> None:
+    """Refuse a mount that would hide a kernel filesystem: the image's VOLUME under /proc, /sys or /dev,
+    anyone's under /proc (a user's -v under /sys or /dev stays allowed, as in Docker)."""
+    from . import volumes
+    for path in image_volumes:
+        if top := under(path, KERNEL_FILESYSTEMS):
+            raise DockyardError(f"the image declares VOLUME {path}, which would hide the container's {top}",
+                                hint=f"rebuild the image without that VOLUME; {top} is the kernel's to provide")
+    for text in given:
+        destination = volumes.parse(text, root).destination
+        if under(destination, ("/proc",)):
+            raise DockyardError(f"cannot mount a volume at {destination}: /proc is the kernel's view of processes",
+                                hint="mount it elsewhere, e.g. -v SOURCE:/data")
+
+
+def under(path: str, tops: tuple[str, ...]) -> str:
+    """The one of `tops` that `path` is at or under, or ""."""
+    path = os.path.normpath("/" + path.lstrip("/"))  # normpath keeps a leading "//"
+    return next((top for top in tops if path == top or path.startswith(top + "/")), "")
+
+
+def checked_tmpfs(item: str) -> str:
+    path = item.partition(":")[0]
+    if not path.startswith("/") or os.path.normpath(path) == "/":
+        raise UsageError(f"invalid --tmpfs {item!r}", hint="give an absolute path other than /, e.g. --tmpfs /run:size=64m")
+    return item
 
 
 def apply_option(profile: Profile, option: str) -> None:

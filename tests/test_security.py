@@ -265,3 +265,69 @@ def test_exec_gets_the_containers_own_profile(dockyard, rootfs):
     finally:
         dockyard("rm", "-f", "sec")
         engine.communicate(timeout=60)
+
+
+# --- devices -----------------------------------------------------------------------------
+
+def test_a_device_node_made_inside_cannot_be_opened_and_device_adds_one(dockyard, rootfs):
+    # c 10:229 is /dev/fuse: any root may open it, so only the device rules stand in the way.
+    made = dockyard("run", "--rm", "--rootfs", rootfs, "sh", "-c",
+                    "mknod /dev/f c 10 229 && (exec 3<>/dev/f) && echo opened; echo x >/dev/null && echo null-ok")
+    assert made.stdout == "null-ok\n" and "Operation not permitted" in made.stderr
+    given = dockyard("run", "--rm", "--device", "/dev/fuse:/dev/myfuse", "--rootfs", rootfs, "sh", "-c",
+                     "exec 3<>/dev/myfuse && echo opened")
+    assert given.stdout == "opened\n", given.stderr
+    privileged = dockyard("run", "--rm", "--privileged", "--rootfs", rootfs, "sh", "-c",
+                          "mknod /dev/f c 10 229 && exec 3<>/dev/f && echo opened")
+    assert privileged.stdout == "opened\n", privileged.stderr
+
+
+def test_a_device_that_is_not_one_is_refused_with_a_hint(dockyard, rootfs):
+    result = dockyard("run", "--rm", "--device", "/etc/passwd", "--rootfs", rootfs, "true")
+    assert result.returncode == 125 and "error: cannot use device" in result.stderr and "hint:" in result.stderr
+
+
+# --- masked paths, read-only root, tmpfs ------------------------------------------------
+
+def test_host_files_in_proc_and_sys_are_masked_and_the_mask_cannot_be_lifted(dockyard, rootfs):
+    result = dockyard("run", "--rm", "--rootfs", rootfs, "sh", "-c",
+                      "wc -c < /proc/interrupts; ls /sys/firmware | wc -l; "
+                      "umount /proc/interrupts || echo no-umount; echo 1 > /proc/sysrq-trigger || echo no-sysrq")
+    assert result.stdout.split() == ["0", "0", "no-umount", "no-sysrq"], result.stderr
+    with open("/proc/interrupts") as f:
+        assert f.read()  # the host's own is not empty: the mask made it so inside
+    privileged = dockyard("run", "--rm", "--privileged", "--rootfs", rootfs, "sh", "-c", "wc -c < /proc/timer_list")
+    assert int(privileged.stdout) > 0, privileged.stderr
+
+
+def test_devpts_is_a_new_instance_owned_by_group_5(dockyard, rootfs):
+    result = dockyard("run", "--rm", "--rootfs", rootfs, "sh", "-c", "grep ' /dev/pts ' /proc/mounts")
+    assert "ptmxmode=666" in result.stdout, result.stdout
+    assert "gid=5" in result.stdout and "mode=620" in result.stdout
+
+
+def test_read_only_root_with_a_writable_tmpfs(dockyard, rootfs):
+    result = dockyard("run", "--rm", "--read-only", "--tmpfs", "/run:size=1m,mode=755", "--rootfs", rootfs, "sh", "-c",
+                      "touch /x || echo ro; touch /run/x && echo tmpfs; grep ' /run ' /proc/mounts")
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["ro", "tmpfs"], result.stderr
+    assert "noexec" in lines[2] and "size=1024k" in lines[2] and "mode=755" in lines[2]
+    assert not os.path.exists(os.path.join(rootfs, "run", "x"))
+
+
+# --- kernel filesystems cannot be shadowed --------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/proc", "/sys/kernel", "/dev/shm"])
+def test_an_images_volume_over_a_kernel_filesystem_is_refused(dockyard, busybox_rootfs, path):
+    assert dockyard("import", "-c", f"VOLUME {path}", busybox_rootfs, "shadow:1").returncode == 0
+    result = dockyard("run", "--rm", "shadow:1", "true")
+    assert result.returncode == 125
+    assert f"error: the image declares VOLUME {path}" in result.stderr and "hint:" in result.stderr
+
+
+def test_a_volume_under_proc_is_refused_but_one_under_dev_is_allowed(dockyard, rootfs, tmp_path):
+    result = dockyard("run", "--rm", "-v", f"{tmp_path}:/proc/x", "--rootfs", rootfs, "true")
+    assert result.returncode == 125 and "error: cannot mount a volume at /proc/x" in result.stderr
+    (tmp_path / "hello").write_text("hi\n")
+    result = dockyard("run", "--rm", "-v", f"{tmp_path}:/dev/data", "--rootfs", rootfs, "cat", "/dev/data/hello")
+    assert result.stdout == "hi\n", result.stderr
