@@ -44,9 +44,17 @@ class HashingReader:
         return data
 
     def check(self) -> None:
+        # >>> exercise 5.1: the digest check: content is named by its hash
+        # hint: self.hash has seen every byte read; "sha256:" + its hexdigest() is what the content really
+        # hint: is. If that differs from self.digest (the name it was asked for), raise
+        # hint: CorruptBlob(self.digest, self.path, actual), which names the blob and says what to do.
+        # test: test_images.py::test_a_corrupted_layer_blob_is_detected_and_named
+        # test: test_images.py::test_import_of_a_directory_makes_an_image_that_images_lists
+        # test: test_images.py::test_save_rmi_load_gives_back_the_same_image
         actual = "sha256:" + self.hash.hexdigest()
         if actual != self.digest:
             raise CorruptBlob(self.digest, self.path, actual)
+        # <<< exercise 5.1
 
     def __enter__(self) -> "HashingReader":
         return self

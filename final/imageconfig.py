@@ -90,6 +90,12 @@ def pairs(text: str, legacy: bool) -> dict[str, str]:
 # --8<-- [start:command_line]
 def command_line(config: dict, entrypoint: str | None, args: list[str]) -> list[str]:
     """The container's argv from the image's Entrypoint/Cmd and the command line."""
+    # >>> exercise 5.3: Entrypoint and Cmd make the command, as in Docker
+    # hint: the argv is the image's Entrypoint followed by the arguments given on the command line, or
+    # hint: by the image's Cmd if none were given. --entrypoint X replaces the Entrypoint with [X] ("" with
+    # hint: nothing) and drops the image's Cmd. An empty argv is a UsageError "no command specified".
+    # test: test_image_run.py::test_entrypoint_and_cmd_combine_as_in_docker
+    # test: test_image_run.py::test_an_image_without_a_command_needs_one_on_the_command_line
     image_entrypoint = config.get("Entrypoint") or []
     image_cmd = config.get("Cmd") or []
     if entrypoint is not None:  # --entrypoint replaces the Entrypoint and drops the image's Cmd
@@ -99,6 +105,7 @@ def command_line(config: dict, entrypoint: str | None, args: list[str]) -> list[
         raise UsageError("no command specified",
                          hint="the image has no Cmd or Entrypoint: give a command after the image name")
     return argv
+    # <<< exercise 5.3
 # --8<-- [end:command_line]
 
 
@@ -135,6 +142,13 @@ def environment(config: dict, base: dict[str, str]) -> dict[str, str]:
 
 def lookup_user(user: str, passwd: str, group: str) -> tuple[int, int, list[int], str]:
     """uid, gid, extra gids and home for `user` ('name', 'uid', 'name:group', 'uid:gid')."""
+    # >>> exercise 5.4: the image's USER, looked up in the image's own /etc/passwd
+    # hint: USER is "name", "uid", "name:group" or "uid:gid". Find the passwd row (parse_db) by name;
+    # hint: an unknown name that is not a number is a DockyardError. uid and gid come from the row (a
+    # hint: bare uid not in passwd gets gid 0), home is field 5; a group part overrides the gid
+    # hint: (lookup_group); the extra gids are the groups whose member list (field 3) names the user.
+    # test: test_image_run.py::test_the_images_user_is_looked_up_in_its_own_passwd_file
+    # test: test_image_run.py::test_an_unknown_user_is_an_error_with_a_hint
     name, _, group_name = user.partition(":")
     users = parse_db(passwd)
     groups = parse_db(group)
@@ -151,6 +165,7 @@ def lookup_user(user: str, passwd: str, group: str) -> tuple[int, int, list[int]
         gid = lookup_group(group_name, groups)
     extra = sorted({int(g[2]) for g in groups if len(g) > 3 and entry and entry[0] in g[3].split(",")})
     return uid, gid, [g for g in extra if g != gid], home
+    # <<< exercise 5.4
 
 
 def lookup_group(name: str, groups: list[list[str]]) -> int:

@@ -18,6 +18,14 @@ from . import config, process
 
 def run_as_init(argv: list[str], env: dict[str, str], error_fd: int) -> NoReturn:
     """Fork the command, then reap and forward until it exits. Call as PID 1."""
+    # >>> exercise 2.4: a tiny init: fork the command, forward signals, reap every child
+    # hint: fork; the child runs process.exec_command(argv, env) and sends any error with
+    # hint: process.report_to_parent(error_fd, err). The parent closes error_fd, installs a handler
+    # hint: that os.kill()s the child for each of config.FORWARDED_SIGNALS, then loops on os.wait()
+    # hint: (which also reaps orphans) until the child itself exits: os._exit with its exit code.
+    # test: test_namespaces.py::test_init_reaps_a_zombie_that_the_command_leaves_behind
+    # test: test_namespaces.py::test_init_passes_on_the_commands_exit_code
+    # test: test_namespaces.py::test_init_forwards_sigterm_to_a_command_that_has_no_handler_for_it
     child = os.fork()
     if child == 0:
         try:
@@ -36,3 +44,4 @@ def run_as_init(argv: list[str], env: dict[str, str], error_fd: int) -> NoReturn
         pid, status = os.wait()  # reaps the command, and any orphan left to us
         if pid == child:
             os._exit(process.exit_code_of(status))
+    # <<< exercise 2.4

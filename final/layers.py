@@ -126,10 +126,17 @@ def mount(layers: Layers, userns: bool, idmapped: "Channel | None" = None) -> st
     fds = [os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
            for path in (*layers.stack(), layers.path("upper"), layers.path("work"), layers.path("merged"))]
     *lowers, upper, work, merged = (f"/proc/self/fd/{fd}" for fd in fds)
+    # >>> exercise 4.1: the overlay mount's options
+    # hint: overlay takes "lowerdir=A:B:C,upperdir=U,workdir=W" (the lowers top-most first, joined by
+    # hint: ":"); add ",redirect_dir=nofollow" so a renamed directory is copied up and upper/ reads as a
+    # hint: diff, and ",userxattr" in a user namespace (overlay keeps its xattrs under user.* there).
+    # test: test_layers.py::test_writes_deletes_and_changes_inside_never_reach_the_rootfs[overlay]
+    # test: test_layers.py::test_two_containers_of_one_rootfs_do_not_see_each_others_changes[overlay]
     options = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
     # A renamed directory is copied, not redirected, so upper/ reads as a diff;
     # in a user namespace overlay keeps its xattrs under user.* (trusted.* needs the host's root).
     options += ",redirect_dir=nofollow" + (",userxattr" if userns else "")
+    # <<< exercise 4.1
     try:
         # As root of the user namespace: the files overlay makes in work/ and upper/ need a mapped owner.
         namespaces.as_root_inside(lambda: libc.mount("overlay", merged, "overlay", 0, options))
@@ -235,18 +242,30 @@ def upper_changes(upper: str, lowers: list[str], inside: str = "/") -> Iterator[
             continue
         yield Change("C" if in_lower else "A", path)
         if entry.is_dir(follow_symlinks=False):
+            # >>> exercise 4.3: an opaque directory hides everything below it
+            # hint: a directory deleted and made again is marked opaque (is_opaque): overlay shows none of the
+            # hint: lower layers' entries in it. So every name the lowers have there (vfs.union_names(lowers,
+            # hint: path)) that the upper directory lacks (os.listdir(entry.path)) was deleted: yield a "D" each.
+            # test: test_layers.py::test_a_directory_removed_and_made_again_hides_everything_it_held_below[overlay]
             if in_lower and is_opaque(entry.path):
                 # An opaque dir hides everything below it: what it lacks is deleted.
                 for name in set(vfs.union_names(lowers, path)) - set(os.listdir(entry.path)):
                     yield Change("D", os.path.join(path, name))
+            # <<< exercise 4.3
             yield from upper_changes(upper, lowers if in_lower else [], path)
 # --8<-- [end:changes]
 
 
 def is_whiteout(entry: os.DirEntry) -> bool:
     """overlay's whiteout: a character device with device number 0/0."""
+    # >>> exercise 4.2: the whiteout rule: how overlay marks a deleted file
+    # hint: deleting a lower file leaves, in upper/, a character device with device number 0/0 under
+    # hint: its name: lstat the entry (entry.stat(follow_symlinks=False)), then stat.S_ISCHR(st_mode)
+    # hint: and st_rdev == 0. A real device file in upper/ has another number.
+    # test: test_layers.py::test_diff_lists_exactly_what_the_container_added_changed_and_deleted[overlay]
     st = entry.stat(follow_symlinks=False)
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+    # <<< exercise 4.2
 
 
 def is_opaque(path: str) -> bool:

@@ -40,11 +40,18 @@ SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp]?)(?:i?b)?$", re.IGNORECASE)
 
 def parse_size(text: str, flag: str) -> int:
     """Docker's sizes: bytes, or a number with k, m, g, t, p (powers of 1024)."""
+    # >>> exercise 3.1: Docker's sizes: 64m is 67108864 bytes
+    # hint: SIZE matches a number and an optional unit (k, m, g, t, p; any case, "b"/"ib" after it);
+    # hint: the unit is a power of 1024 (k = 1024**1 ... p = 1024**5), so 1.5g is int(1.5 * 1024**3).
+    # hint: Anything SIZE does not match is a UsageError naming the flag, with a hint.
+    # test: test_cgroups.py::test_each_limit_is_written_to_its_cgroup_file_in_the_kernels_units[memory]
+    # test: test_cgroups.py::test_a_process_within_its_memory_limit_runs_to_the_end
     match = SIZE.match(text.strip())
     if not match:
         raise UsageError(f"invalid {flag} {text!r} (a memory controller limit)",
                          hint="write a number with an optional unit: 64m, 512k, 1.5g")
     return int(float(match.group(1)) * 1024 ** "bkmgtp".index((match.group(2) or "b").lower()))
+    # <<< exercise 3.1
 
 
 def parse_number(text: str, flag: str, kind: type) -> int | float:

@@ -75,12 +75,19 @@ def build_root(rootfs: str, etc_files: dict[str, str], userns: bool) -> None:
 
 def pivot(rootfs: str) -> None:
     """Make `rootfs` the root mount and detach the host's root from under it."""
+    # >>> exercise 2.2: the pivot_root sequence
+    # hint: stand in the rootfs (os.chdir), then libc.pivot_root(".", "."): the new root is "/" and the
+    # hint: old one is stacked beneath it, at "/" too; libc.umount(".", libc.MNT_DETACH) detaches that
+    # hint: old root, so no path leads back to the host; finish with os.chdir("/").
+    # test: test_namespaces.py::test_the_host_cannot_be_reached_through_the_old_root
+    # test: test_namespaces.py::test_a_mount_made_inside_is_invisible_on_the_host_before_during_and_after
     os.chdir(rootfs)
     # pivot_root(".", ".") stacks the old root beneath the new one, at "/";
     # detaching "." then removes the old root without needing a directory for it.
     libc.pivot_root(".", ".")
     libc.umount(".", libc.MNT_DETACH)
     os.chdir("/")
+    # <<< exercise 2.2
 # --8<-- [end:build_root]
 
 

@@ -36,12 +36,20 @@ HOSTNAME = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A
 # --8<-- [start:clone_flags]
 def clone_flags(network: str, userns: bool) -> int:
     """The namespaces a container gets: all of them, less those shared on request."""
+    # >>> exercise 2.1: the namespaces a container gets, as clone(2) flags
+    # hint: OR together libc.CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC and CLONE_NEWPID; add CLONE_NEWNET
+    # hint: unless network is "host" (then the container shares the host's interfaces), and
+    # hint: CLONE_NEWUSER only when userns is asked for (root without --userns stays host root).
+    # test: test_namespaces.py::test_the_container_has_its_own_mount_uts_ipc_pid_and_network_namespaces
+    # test: test_namespaces.py::test_network_host_shares_the_hosts_interfaces
+    # test: test_namespaces.py::test_the_command_is_pid_1_and_sees_only_the_containers_processes
     flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
     if network != "host":
         flags |= libc.CLONE_NEWNET
     if userns:
         flags |= libc.CLONE_NEWUSER
     return flags
+    # <<< exercise 2.1
 # --8<-- [end:clone_flags]
 
 
@@ -60,12 +68,19 @@ def check_hostname(name: str) -> str:
 # --8<-- [start:id_maps]
 def id_maps() -> tuple[str, str]:
     """The uid and gid maps for a container: ours alone when rootless, a range for root."""
+    # >>> exercise 2.3: the user namespace's id maps
+    # hint: a map line is "INSIDE OUTSIDE COUNT\n". An ordinary user may map only itself: uid 0 inside
+    # hint: is its own euid (and gid 0 its egid), count 1. Root maps 0 to the start of
+    # hint: config.USERNS_RANGE (start, count), for count ids. Return (uid_map, gid_map).
+    # test: test_namespaces.py::test_root_with_userns_maps_root_inside_to_the_configured_range
+    # test: test_namespaces.py::test_userns_gives_the_container_its_own_user_namespace
     uid, gid = os.geteuid(), os.getegid()
     if uid != 0:
         # An ordinary user may map exactly one id: its own, which becomes root inside.
         return f"0 {uid} 1\n", f"0 {gid} 1\n"
     start, count = config.USERNS_RANGE
     return f"0 {start} {count}\n", f"0 {start} {count}\n"
+    # <<< exercise 2.3
 
 
 def write_id_maps(pid: int) -> None:

@@ -209,6 +209,12 @@ class Unpacker:
     def add_whiteout(self, parts: list[str]) -> None:
         """Turn an OCI whiteout into an overlay one (or keep it as a file for the vfs driver)."""
         parent = self.open_dir(parts[:-1])
+        # >>> exercise 5.2: the whiteout rule: OCI's .wh. files become overlay's whiteouts
+        # hint: for the vfs driver (self.whiteouts == "oci") keep the .wh. file as an empty file. Otherwise
+        # hint: ".wh..wh..opq" (OPAQUE) marks the directory opaque: os.setxattr(parent, OPAQUE_XATTR, b"y");
+        # hint: ".wh.NAME" hides NAME: refuse a NAME of "", "." or ".." (UnsafeLayer), then make a 0/0
+        # hint: character device called NAME in parent (os.mknod with dir_fd, through self.retry).
+        # test: test_image_run.py::test_whiteouts_across_three_layers_hide_files_in_the_container
         if self.whiteouts == "oci":
             self.retry(parent, parts, lambda: os.close(os.open(parts[-1], FILE_CREATE, 0o600, dir_fd=parent)))
         elif parts[-1] == OPAQUE:
@@ -219,6 +225,7 @@ class Unpacker:
                 raise UnsafeLayer(f"layer whiteout {'/'.join(parts)!r} names no entry")
             hidden = parts[:-1] + [name]
             self.retry(parent, hidden, lambda: os.mknod(name, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent))
+        # <<< exercise 5.2
 
     # --- metadata --------------------------------------------------------------
 

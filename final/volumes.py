@@ -55,6 +55,16 @@ def volume_dir(root: str, name: str) -> str:
 
 def parse(text: str, root: str) -> Mount:
     """Split `SOURCE:DEST[:ro|rw]` into a Mount, refusing what cannot work."""
+    # >>> exercise 4.4: -v SOURCE:DEST[:ro], as Docker reads it
+    # hint: split at ":"; a lone absolute path is an anonymous volume; otherwise 2 or 3 parts, both
+    # hint: non-empty, and a third only "ro" or "rw" (anything else: DockyardError "invalid volume
+    # hint: specification" with a hint). check_destination the DEST. An absolute SOURCE is a host path
+    # hint: (normpath it); a NAME-shaped one is a named volume under volume_dir(root, name)/_data;
+    # hint: anything else is "neither an absolute host path nor a volume name".
+    # test: test_volumes.py::test_a_host_directory_is_bound_in_and_writes_reach_the_host[overlay]
+    # test: test_volumes.py::test_a_read_only_volume_refuses_writes[overlay]
+    # test: test_volumes.py::test_a_named_volume_keeps_its_data_after_its_container_is_removed[overlay]
+    # test: test_volumes.py::test_a_bad_volume_is_refused_with_a_hint_and_creates_nothing
     parts = text.split(":")
     if len(parts) == 1 and text.startswith("/"):
         return Mount("", check_destination(text), anonymous=True)
@@ -68,6 +78,7 @@ def parse(text: str, root: str) -> Mount:
         raise DockyardError(f"{source!r} is neither an absolute host path nor a volume name",
                             hint=f"write the host path in full: -v {os.path.abspath(source)}:{destination}")
     return Mount(os.path.join(volume_dir(root, source), "_data"), destination, read_only, source)
+    # <<< exercise 4.4
 
 
 def check_destination(path: str) -> str:

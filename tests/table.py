@@ -16,6 +16,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     # Tooling
     "test_generator.py": None,
     "test_suite.py": None,
+    "test_workshop.py": None,
     # Chapter 01: chroot
     "test_run.py": 1,
     "test_escape.py": 1,

@@ -27,8 +27,15 @@ from ..blobs import BlobStore
 # --8<-- [start:chain]
 def chain(parent: str, *inputs: Any) -> str:
     """The key of a step: a digest of its parent's key and its own inputs."""
+    # >>> exercise 7.1: the build cache key, chained from the parent's
+    # hint: serialize [parent, *inputs] the same way every time (json.dumps with sort_keys=True and
+    # hint: compact separators) and return "sha256:" + the sha256 hexdigest of it. The same step on the
+    # hint: same parent gives the same key; any change gives a new key here and in every later step.
+    # test: test_build.py::test_a_second_build_takes_every_step_from_the_cache_and_gives_the_same_image
+    # test: test_build.py::test_changing_one_file_rebuilds_from_the_first_step_that_uses_it
     data = json.dumps([parent, *inputs], sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+    # <<< exercise 7.1
 # --8<-- [end:chain]
 
 

@@ -246,6 +246,16 @@ class Lexer:
 
 def modify(name: str, value: str | None, op: str, colon: bool, word: str) -> str:
     """Apply one of the modifiers - + ? # % to a variable's value."""
+    # >>> exercise 7.4: ${VAR:-default} and the other modifiers
+    # hint: "unset" is None, or "" as well with a colon (${v:-x} vs ${v-x}). "-": the word if unset,
+    # hint: else the value; "+": the word unless unset; "?": ExpandError(f"{name}: {word or ...}") if
+    # hint: unset. "#" and "%" trim a prefix or suffix matching the word (doubled: the longest match)
+    # hint: with trim_prefix / trim_suffix.
+    # test: test_dockerfile_expand.py::test_a_word_expands_as_docker_expands_it[${u:-def}-def]
+    # test: test_dockerfile_expand.py::test_a_word_expands_as_docker_expands_it[${e-def}-]
+    # test: test_dockerfile_expand.py::test_a_word_expands_as_docker_expands_it[${v:+alt}-alt]
+    # test: test_dockerfile_expand.py::test_a_word_expands_as_docker_expands_it[${p##*/}-x.tar.gz]
+    # test: test_dockerfile_expand.py::test_a_bad_word_is_an_error_that_says_why[${e:?must be set}-e: must be set]
     unset = value is None or (colon and value == "")
     if op == "-":
         return word if unset else value or ""
@@ -261,6 +271,7 @@ def modify(name: str, value: str | None, op: str, colon: bool, word: str) -> str
     if op == "#":
         return trim_prefix(value or "", pattern, greedy)
     return trim_suffix(value or "", pattern, greedy)
+    # <<< exercise 7.4
 
 
 def pattern_regex(pattern: str, greedy: bool) -> re.Pattern[str]:

@@ -95,6 +95,11 @@ class Matcher:
 
     def excluded(self, path: str) -> bool:
         """True if `path` (relative, slash-separated) is excluded."""
+        # >>> exercise 7.3: .dockerignore: the last pattern that matches decides
+        # hint: walk self.patterns in order: a pattern that matches the path, or one of its parent
+        # hint: directories (a/b/c: also "a" and "a/b"), excludes it; an exception (!pattern) that
+        # hint: matches brings it back. Only the last match counts. "" and "." are never excluded.
+        # test: test_build.py::test_dockerignore_keeps_excluded_files_out_of_copy
         path = path.strip("/")
         if not path or path == ".":
             return False
@@ -108,6 +113,7 @@ class Matcher:
             if hit:
                 matched = not pattern.exception
         return matched
+        # <<< exercise 7.3
 
     def may_include_below(self, directory: str) -> bool:
         """Whether an exception could bring back something below an excluded directory."""

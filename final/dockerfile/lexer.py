@@ -88,9 +88,18 @@ class Reader:
             raise self.error(f"invalid escape token '{escape}' does not match ` or \\",
                              hint="write '# escape=\\' or '# escape=`' as the first line")
         self.escape = escape
+        # >>> exercise 7.2: line continuations: the escape character at the end of a line
+        # hint: self.continuation must match an escape character (\ or `) at the end of a line, blanks
+        # hint: after it allowed, unless it is escaped itself (\\); keep the character before it in a group.
+        # hint: trim_continuation then drops that escape and says the instruction goes on.
+        # test: test_dockerfile_parser.py::test_a_continuation_joins_lines_and_keeps_their_indentation
+        # test: test_dockerfile_parser.py::test_an_escaped_escape_at_the_end_does_not_continue_the_line
+        # test: test_dockerfile_parser.py::test_trailing_blanks_after_the_escape_still_continue_the_line
+        # test: test_dockerfile_parser.py::test_the_escape_directive_makes_backtick_the_continuation
         e = re.escape(escape)
         # The escape character last on a line continues it, unless it is escaped itself.
         self.continuation = re.compile(rf"([^{e}]){e}[ \t]*\Z|^{e}[ \t]*\Z")
+        # <<< exercise 7.2
 
     def check_directive(self, line: str) -> None:
         """Record `line` if it is a parser directive still allowed here."""
@@ -120,9 +129,11 @@ class Reader:
 
     def trim_continuation(self, line: str) -> tuple[str, bool]:
         """Drop a trailing escape character; say whether the instruction ends here."""
+        # >>> exercise 7.2
         if self.continuation.search(line):
             return self.continuation.sub(r"\1", line), False
         return line, True
+        # <<< exercise 7.2
 
     def next_instruction(self) -> Line | None:
         """The next instruction's text, with its continuation lines joined."""

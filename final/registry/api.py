@@ -120,6 +120,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     RFC 9110 section 14: a Range the server does not understand (several ranges, other units)
     is ignored and the whole blob served; one that misses the blob is 416 with `bytes */SIZE`.
     """
+    # >>> exercise 6.3: Range requests: a piece of a blob
+    # hint: "bytes=A-B" is bytes A to B (B past the end: to the end), "bytes=A-" from A on, "bytes=-N" the
+    # hint: last N. No header, or one you do not understand: None (the whole blob, 200). A range that
+    # hint: misses the blob is ApiError("SIZE_INVALID", ..., 416, {"Content-Range": f"bytes */{size}"}).
+    # test: test_registry_server.py::test_a_blob_is_served_whole_and_by_range
     match = re.fullmatch(r"bytes=(\d{0,18})-(\d{0,18})", (header or "").strip())
     if not match or match.groups() == ("", ""):
         return None
@@ -134,6 +139,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise ApiError("SIZE_INVALID", f"Range {header[:100]!r} is outside the blob's {size} bytes", 416,
                        {"Content-Range": f"bytes */{size}"})
     return start, end
+    # <<< exercise 6.3
 
 
 # --- discovery, deletes, referrers --------------------------------------------------------

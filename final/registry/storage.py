@@ -120,6 +120,13 @@ class Storage:
                       chunks: Iterable[bytes]) -> int:
         """Append a chunk that must begin at `start` (if given); return the new size."""
         upload = self.upload(name, owner, upload_id)
+        # >>> exercise 6.1: the chunked upload: each PATCH appends where the last one ended
+        # hint: under upload.lock: a chunk that says where it starts (start is not None) must start at
+        # hint: upload.size, or it is ApiError("BLOB_UPLOAD_INVALID", ..., 416). Append each piece of
+        # hint: `chunks` to uploads/ID/data (mode "ab"), feed upload.hasher if there is one, count
+        # hint: upload.size up, and return the new size.
+        # test: test_registry_server.py::test_a_chunked_upload_assembles_the_blob_from_patches_in_order
+        # test: test_registry_server.py::test_a_chunk_out_of_order_is_refused_with_416
         with upload.lock:
             if start is not None and start != upload.size:
                 raise ApiError("BLOB_UPLOAD_INVALID", f"chunk starts at {start}, expected {upload.size}", 416)
@@ -130,6 +137,7 @@ class Storage:
                         upload.hasher.update(chunk)
                     upload.size += len(chunk)
             return upload.size
+        # <<< exercise 6.1
 
     # --8<-- [start:finish_upload]
     def finish_upload(self, name: str, owner: str, upload_id: str, digest: str) -> None:
@@ -141,8 +149,15 @@ class Storage:
             algorithm = digest.partition(":")[0]
             hasher = upload.hasher if upload.hasher and algorithm == "sha256" else hash_file(data, algorithm)
             try:
+                # >>> exercise 6.2: the digest check: a blob is published only under its own digest
+                # hint: `hasher` has hashed the uploaded bytes. If "ALGORITHM:HEX" (f"{algorithm}:{hasher.hexdigest()}")
+                # hint: is not the digest the client named, raise ApiError("DIGEST_INVALID", ...): the finally
+                # hint: below forgets the upload, so nothing is left of it.
+                # test: test_registry_server.py::test_content_that_does_not_match_its_digest_is_refused_and_leaves_nothing
+                # test: test_registry_server.py::test_a_manifest_is_served_by_tag_and_by_digest_with_its_media_type
                 if f"{algorithm}:{hasher.hexdigest()}" != digest:
                     raise ApiError("DIGEST_INVALID", f"the uploaded content does not match {digest}")
+                # <<< exercise 6.2
                 publish(data, self.blob_path(digest))
                 self.link_blob(name, digest)
             finally:

@@ -109,7 +109,7 @@ def python_with_pytest() -> str:
                         "(or sh tools/packages.sh test)")
 
 
-def run_suite(package: str, chapter: int, node_ids: list[str], timeout: int) -> list[dict]:
+def run_suite(package: str, chapter: int, node_ids: list[str], cases: dict, timeout: int) -> list[dict]:
     """Run the tests against `package`; return the plugin's results (see plugin.py)."""
     scratch = tempfile.mkdtemp(prefix=clean.SCRATCH_PREFIX)
     lock = clean.hold(scratch)  # `clean` leaves a directory alone while a check holds it
@@ -118,7 +118,9 @@ def run_suite(package: str, chapter: int, node_ids: list[str], timeout: int) -> 
                "-q", "--no-header", "-rN", f"--impl={package}", f"--chapter={chapter}",
                f"--basetemp={os.path.join(scratch, 'tmp')}", *node_ids]
     env = {**os.environ, "WORKSHOP_RESULTS": results, "WORKSHOP_TIMEOUT": str(timeout),
-           "PYTHONDONTWRITEBYTECODE": "1"}
+           "WORKSHOP_IMPL": os.path.basename(package), "PYTHONDONTWRITEBYTECODE": "1"}
+    if cases:
+        env["WORKSHOP_CASES"] = json.dumps(cases)
     # Each test has its own limit; this one is for what lies outside a test (collection, fixtures).
     budget = timeout * (len(node_ids) + 2) if node_ids else timeout * 200
     suite = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True,
@@ -144,13 +146,18 @@ def run_suite(package: str, chapter: int, node_ids: list[str], timeout: int) -> 
     return found
 
 
-def node_ids_for(chosen: list[exercises.Exercise], full: bool, impl: str) -> list[str]:
-    """pytest's names for the tests: a case of a parametrized test is led by the implementation's."""
+def node_ids_for(chosen: list[exercises.Exercise], full: bool) -> tuple[list[str], dict[str, list[str] | None]]:
+    """pytest's names for the tests to run, and which cases of each (None: all); plugin.py picks the cases."""
     if full:
-        return ["tests"]  # the suite's table picks the chapter's tests
-    ids = [re.sub(r"\[(.*)\]$", lambda m: f"[{impl}-{m[1]}]", node)
-           for exercise in chosen for node in exercise.node_ids()]
-    return list(dict.fromkeys(ids))
+        return ["tests"], {}  # the suite's table picks the chapter's tests
+    cases: dict[str, list[str] | None] = {}
+    for test in (t for exercise in chosen for t in exercise.tests):
+        function, bracket, case = test.partition("[")
+        if not bracket:
+            cases[function] = None
+        elif function not in cases or cases[function] is not None:
+            cases.setdefault(function, []).append(case.removesuffix("]"))
+    return [f"tests/{function}" for function in cases], cases
 
 
 def grade(chapter: int, directory: str, wanted: str | None = None, full: bool = False,
@@ -160,9 +167,9 @@ def grade(chapter: int, directory: str, wanted: str | None = None, full: bool = 
         raise WorkshopError(f"there is no chapter {chapter}", "the chapters are 1 to 7")
     package = check_package(directory, chapter)
     chosen = choose(chapter, wanted)
-    impl = os.path.basename(package)
-    found = run_suite(package, chapter, node_ids_for(chosen, full and wanted is None, impl), timeout)
-    return group(chosen, found, impl)
+    node_ids, cases = node_ids_for(chosen, full and wanted is None)
+    found = run_suite(package, chapter, node_ids, cases, timeout)
+    return group(chosen, found, os.path.basename(package))
 
 
 RANK = {"not run": 0, "passed": 1, "skipped": 2, "failed": 3, "timeout": 4}

@@ -14,6 +14,8 @@ import signal
 
 import pytest
 
+from tools.workshop.grade import without_impl
+
 # The stub's message, "exercise 3.2: ...", as the engine printed it; pytest may cut a long
 # value's repr short ("...2: "), so the word "exercise" is not always there.
 EXERCISE = re.compile(r"(?:NotImplementedError: exercise |\.\.\.)(\d+\.\d+): ")
@@ -34,6 +36,22 @@ def interrupt(_signum: int, _frame: object) -> None:
     raise TestTimedOut(f"no answer after {timeout()} s: the code under test hangs (an endless wait or loop?)")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep only the cases the exercises name (WORKSHOP_CASES: {"file::name": [case, ...] or null})."""
+    wanted = json.loads(os.environ.get("WORKSHOP_CASES", "null"))
+    if wanted is None:
+        return
+    impl = os.environ["WORKSHOP_IMPL"]
+    keep, drop = [], []
+    for item in items:
+        function, _, case = without_impl(item.nodeid.removeprefix("tests/"), impl).partition("[")
+        cases = wanted.get(function, [])
+        (keep if cases is None or case.removesuffix("]") in cases else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     previous = signal.signal(signal.SIGALRM, interrupt)
@@ -48,11 +66,13 @@ def pytest_runtest_call(item: pytest.Item):
 def expected_line(report: pytest.TestReport) -> str:
     """The one line that says what a failed test wanted, in the words the test used."""
     text = report.longreprtext
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash else text.strip().splitlines()[-1]
+    if message.startswith("NotImplementedError: exercise "):  # the test called the stub itself
+        return "still a TODO: " + message.removeprefix("NotImplementedError: ")[:200]
     todo = f"; the engine stopped at exercise {match[1]}'s TODO" if (match := EXERCISE.search(text)) else ""
     if "TestTimedOut" in text:
         return f"no answer after {timeout()} s: does the code wait or loop forever?"
-    crash = getattr(report.longrepr, "reprcrash", None)
-    message = crash.message if crash else text.strip().splitlines()[-1]
     if report.when == "teardown":  # the leak check: what the code left (the fixture removed it)
         return "left behind, and cleaned up by the grader: " + message.removeprefix("AssertionError: ").splitlines()[0][:200]
     if match := ASSERTION.search(message):

@@ -1,0 +1,237 @@
+"""The workshop: each chapter's starting point fails exactly its exercises' tests, its snapshot passes them.
+
+Tooling (run once, not per implementation): `python3 -m tools.workshop` cuts a
+starting point from final/'s exercise markers and grades it with this suite.
+For every chapter, the starting point must fail every test its exercises
+name (so a student sees each one turn green) and the chapter's snapshot, the
+solution, must pass them all. The bad-input tests drive the commands as an
+instructor or a student would get them wrong.
+"""
+
+import filecmp
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from conftest import needs_root
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from tools import chapters, exercises  # noqa: E402
+from tools.workshop import clean  # noqa: E402
+
+CHAPTERS = sorted(chapters.CHAPTERS)
+
+
+def workshop(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tools.workshop", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def grade(chapter: int, directory: str, *more: str) -> dict:
+    result = workshop("check", str(chapter), directory, "--json", *more)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def outcomes(report: dict) -> dict[str, str]:
+    return {t["test"]: t["outcome"] for e in report["exercises"] for t in e["tests"]}
+
+
+# --- the markers -----------------------------------------------------------------------
+
+def test_each_chapter_has_at_least_three_exercises_each_with_a_title_a_hint_and_tests():
+    found = exercises.find_all()
+    for chapter in CHAPTERS:
+        assert len([e for e in found.values() if e.chapter == chapter]) >= 3, f"chapter {chapter}"
+    for exercise in found.values():
+        assert exercise.title and exercise.hint and exercise.tests, exercise.id
+
+
+def test_every_test_an_exercise_names_exists_in_the_suite():
+    for exercise in exercises.find_all().values():
+        for test in exercise.tests:
+            file, _, name = test.partition("::")
+            with open(os.path.join(REPO, "tests", file)) as f:
+                assert re.search(rf"^def {re.escape(name.split('[')[0])}\(", f.read(), re.MULTILINE), \
+                    f"exercise {exercise.id} names {test}, which tests/{file} lacks"
+
+
+def test_no_snapshot_shows_an_exercise_marker():
+    for directory, _, files in os.walk(os.path.join(REPO, "chapters")):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(directory, name)) as f:
+                    assert not any(exercises.is_marker(line) for line in f), os.path.join(directory, name)
+
+
+@pytest.mark.parametrize("bad, words", [
+    ("def f():\n    # >>> exercise 1.9: t\n    # hint: h\n    x = 1\n", "never closed"),
+    ("def f():\n    x = 1\n    # <<< exercise 1.9\n", "closes nothing open"),
+    ("def f():\n    # >>> exercise 1.9: t\n    # test: nonsense\n    x = 1\n    # <<< exercise 1.9\n", "file::name"),
+    ("def f():\n    x = 1\n    # hint: stray\n", "belongs right after"),
+    ("# >>> exercise 1.9: t\nx = 1\n# <<< exercise 1.9\n", "inside a function"),
+])
+def test_a_malformed_marker_is_an_error_that_says_where(bad, words):
+    with pytest.raises(exercises.ExerciseError, match=words):
+        exercises.parse_file(bad, "final/x.py", {})
+
+
+# --- the proof: starting points fail, snapshots pass ------------------------------------------
+
+@needs_root
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_the_starting_point_fails_each_exercise_test_and_the_snapshot_passes_them(chapter, tmp_path):
+    start = str(tmp_path / f"ch{chapter:02}")
+    result = workshop("start", str(chapter), start)
+    assert result.returncode == 0, result.stderr
+    snapshot = os.path.join(REPO, "chapters", chapters.CHAPTERS[chapter])
+    only_holes_differ(chapter, start, snapshot)
+    holes, solution = outcomes(grade(chapter, start)), outcomes(grade(chapter, snapshot))
+    assert holes.keys() == solution.keys() and "not run" not in {*holes.values(), *solution.values()}
+    for test, outcome in holes.items():
+        both_skipped = outcome == solution[test] == "skipped"
+        assert outcome in ("failed", "timeout") or both_skipped, f"{test} {outcome} on the starting point"
+        assert solution[test] == "passed" or both_skipped, f"{test} {solution[test]} on the snapshot"
+
+
+def only_holes_differ(chapter: int, start: str, snapshot: str) -> None:
+    """The starting point is the snapshot, file for file, but for the files that hold its exercises."""
+    holed = {b.path.removeprefix("final/") for e in exercises.of_chapter(chapter) for b in e.blocks}
+    for directory, _, files in os.walk(snapshot):
+        for name in files:
+            relative = os.path.relpath(os.path.join(directory, name), snapshot)
+            if name.endswith(".py") and relative not in holed:
+                assert filecmp.cmp(os.path.join(snapshot, relative), os.path.join(start, relative), shallow=False), relative
+    for relative in holed:
+        with open(os.path.join(start, relative)) as f:
+            text = f.read()
+        compile(text, relative, "exec")
+        assert "raise NotImplementedError(\"exercise " in text, relative
+
+
+# --- students and instructors getting it wrong -------------------------------------------------
+
+def test_start_into_a_directory_that_is_not_empty_is_refused_and_touches_nothing(tmp_path):
+    (tmp_path / "ch01").mkdir()
+    (tmp_path / "ch01" / "mine.py").write_text("work\n")
+    result = workshop("start", "1", str(tmp_path / "ch01"))
+    assert result.returncode == 2 and "not an empty directory" in result.stderr and "hint:" in result.stderr
+    assert os.listdir(tmp_path / "ch01") == ["mine.py"] and os.listdir(tmp_path) == ["ch01"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["start", "9", "DIR"], "there is no chapter 9"),
+    (["check", "0", "DIR"], "there is no chapter 0"),
+    (["start", "1", "DIR/my-copy"], "cannot be run as `python3 -m NAME`"),
+    (["check", "3", "DIR/nowhere"], "no such directory"),
+    (["check", "3", "DIR"], "is not a chapter package"),
+])
+def test_an_unknown_chapter_or_a_wrong_directory_is_refused_with_a_hint(tmp_path, args, words):
+    result = workshop(*(a.replace("DIR", str(tmp_path)) for a in args))
+    assert result.returncode == 2 and words in result.stderr and "\nhint: " in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_exercise_and_a_started_chapter_checked_as_another_are_refused(tmp_path):
+    start = str(tmp_path / "ch02")
+    assert workshop("start", "2", start).returncode == 0
+    unknown = workshop("check", "2", start, "--exercise", "2.9")
+    assert unknown.returncode == 2 and "no exercise 2.9" in unknown.stderr and "2.1" in unknown.stderr
+    other = workshop("check", "3", start)
+    assert other.returncode == 2 and "started as chapter 2" in other.stderr and "check 2" in other.stderr
+
+
+@needs_root
+def test_code_that_hangs_fails_its_test_after_the_time_limit_and_leaves_nothing_running(tmp_path):
+    start = str(tmp_path / "ch01")
+    assert workshop("start", "1", start).returncode == 0
+    write_solution(start, "process.py", "1.1", "while True:\n    pass")
+    report = grade(1, start, "--exercise", "1.1", "--timeout", "5")
+    [test] = report["exercises"][0]["tests"]
+    assert test["outcome"] == "timeout" and "no answer after 5 s" in test["expected"]
+    assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and cwd_of(pid) == str(tmp_path)]
+
+
+@needs_root
+def test_code_that_leaves_a_mount_fails_and_the_grader_removes_the_mount(tmp_path):
+    start = str(tmp_path / "ch01")
+    assert workshop("start", "1", start).returncode == 0
+    shutil.copy(os.path.join(REPO, "chapters", chapters.CHAPTERS[1], "process.py"), start)  # 1.1, 1.3, 1.4 done
+    # Chapter 1 has no mount namespace: this tmpfs lands on the host, and nothing unmounts it.
+    write_solution(start, "chroot.py", "1.2", 'libc.mount("tmpfs", os.path.join(rootfs, "tmp"), "tmpfs", 0)\n'
+                                              'libc.chroot(rootfs)\nos.chdir("/")')
+    report = grade(1, start, "--exercise", "1.2")
+    failed = [t for e in report["exercises"] for t in e["tests"] if t["outcome"] == "failed"]
+    assert failed and all("left behind" in t["expected"] for t in failed), report
+    assert scratch_mounts() == []
+
+
+def write_solution(package: str, file: str, exercise_id: str, code: str) -> None:
+    """Replace the stub of an exercise with `code`, as a student would."""
+    path = os.path.join(package, file)
+    with open(path) as f:
+        text = f.read()
+    stub = re.search(rf"^( *)# TODO exercise {re.escape(exercise_id)}:.*?\n *raise NotImplementedError\(.*?\)\n",
+                     text, re.MULTILINE | re.DOTALL)
+    indent = stub[1]
+    body = "".join(f"{indent}{line}\n" for line in code.splitlines())
+    with open(path, "w") as f:
+        f.write(text[:stub.start()] + body + text[stub.end():])
+
+
+def cwd_of(pid: str) -> str:
+    """Where a process stands: the suite runs the engine from the folder that holds the package."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def scratch_mounts() -> list[str]:
+    """Mounts under the grader's scratch directories."""
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if clean.SCRATCH_PREFIX in line.split()[4]]
+
+
+# --- doctor and clean ----------------------------------------------------------------------
+
+@needs_root
+def test_doctor_checks_root_kernel_cgroups_busybox_and_disk_and_says_ready():
+    result = workshop("doctor", timeout=60)
+    assert result.returncode == 0, result.stdout
+    for what in ("root", "kernel", "namespaces", "cgroups", "busybox", "disk"):
+        assert re.search(rf"^ok\s+{what}\b", result.stdout, re.MULTILINE), result.stdout
+    assert result.stdout.rstrip().endswith("ready for the workshop")
+
+
+@needs_root
+def test_clean_removes_a_dead_runs_scratch_mount_and_cgroup_and_nothing_in_use(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tempfile.mkdtemp(prefix=clean.SCRATCH_PREFIX)
+    held = tempfile.mkdtemp(prefix=clean.SCRATCH_PREFIX)
+    lock = clean.hold(held)
+    hierarchy = next(p for p in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+                     if os.path.exists(os.path.join(p, "cgroup.procs")))
+    cgroup = os.path.join(hierarchy, f"{clean.TEST_CGROUP}{dead.pid}-workshop")
+    try:
+        os.makedirs(os.path.join(stale, "rootfs/proc"))
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", os.path.join(stale, "rootfs/proc")], check=True)
+        os.mkdir(cgroup)
+        result = workshop("clean", timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert not os.path.exists(stale) and not os.path.exists(cgroup)
+        assert f"removed {stale}" in result.stdout and os.path.isdir(held)
+    finally:
+        os.close(lock)
+        clean.sweep_scratch(held)
+        for leftover in (stale, cgroup):
+            if os.path.exists(leftover):
+                clean.sweep_scratch(leftover) if leftover == stale else os.rmdir(leftover)
