@@ -17,6 +17,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_generator.py": None,
     "test_suite.py": None,
     "test_workshop.py": None,
+    "test_lessons.py": None,
     # Chapter 01: chroot
     "test_run.py": 1,
     "test_escape.py": 1,

@@ -11,7 +11,7 @@ root process can walk back out (see `test_escape.py` and the lesson). Chapter
 2 replaces chroot with namespaces and pivot_root, which close those doors.
 
 New here:  chroot(2), chdir(2), mount(2) of /proc
-Try it:    sudo python3 -m chapters.01_chroot run --rootfs ROOTFS /bin/sh
+Try it:    sudo python3 -m chapters.01_chroot run -i --rootfs ROOTFS /bin/sh
 Not yet:   processes, mounts and the hostname are still shared; see chapter 2.
 """
 

@@ -27,7 +27,7 @@ instruction unlimited. The child then unshares a cgroup namespace: from
 inside, its own cgroup is "/".
 
 New here:  cgroupfs (mkdir, write, rmdir), CLONE_NEWCGROUP, flock(2), the OOM killer
-Try it:    sudo python3 -m chapters.03_cgroups run --memory 64m --rootfs ROOTFS sh
+Try it:    sudo python3 -m chapters.03_cgroups run -i --memory 64m --rootfs ROOTFS sh
 Not yet:   every container writes into its rootfs for all to see; see chapter 4.
 """
 
