@@ -15,6 +15,7 @@ import os
 import secrets
 from typing import BinaryIO, Callable
 
+from . import faults  # ch final
 from . import imagespec, reference
 from .errors import DockyardError
 
@@ -91,8 +92,10 @@ class BlobStore:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        faults.fault_point("file-written")  # ch final
         os.rename(temp, path)
         fsync_dir(os.path.dirname(path))
+        faults.fault_point("file-replaced")  # ch final
 
     def locked(self) -> "Lock":
         return Lock(os.path.join(self.root, "images.lock"))
@@ -132,8 +135,10 @@ class BlobStore:
             if size is not None and out.size != size:
                 raise DockyardError(f"blob {actual} has {out.size} bytes, not the {size} expected",
                                     hint="the download or archive is damaged; try again")
+            faults.fault_point("blob-written")  # ch final
             os.rename(temp, self.blob_path(actual))
             fsync_dir(self.blobs)
+            faults.fault_point("blob-stored")  # ch final
             return actual
         finally:
             if os.path.exists(temp):

@@ -22,6 +22,7 @@ import re
 import shutil
 from typing import Iterator
 
+from . import faults  # ch final
 from . import imagespec, reference, tar, tarwrite
 from .blobs import BlobStore, Lock
 from .errors import DockyardError
@@ -283,7 +284,9 @@ class Store(BlobStore):
                 raise DockyardError(f"layer {layer['digest']} unpacks to {actual}, not the diff id {diff_id} "
                                     "its image config expects", hint="the image is damaged: remove it and "
                                     "pull or load it again")
+            faults.fault_point("layer-unpacked")  # ch final
             os.rename(temp, target)
+            faults.fault_point("layer-stored")  # ch final
         except OSError as err:
             if not os.path.isdir(target):  # another engine may have won the race to unpack it
                 raise DockyardError(f"cannot unpack layer {layer['digest']}: {err}",

@@ -3,11 +3,8 @@
 import gzip
 import json
 import os
-import stat
-import signal
 import subprocess
 import tarfile
-import time
 
 import pytest
 
@@ -24,7 +21,10 @@ def inspect(dockyard, name: str) -> dict:
 
 
 def image_ids(dockyard) -> list[str]:
-    return dockyard("images", "-q").stdout.split()
+    """The IDs `images -q` lists; a failing `images` is a failure, never an empty store."""
+    result = dockyard("images", "-q")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
 
 
 def blobs(dockyard) -> set[str]:
@@ -201,36 +201,3 @@ def test_a_truncated_archive_leaves_the_store_unchanged(dockyard, busybox_image,
     (tmp_path / "cut.tar").write_bytes(archive.read_bytes()[:len(archive.read_bytes()) // 2])
     assert is_user_error(dockyard("load", "-i", str(tmp_path / "cut.tar")))
     assert (image_ids(dockyard), blobs(dockyard)) == before
-
-
-def assert_store_whole_without(dockyard, name: str) -> None:
-    """After a killed engine: `name` never appeared, prune cleans up, every blob still checks out."""
-    assert dockyard("images").returncode == 0
-    assert name not in dockyard("images").stdout
-    assert dockyard("image", "prune").returncode == 0
-    assert os.listdir(os.path.join(dockyard.root, "tmp")) == []
-    assert dockyard("save", "-o", os.devnull, "busybox").returncode == 0
-
-
-def test_killing_the_engine_during_import_leaves_a_readable_store_that_prune_cleans(dockyard, rootfs, busybox_image):
-    with open(os.path.join(rootfs, "big"), "wb") as f:
-        f.write(os.urandom(48 << 20))
-    engine = dockyard.popen("import", rootfs, "half:latest")
-    time.sleep(0.7)
-    engine.send_signal(signal.SIGKILL)
-    engine.communicate()
-    assert_store_whole_without(dockyard, "half")
-    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # written into, not renamed over
-    index = json.load(open(os.path.join(dockyard.root, "images", "index.json")))
-    assert len(index["manifests"]) == 1
-
-
-def test_killing_the_engine_during_commit_leaves_a_readable_store_that_prune_cleans(dockyard, rootfs, busybox_image):
-    made = dockyard("run", "--name", "big", "busybox", "sh", "-c", "head -c 64000000 /dev/urandom > /big")
-    assert made.returncode == 0, made.stderr
-    engine = dockyard.popen("commit", "big", "half:latest")
-    time.sleep(0.5)
-    engine.send_signal(signal.SIGKILL)
-    engine.communicate()
-    assert_store_whole_without(dockyard, "half")
-    assert dockyard("rm", "big").returncode == 0

@@ -155,7 +155,8 @@ def test_a_whiteout_that_names_the_parent_directory_is_refused(dockyard, tmp_pat
     (tmp_path / "evil.tar").write_bytes(evil)
     result = dockyard("load", "-i", str(tmp_path / "evil.tar"))
     assert result.returncode == 125 and "hint:" in result.stderr
-    assert dockyard("images", "-q").stdout == ""
+    listed = dockyard("images", "-q")
+    assert listed.returncode == 0 and listed.stdout == "", listed.stderr
 
 
 def test_an_image_whose_layer_writes_through_a_symlink_is_refused_by_load(dockyard, tmp_path, host):
