@@ -24,6 +24,8 @@ def default_env(hostname: str, tty: bool, extra: list[str]) -> dict[str, str]:
     # hint: environment), TERM=xterm with a terminal; then each -e: KEY=VALUE sets it, a bare KEY passes
     # hint: the engine's value if it has one, and an empty KEY is a DockyardError with a hint.
     # test: test_run.py::test_the_environment_has_docker_defaults_and_the_users_variables
+    # test: test_run.py::test_the_engines_own_environment_does_not_leak_in
+    # test: test_exercises.py::test_a_bare_e_key_passes_the_engines_value_and_an_empty_key_is_refused
     env = {"PATH": config.DEFAULT_PATH, "HOSTNAME": hostname, "HOME": config.DEFAULT_HOME}
     if tty:
         env["TERM"] = "xterm"
@@ -52,6 +54,8 @@ def find_executable(name: str, path: str) -> str:
     # test: test_run.py::test_a_command_runs_inside_the_rootfs_and_its_output_reaches_the_user
     # test: test_run.py::test_a_missing_command_exits_127_with_an_error_and_a_hint
     # test: test_run.py::test_a_command_that_is_not_executable_exits_126
+    # test: test_exercises.py::test_path_is_searched_in_order_past_a_directory_named_like_the_command
+    # test: test_exercises.py::test_an_empty_path_entry_means_the_working_directory
     candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in path.split(":")]
     found_unexecutable = None
     for candidate in candidates:

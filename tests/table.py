@@ -26,6 +26,9 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_explain.py::test_explain_shows_the_overlay_mount_of_a_containers_layers": 4,
     "test_explain.py::test_explain_shows_each_blob_written_and_each_layer_unpacked": 5,
     "test_explain.py::test_explain_shows_each_http_exchange_with_a_registry": 6,
+    "test_exercises.py::test_a_bare_e_key_passes_the_engines_value_and_an_empty_key_is_refused": 1,
+    "test_exercises.py::test_path_is_searched_in_order_past_a_directory_named_like_the_command": 1,
+    "test_exercises.py::test_an_empty_path_entry_means_the_working_directory": 1,
     "test_escape.py::test_a_chroot_container_reads_host_files_through_another_process_root": (1, 1),
     "test_escape.py::test_a_chroot_container_escapes_with_the_chroot_chdir_trick": (1, 1),
     "test_escape.py::test_a_container_cannot_read_host_files_through_another_process_root": 2,
@@ -45,6 +48,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_rootless.py": 2,
     # Chapter 03: cgroups
     "test_cgroups.py": 3,
+    "test_exercises.py::test_memory_sizes_in_dockers_units_reach_the_kernel_in_bytes": 3,
     # Chapter 04: union layers
     "test_layers.py": 4,
     "test_containers.py": 4,

@@ -158,6 +158,12 @@ def catalog(request) -> None:
 
 def page(request, items: list[str], path: str) -> tuple[list[str], dict[str, str]]:
     """Apply ?last= and ?n=; add a Link header when more remain."""
+    # >>> exercise 6.4: paging a list with ?n= and ?last=, and the Link to the next page
+    # hint: items are sorted; ?last=X keeps those after X; ?n=N (digits only, else ApiError
+    # hint: "UNSUPPORTED", 400) keeps the first N. When some remain beyond them, return a header
+    # hint: {"Link": f'<{path}?n=N&last=LAST>; rel="next"'} (urllib.parse.urlencode) with the last one shown.
+    # test: test_registry_server.py::test_tags_are_listed_in_order_and_paged_with_n_and_last
+    # test: test_registry_server.py::test_the_catalog_lists_repositories_with_nested_names
     last, n = request.query.get("last", [""])[0], request.query.get("n", [""])[0]
     if last:
         items = [i for i in items if i > last]
@@ -170,6 +176,7 @@ def page(request, items: list[str], path: str) -> tuple[list[str], dict[str, str
         query = urllib.parse.urlencode({"n": n, "last": shown[-1]})
         return shown, {"Link": f'<{path}?{query}>; rel="next"'}
     return shown, {}
+    # <<< exercise 6.4
 
 
 def delete_manifest(request, name: str, reference: str) -> None:
