@@ -192,6 +192,8 @@ class Hostile(BaseHTTPRequestHandler):
         if blob is IMAGE["layer"] and mode == "wrong-layer":
             blob = gzip.compress(b"not the layer you asked for" * 1000)
             return self.send(200, blob, "application/octet-stream")
+        if blob is IMAGE["layer"] and mode == "tampered-layer":  # the right size, one byte changed
+            return self.send(200, blob[:1000] + bytes([blob[1000] ^ 0xFF]) + blob[1001:], "application/octet-stream")
         if blob is IMAGE["layer"] and mode in ("truncated", "resumable", "ignores-range"):
             type(self).attempts += 1
             start = int(self.headers.get("Range", "bytes=0-")[6:].rstrip("-"))
@@ -227,6 +229,7 @@ def hostile():
     ("huge", ["over the"]),
     ("wrong-manifest", ["hashes to"]),
     ("wrong-layer", ["wrong content"]),
+    ("tampered-layer", ["wrong content", sha256(IMAGE["layer"])]),
     ("truncated", ["broke"]),
     ("evil-descriptor", ["malformed descriptor"]),
 ])

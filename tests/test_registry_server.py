@@ -352,8 +352,13 @@ def test_garbage_on_the_wire_gets_an_answer_and_the_server_keeps_serving(registr
         with socket.create_connection((host, int(port)), timeout=10) as s:
             s.sendall(junk)
             assert s.recv(100).startswith(b"HTTP/")
-    assert request(addr, "PATCH", "/v2/app/blobs/uploads/x", b"a" * 10,
-                   {"Transfer-Encoding": "chunked"})[0] in (400, 404)
+    # An upload the server never started is BLOB_UPLOAD_UNKNOWN (404), whatever its body; a chunked
+    # body whose chunk size is not hex is BLOB_UPLOAD_INVALID (400), on an upload that exists.
+    status, _, body = request(addr, "PATCH", "/v2/app/blobs/uploads/x", b"a" * 10, {"Transfer-Encoding": "chunked"})
+    assert (status, error_code(body)) == (404, "BLOB_UPLOAD_UNKNOWN")
+    upload = request(addr, "POST", "/v2/app/blobs/uploads/")[1]["location"]
+    status, _, body = request(addr, "PATCH", upload, b"zz\r\nabc\r\n0\r\n\r\n", {"Transfer-Encoding": "chunked"})
+    assert (status, error_code(body)) == (400, "BLOB_UPLOAD_INVALID")
     assert request(addr, "GET", "/v2/")[0] == 200
     assert "Traceback" not in read(log)
 

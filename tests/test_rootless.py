@@ -9,6 +9,7 @@ import os
 import socket
 
 from conftest import NOBODY, needs_root
+from test_namespaces import ORPHAN, UNTIL_GONE
 
 pytestmark = needs_root  # to become nobody, and to plant root's files
 
@@ -73,6 +74,8 @@ def test_a_rootless_container_can_share_the_hosts_network(nobody):
 
 
 def test_rootless_with_init_reaps_and_exits_with_the_commands_code(nobody):
+    # The orphan scene of test_namespaces.py: a zombie stays unless our init reaps it.
+    assert run_ok(nobody, "--init", "sh", "-c", ORPHAN.format(watch=UNTIL_GONE)).split() == ["gone"]
     result = nobody("run", "--init", "--rootfs", nobody.rootfs, "sh", "-c", "exit 5")
     assert result.returncode == 5, result.stderr
 
