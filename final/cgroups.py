@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 
 from . import config, libc, liveness
+from . import freezer  # ch final
 from .errors import DockyardError
 from .limits import Limits, refuse_without_cgroup
 
@@ -287,6 +288,7 @@ def remove(container_id: str) -> None:
 
 def destroy(layout: Layout, container_id: str) -> None:
     """Kill every process in the container's cgroup, then rmdir it in each tree."""
+    freezer.thaw_to_kill(cgroup_dirs(layout, container_id))  # ch final
     for directory in sorted(set(cgroup_dirs(layout, container_id).values())):
         kill_all(directory)
         remove_dir(directory)

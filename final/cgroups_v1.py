@@ -24,7 +24,7 @@ from .cgroups import Layout, Setting, Usage, read_int, read_keyed
 from .limits import Limits
 
 # V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")  # ch 03-07
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")  # ch final
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices", "freezer")  # ch final
 # v1 writes "no limit" as the largest page-aligned number; anything this big means none.
 UNLIMITED = 1 << 62
 

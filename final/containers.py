@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import cgroups, layers
+from . import freezer  # ch final
 from .errors import DockyardError
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -247,6 +248,7 @@ def stop_for_removal(root: str, container_id: str, force: bool) -> int | None:
             os.kill(state.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        freezer.thaw_to_kill(cgroups.cgroup_dirs(cgroups.detect(), container_id))  # ch final
     return lock(path, wait=True)
 
 

@@ -11,7 +11,7 @@ does not pay for it.
 
 import argparse
 
-from .errors import UsageError
+from .errors import DockyardError, UsageError
 
 
 def running_container(root: str, text: str) -> tuple[str, dict, int]:
@@ -28,10 +28,12 @@ def running_container(root: str, text: str) -> tuple[str, dict, int]:
 # --- exec ---------------------------------------------------------------------------
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from . import exec as exec_
+    from . import exec as exec_, freezer
     if not args.command:
         raise UsageError("exec needs a command", hint=f"for example: exec {args.container} sh -c 'echo hi'")
     container_id, config, pid1 = running_container(args.root, args.container)
+    if freezer.is_frozen(cgroup_dirs(container_id)):  # joining its cgroup would freeze us too
+        raise DockyardError(f"container {args.container} is paused", hint=f"unpause it first: unpause {args.container}")
     request = exec_.Exec(container_id=container_id, name=args.container, argv=args.command,
                          env=exec_.merged_env(config.get("env") or {}, args.tty, args.env),
                          workdir=args.workdir or config.get("workdir") or "/",
@@ -52,6 +54,57 @@ def add_exec_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
 
+# --- top, pause, unpause ------------------------------------------------------------
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from . import top
+    from .container_commands import print_table
+    _, _, pid1 = running_container(args.root, args.container)
+    header, *rows = top.table(pid1)
+    print_table(tuple(header), [tuple(row) for row in rows])
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from . import freezer
+    for text in args.containers:
+        dirs = cgroup_dirs(running_container(args.root, text)[0])
+        if freezer.is_frozen(dirs):
+            raise DockyardError(f"container {text} is already paused", hint=f"unpause it: unpause {text}")
+        freezer.freeze(dirs)
+        print(text)
+    return 0
+
+
+def cmd_unpause(args: argparse.Namespace) -> int:
+    from . import freezer
+    for text in args.containers:
+        dirs = cgroup_dirs(running_container(args.root, text)[0])
+        if not freezer.is_frozen(dirs):
+            raise DockyardError(f"container {text} is not paused", hint="see ps: a paused one says (Paused)")
+        freezer.thaw(dirs)
+        print(text)
+    return 0
+
+
+def cgroup_dirs(container_id: str) -> dict[str, str]:
+    """The container's cgroup directories (none without a cgroup filesystem)."""
+    from . import cgroups
+    layout = cgroups.detect()
+    return cgroups.cgroup_dirs(layout, container_id) if layout.version else {}
+
+
+def add_containers_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def add_container_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("container", metavar="CONTAINER")
+
+
 COMMANDS = {
     "exec": ("Run a command in a running container", add_exec_arguments, cmd_exec),
+    "top": ("Show the processes of a running container", add_container_argument, cmd_top),
+    "pause": ("Freeze every process of one or more containers", add_containers_argument, cmd_pause),
+    "unpause": ("Thaw the processes of paused containers", add_containers_argument, cmd_unpause),
 }
