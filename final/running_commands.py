@@ -25,6 +25,21 @@ def running_container(root: str, text: str) -> tuple[str, dict, int]:
     return container_id, config, state.pid
 
 
+def running_ids(root: str) -> list[str]:
+    """The ids of this --root's containers that run now."""
+    from . import containers
+    return [i for i in containers.all_ids(root) if containers.read_state(root, i).status == "running"]
+
+
+def stats_id(root: str, text: str) -> str:
+    """`stats` by name or id prefix, among this --root's containers; it must run and have a cgroup."""
+    from . import cgroups
+    container_id = running_container(root, text)[0]
+    if container_id not in cgroups.running_ids():
+        raise DockyardError(f"container {text} has no cgroup to read", hint="rootless containers get none: run as root")
+    return container_id
+
+
 # --- exec ---------------------------------------------------------------------------
 
 def cmd_exec(args: argparse.Namespace) -> int:

@@ -25,9 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from . import cgroups
-    ids = [cgroups.find_container(name) for name in args.containers]
+    # ids = [cgroups.find_container(name) for name in args.containers]  # ch 03-07
+    from .running_commands import running_ids, stats_id  # ch final
+    ids = [stats_id(args.root, name) for name in args.containers]  # ch final
     while True:
-        table = format_table(sample(ids or cgroups.running_ids()))
+        # table = format_table(sample(ids or cgroups.running_ids()))  # ch 03-07
+        table = format_table(sample(ids or running_ids(args.root)))  # ch final
         if args.no_stream:
             print(table)
             return 0

@@ -38,6 +38,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_terminal.py": FINAL,
     "test_crashes.py": FINAL,
     "test_exec.py": FINAL,
+    "test_pause_top.py": FINAL,
     "test_security.py": FINAL,
     # Chapter 02: namespaces
     "test_namespaces.py": 2,
