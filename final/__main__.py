@@ -1,4 +1,4 @@
-"""`python -m final ...` starts here."""
+"""`python3 -m final ...` starts here."""
 
 import sys
 

@@ -89,7 +89,7 @@ def add_ps_arguments(p: argparse.ArgumentParser) -> None:
 # --- rm, start, diff ----------------------------------------------------------------------
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from . import containers
+    from . import containers, volumes
     import os
     ids = [containers.find(args.root, text) for text in args.containers]
     held: list[int] = []
@@ -101,7 +101,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
                                     hint=f"wait for it to exit, or kill and remove it: rm -f {text}")
             held.append(fd)
         for text, container_id in zip(args.containers, ids):
+            anonymous = containers.load_spec(args.root, container_id).volumes if args.volumes else []
             containers.remove(args.root, container_id)
+            volumes.remove_anonymous(args.root, anonymous)  # rm -v, as Docker's: named volumes stay
             print(text)
     finally:
         for fd in held:
@@ -111,6 +113,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 def add_rm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    p.add_argument("-v", "--volumes", action="store_true", help="also remove its anonymous volumes")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
@@ -185,8 +188,9 @@ def info_rows(args: argparse.Namespace) -> list[tuple[str, str]]:
     """`info`'s lines about containers and storage."""
     from . import containers, volumes
     states = [containers.read_state(args.root, i).status for i in containers.all_ids(args.root)]
-    return [("Containers", str(len(states))), (" Running", str(states.count("running"))),
-            (" Stopped", str(len(states) - states.count("running"))),
+    running, paused = states.count("running"), states.count("paused")
+    return [("Containers", str(len(states))), (" Running", str(running)), (" Paused", str(paused)),
+            (" Stopped", str(len(states) - running - paused)),
             ("Storage Driver", args.storage_driver), ("Volumes", str(len(volumes.names(args.root))))]
 
 

@@ -35,6 +35,14 @@ def storage_rows(args: argparse.Namespace) -> list[tuple[str, str]]:
     from . import container_commands
     return container_commands.info_rows(args)
 # <<< chapter 04
+# >>> chapter 05
+
+
+def image_rows(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Chapter 5: how many images the store holds (an image with two names counts once, as Docker's)."""
+    from .store import Store
+    return [("Images", str(len({entry["digest"] for entry in Store(args.root).index()})))]
+# <<< chapter 05
 
 
 SECTIONS: list[Callable[[argparse.Namespace], list[tuple[str, str]]]] = [
@@ -43,6 +51,9 @@ SECTIONS: list[Callable[[argparse.Namespace], list[tuple[str, str]]]] = [
     # >>> chapter 04
     storage_rows,
     # <<< chapter 04
+    # >>> chapter 05
+    image_rows,
+    # <<< chapter 05
 ]
 
 

@@ -419,3 +419,20 @@ def test_a_flag_the_builder_does_not_implement_is_named_in_a_warning(base, tmp_p
     out = build(base, context, "-t", "warned").stdout
     assert "[Warning] RUN --mount is not supported yet; ignored" in out
     assert run(base, "warned", "cat", "/ran") == "ran\n"  # the step still ran, and its result is in the image
+
+
+def test_the_last_steps_id_is_the_image_id_as_in_docker(base, tmp_path):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nRUN echo one > /one\nCMD [\"cat\", \"/one\"]\n")
+    for _ in range(2):  # built, then every step from the cache
+        out = build(base, context, "-t", "ids").stdout.splitlines()
+        last_step = [line for line in out if line.startswith(" ---> ")][-1]
+        built = next(line for line in out if line.startswith("Successfully built "))
+        assert last_step.split()[-1 if "CACHED" in last_step else 1] == built.split()[-1]
+        assert inspect_config(base, "ids")["Id"][7:19] == built.split()[-1]
+
+
+@pytest.mark.parametrize("flags", [["--rm"], ["--rm=false"], ["--force-rm"], ["--rm=true", "--force-rm=false"]])
+def test_build_accepts_dockers_rm_flags(base, tmp_path, flags):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nRUN true\n")
+    build(base, context, *flags)
+    assert base("ps", "-a", "-q").stdout == ""  # no step container is left either way

@@ -226,3 +226,37 @@ def test_an_images_volume_starts_with_the_images_files_and_their_owners(dockyard
     assert output(dockyard, "run", "--rm", "-v", "data:/app", "withdata", "sh", "-c", "rm -r /app/sub") == ""
     assert output(dockyard, "run", "--rm", "-v", "data:/app", "withdata", "ls", "/app") == "new\n"
     assert output(dockyard, "run", "--rm", "withdata", "cat", "/app/sub/f") == "from the image\n"
+
+
+# --- Docker's behaviour, line by line ----------------------------------------------------------
+
+def test_an_explicit_workdir_wins_over_the_images_even_when_it_is_slash(dockyard, rootfs):
+    make_image(dockyard, rootfs, "intmp", "WORKDIR /tmp")
+    assert output(dockyard, "run", "--rm", "intmp", "pwd") == "/tmp\n"
+    assert output(dockyard, "run", "--rm", "-w", "/", "intmp", "pwd") == "/\n"
+
+
+def test_info_counts_images_once_each_and_containers_by_state(dockyard, busybox_image):
+    assert dockyard("tag", "busybox", "second:name").returncode == 0
+    dockyard("run", "--name", "done", "busybox", "true")
+    rows = dict(line.split(": ", 1) for line in output(dockyard, "info").splitlines() if ": " in line)
+    assert rows["Images"] == "1"
+    assert (rows["Containers"], rows[" Running"], rows[" Paused"], rows[" Stopped"]) == ("1", "0", "0", "1")
+    dockyard("rm", "done")
+
+
+def test_rm_v_removes_the_containers_anonymous_volumes_and_keeps_named_ones(dockyard, rootfs):
+    make_image(dockyard, rootfs, "withvolume", "VOLUME /data")
+    assert output(dockyard, "run", "--name", "keep", "-v", "named:/named", "withvolume", "true") == ""
+    assert len(output(dockyard, "volume", "ls", "-q").split()) == 2
+    assert dockyard("rm", "-v", "keep").returncode == 0
+    assert output(dockyard, "volume", "ls", "-q") == "named\n"
+
+
+def test_commit_with_a_new_entrypoint_clears_cmd_unless_a_cmd_change_comes_first(dockyard, rootfs):
+    make_image(dockyard, rootfs, "base", 'CMD ["sh"]')
+    assert output(dockyard, "run", "--name", "c1", "base", "true") == ""
+    assert commit_config(dockyard, "c1", 'ENTRYPOINT ["echo"]').get("Cmd") is None
+    config = commit_config(dockyard, "c1", 'CMD ["kept"]', 'ENTRYPOINT ["echo"]')
+    assert (config["Entrypoint"], config["Cmd"]) == (["echo"], ["kept"])
+    dockyard("rm", "c1")

@@ -21,8 +21,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def prog_name() -> str:
-    """How the user started us: 'python -m final' or 'python -m chapters.01_chroot'."""
-    return f"python -m {__package__}"
+    """How the user started us: 'python3 -m final' or 'python3 -m chapters.01_chroot'."""
+    return f"python3 -m {__package__}"
 
 
 # --- commands ------------------------------------------------------------------
@@ -35,7 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         rootfs=os.path.abspath(args.rootfs),
         argv=args.command,
         env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
-        workdir=args.workdir,
+        workdir=args.workdir or "/",
         interactive=args.interactive,
         debug=args.debug,
     )
@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
                    help="set an environment variable")
-    p.add_argument("-w", "--workdir", default="/", metavar="DIR", help="working directory inside")
+    p.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside (default /, or the image's)")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
     p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")

@@ -34,10 +34,17 @@ def storage_rows(args: argparse.Namespace) -> list[tuple[str, str]]:
     return container_commands.info_rows(args)
 
 
+def image_rows(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Chapter 5: how many images the store holds (an image with two names counts once, as Docker's)."""
+    from .store import Store
+    return [("Images", str(len({entry["digest"] for entry in Store(args.root).index()})))]
+
+
 SECTIONS: list[Callable[[argparse.Namespace], list[tuple[str, str]]]] = [
     engine_rows,
     cgroup_rows,
     storage_rows,
+    image_rows,
 ]
 
 

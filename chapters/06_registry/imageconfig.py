@@ -23,9 +23,13 @@ SIMPLE = {"WORKDIR": "WorkingDir", "USER": "User", "STOPSIGNAL": "StopSignal"}
 
 def apply_changes(config: dict, changes: list[str]) -> None:
     """Apply Dockerfile-style `-c` changes to an image config's "config" part."""
+    cmd_set = False
     for change in changes:
         instruction, _, rest = change.strip().partition(" ")
         apply_change(config, instruction.upper(), rest.strip())
+        cmd_set = cmd_set or instruction.upper() == "CMD"
+        if instruction.upper() == "ENTRYPOINT" and not cmd_set:
+            config["Cmd"] = None  # as in a Dockerfile: a new ENTRYPOINT drops the old Cmd, unless a CMD came first
 
 
 def apply_change(c: dict, instruction: str, rest: str) -> None:

@@ -34,12 +34,10 @@ def prepare(args: argparse.Namespace) -> dict | None:
     image = store.resolve(name)
     config = image.config.get("config") or {}
     lowers = list(reversed(store.unpack(image)))  # the top-most first, as chapter 4 stacks them
-    workdir = "" if args.workdir == "/" else args.workdir
-    own = imageconfig.container_config(config, args.entrypoint, rest, args.env, workdir, args.user)
+    own = imageconfig.container_config(config, args.entrypoint, rest, args.env, args.workdir or "", args.user)
     args.command = imageconfig.command_line(config, args.entrypoint, rest)
     args.env = list(config.get("Env") or []) + args.env
-    if args.workdir == "/" and config.get("WorkingDir"):
-        args.workdir = config["WorkingDir"]
+    args.workdir = args.workdir or config.get("WorkingDir") or "/"  # an explicit -w, even -w /, wins
     args.user = args.user or config.get("User", "")
     args.volume = args.volume + anonymous_volumes(config, args.volume, args.root)
     args.rootfs = lowers[0] if lowers else empty_layer(store)

@@ -19,6 +19,7 @@ RUN steps see the stage's ARGs in their environment, but the image does not
 keep them.
 """
 
+import hashlib
 import os
 import sys
 import time
@@ -196,9 +197,9 @@ class Builder:
             if entry is None:
                 entry = work.run()
                 self.cache.put(key, entry)
-                self.say(f" ---> {key[7:19]} ({time.monotonic() - started:.2f}s)")
+                self.say(f" ---> {image_id(entry['config'])[7:19]} ({time.monotonic() - started:.2f}s)")
             else:
-                self.say(f" ---> CACHED {key[7:19]}")
+                self.say(f" ---> CACHED {image_id(entry['config'])[7:19]}")
             state.config, state.layers, state.key = entry["config"], entry["layers"], key
             state.cmd_set = state.cmd_set or instruction.cmd == "cmd"
         except (steps.StepError, ExpandError) as err:
@@ -245,6 +246,11 @@ class Builder:
         unused = sorted(set(self.options.build_args) - self.used_args - set(self.meta))
         if unused:
             self.say(f"[Warning] One or more build-args {unused} were not consumed")
+
+
+def image_id(config: dict) -> str:
+    """The id the image would have if the build ended after this step (its config's digest)."""
+    return "sha256:" + hashlib.sha256(imagespec.canonical(config)).hexdigest()
 
 
 # --- stages ----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 """The Dockerfile chapter's commands: `dockerfile parse` and `build`.
 
 The CLI merges this table into its own. Handlers import the builder only
-when they run, so `python -m final run ...` never loads it.
+when they run, so `python3 -m final run ...` never loads it.
 """
 
 import argparse
@@ -72,7 +72,17 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", choices=("host", "none"), default="host", help="network for RUN steps")
     p.add_argument("--progress", choices=("plain", "tty", "auto"), default="auto", help="output style")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    # Accepted for Docker's scripts; our step containers never outlive their step either way.
+    add_docker_boolean(p, "--rm", True, "remove the step containers (default; always done)")
+    add_docker_boolean(p, "--force-rm", False, "remove them even after a failed step (always done)")
     p.add_argument("context", metavar="CONTEXT", help="the directory COPY and ADD read from")
+
+
+def add_docker_boolean(p: argparse.ArgumentParser, flag: str, default: bool, help: str) -> None:
+    """A flag Docker spells --x, --x=true or --x=false (argparse tries whole words before splitting at =)."""
+    dest = flag.lstrip("-").replace("-", "_")
+    p.add_argument(flag, f"{flag}=true", dest=dest, action="store_true", default=default, help=help)
+    p.add_argument(f"{flag}=false", dest=dest, action="store_false", default=default, help=argparse.SUPPRESS)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

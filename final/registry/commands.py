@@ -2,7 +2,7 @@
 """The registry chapter's commands: `registry serve|passwd`, `pull`, `push`, `login`, `logout`.
 
 The CLI merges this table into its own. Handlers import their machinery
-only when they run, so `python -m final run ...` never loads an HTTP stack.
+only when they run, so `python3 -m final run ...` never loads an HTTP stack.
 """
 
 import argparse
@@ -89,7 +89,8 @@ def add_transfer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure-registry", action="store_true",
                    help="plain HTTP to this registry (localhost and 127.0.0.0/8 always are)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
-    p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
+    p.add_argument("name", metavar="NAME[:TAG|@DIGEST]",
+                   help="the image: busybox, busybox:1.36, 127.0.0.1:5000/team/app@sha256:...")
 
 
 def add_pull_arguments(p: argparse.ArgumentParser) -> None:
@@ -103,16 +104,32 @@ def session_for(registry: str, insecure: bool):
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from .. import reference, store
-    from . import client, progress
-    ref = reference.parse(args.name)
-    if not args.quiet:
-        print(f"{ref.tag or ref.digest}: Pulling from {ref.name}", flush=True)
-    report = client.quiet if args.quiet else progress.Progress("pull")
-    digest = client.pull(store.Store(args.root), ref, session_for(ref.registry, args.insecure_registry),
-                         args.platform, report)
-    print(digest if args.quiet else f"Digest: {digest}\nStatus: Downloaded {ref.familiar}")
+    from .. import store
+    digest = pull_image(store.Store(args.root), args.name, args.insecure_registry, args.platform, args.quiet)
+    if args.quiet:
+        print(digest)
     return 0
+
+
+def pull_image(local, name: str, insecure: bool = False, platform: str | None = None,
+               quiet: bool = False, out=sys.stdout) -> str:
+    """Pull `name` into the store `local`, telling `out` as Docker does; return the manifest digest."""
+    from .. import reference
+    from ..store import ImageNotFound
+    from . import client, progress
+    ref = reference.parse(name)
+    try:
+        before = local.resolve(name).digest
+    except ImageNotFound:
+        before = None
+    if not quiet:
+        print(f"{ref.tag or ref.digest}: Pulling from {ref.name}", file=out, flush=True)
+    report = client.quiet if quiet else progress.Progress("pull", out)
+    digest = client.pull(local, ref, session_for(ref.registry, insecure), platform, report)
+    if not quiet:  # Docker's words: nothing new when the name already meant this manifest
+        status = "Image is up to date for" if digest == before else "Downloaded newer image for"
+        print(f"Digest: {digest}\nStatus: {status} {ref.familiar}", file=out, flush=True)
+    return digest
 
 
 def cmd_push(args: argparse.Namespace) -> int:

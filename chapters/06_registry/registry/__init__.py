@@ -19,7 +19,7 @@ registry, nor the network, only the digest it asked for.
     commands.py  `registry serve`, `pull`, `push`, `login`, `logout`
 
 New here:  the OCI distribution spec, HTTP/1.1 (chunked bodies, Range), tokens
-Try it:    python -m chapters.06_registry registry serve --storage /tmp/reg &
+Try it:    python3 -m chapters.06_registry registry serve --storage /tmp/reg &
            skopeo copy --dest-tls-verify=false oci:STORE:busybox docker://127.0.0.1:5000/busybox
 Not yet:   building images from a Dockerfile; see chapter 7.
 """
