@@ -19,6 +19,7 @@ The pull's lines go to stderr, so the container's stdout stays its own.
 import re
 import sys
 
+from .errors import DockyardError
 from .store import ImageNotFound, familiar
 
 
@@ -33,5 +34,8 @@ def resolve_or_pull(store, name: str, policy: str):
         print(f"Unable to find image '{familiar(name)}' locally", file=sys.stderr, flush=True)
     from .registry import commands
     store.ensure()
-    commands.pull_image(store, name, out=sys.stderr)
+    try:
+        commands.pull_image(store, name, out=sys.stderr)
+    except DockyardError as err:
+        raise DockyardError(f"no such image: {name}, and pulling it failed: {err.problem}", hint=err.hint) from err
     return store.resolve(name)
