@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import cgroups, layers
-from . import freezer  # ch final
+from . import events, freezer  # ch final
 from .errors import DockyardError
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -99,6 +99,7 @@ def create(spec: Any) -> None:
         write_json(os.path.join(temp, "config.json"), asdict(spec))
         write_json(os.path.join(temp, "state.json"), asdict(State(created=now())))
         os.rename(temp, directory(spec.root, spec.id))
+        events.record_for(spec, "create")  # ch final
     except BaseException:
         layers.remove_tree(temp)
         os.unlink(os.path.join(spec.root, "names", spec.name))
@@ -217,6 +218,7 @@ def run(spec: Any) -> int:
         exit_code, oom = err.exit_code, type(err).__name__ == "OOMKilled"
         raise
     finally:
+        events.record_for(spec, "die", exitCode=str(exit_code))  # ch final
         if spec.remove:
             from . import volumes
             remove(spec.root, spec.id)
@@ -231,6 +233,7 @@ def mark_running(spec: Any, pid: int) -> None:
     """Record that the container runs as `pid`; call in the engine, after clone."""
     write_state(spec.root, spec.id, status="running", pid=pid, started=now(), exit_code=None,
                 finished="", oom_killed=False)
+    events.record_for(spec, "start")  # ch final
 
 
 # --- removing -----------------------------------------------------------------------
@@ -265,6 +268,7 @@ def remove(root: str, container_id: str) -> None:
     if name and os.path.islink(link) and os.readlink(link) == container_id:
         os.unlink(link)
     layers.remove_tree(doomed)
+    events.record(root, "destroy", container_id, name)  # ch final
     cgroups.remove_dead_engines_cgroups()  # an engine killed mid-run left its cgroup
 
 

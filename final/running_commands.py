@@ -1,9 +1,10 @@
 # chapter: final
-"""Commands that reach into a running container: exec, top, pause and unpause.
+"""Commands beyond the chapters that watch or reach into containers.
 
     exec [-d] [-i] [-t] [-e K=V] [-w DIR] [-u USER] CONTAINER CMD...
     top CONTAINER                  its processes, as the host sees them
     pause CONTAINER... / unpause   freeze and thaw its cgroup
+    events [--since T] [--until T] [--filter K=V] [--format TEMPLATE]
 
 Each handler imports its machinery when it runs, so the start path of `run`
 does not pay for it.
@@ -117,9 +118,35 @@ def add_container_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
 
 
+# --- events ------------------------------------------------------------------------
+
+def cmd_events(args: argparse.Namespace) -> int:
+    import time
+    from . import events, template
+    now = time.time_ns()
+    since = events.parse_time(args.since, now) if args.since else now  # by default: from now on
+    until = events.parse_time(args.until, now) if args.until else None
+    filters = events.parse_filters(args.filter)
+    if args.format:
+        template.check(args.format)
+    for event in events.read(args.root, since, until, follow=True):
+        if events.matches(event, filters):
+            print(template.render(args.format, event) if args.format else events.text_line(event), flush=True)
+    return 0
+
+
+def add_events_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", metavar="TIME", help="show events from this time on (unix time, date, or 10m ago)")
+    p.add_argument("--until", metavar="TIME", help="stop at this time (default: follow until Ctrl-C)")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="K=V",
+                   help="container=NAME, event=ACTION, image=NAME or type=container")
+    p.add_argument("--format", metavar="TEMPLATE", help="a Go template, e.g. '{{json .}}' or '{{.Action}} {{.Actor.ID}}'")
+
+
 COMMANDS = {
     "exec": ("Run a command in a running container", add_exec_arguments, cmd_exec),
     "top": ("Show the processes of a running container", add_container_argument, cmd_top),
     "pause": ("Freeze every process of one or more containers", add_containers_argument, cmd_pause),
     "unpause": ("Thaw the processes of paused containers", add_containers_argument, cmd_unpause),
+    "events": ("Show what happens to containers: create, start, die, destroy ...", add_events_arguments, cmd_events),
 }

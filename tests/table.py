@@ -39,6 +39,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_crashes.py": FINAL,
     "test_exec.py": FINAL,
     "test_pause_top.py": FINAL,
+    "test_events.py": FINAL,
     "test_security.py": FINAL,
     "test_image_pull.py": FINAL,
     # Chapter 02: namespaces

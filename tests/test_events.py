@@ -1,0 +1,83 @@
+"""final/ only: `events` tells what happened to containers: create, start, die, destroy."""
+
+import json
+import subprocess
+import time
+
+from conftest import needs_root
+
+pytestmark = needs_root
+
+
+def past_events(dockyard, *flags: str) -> list[str]:
+    result = dockyard("events", "--since", "1h", "--until", str(time.time()), *flags)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_a_containers_life_shows_as_create_start_die_destroy(dockyard, rootfs):
+    assert dockyard("run", "--name", "brief", "--rootfs", rootfs, "sh", "-c", "exit 3").returncode == 3
+    assert dockyard("rm", "brief").returncode == 0
+    lines = past_events(dockyard)
+    assert [line.split()[1:3] for line in lines] == [["container", action] for action in
+                                                      ("create", "start", "die", "destroy")], lines
+    assert all("name=brief" in line for line in lines)
+    assert "exitCode=3" in lines[2]
+
+
+def test_format_json_prints_one_docker_shaped_object_per_event(dockyard, rootfs):
+    dockyard("run", "--name", "brief", "--rootfs", rootfs, "true")
+    events = [json.loads(line) for line in past_events(dockyard, "--format", "{{json .}}")]
+    assert [e["Action"] for e in events] == ["create", "start", "die"]
+    container_id = dockyard("ps", "-a", "-q").stdout.strip()
+    for event in events:
+        assert event["Type"] == "container" and event["Actor"]["ID"].startswith(container_id)
+        assert event["Actor"]["Attributes"]["name"] == "brief"
+        assert isinstance(event["time"], int) and event["timeNano"] // 10**9 == event["time"]
+
+
+def test_format_fields_and_filters_pick_what_is_shown(dockyard, rootfs):
+    dockyard("run", "--name", "one", "--rootfs", rootfs, "true")
+    dockyard("run", "--name", "two", "--rootfs", rootfs, "sh", "-c", "exit 5")
+    lines = past_events(dockyard, "--filter", "event=die", "--format", "{{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")
+    assert lines == ["one 0", "two 5"]
+    assert past_events(dockyard, "--filter", "container=two", "--format", "{{.Action}}") == ["create", "start", "die"]
+
+
+def test_since_and_until_bound_the_events_shown(dockyard, rootfs):
+    dockyard("run", "--name", "early", "--rootfs", rootfs, "true")
+    middle = time.time()
+    dockyard("run", "--name", "late", "--rootfs", rootfs, "true")
+    names = {line.split("name=")[1].rstrip(")") for line in
+             dockyard("events", "--since", str(middle), "--until", str(time.time())).stdout.splitlines()}
+    assert names == {"late"}
+    names = {line.split("name=")[1].rstrip(")") for line in
+             dockyard("events", "--since", "1h", "--until", str(middle)).stdout.splitlines()}
+    assert names == {"early"}
+
+
+def test_events_follows_the_log_as_containers_come_and_go(dockyard, rootfs):
+    dockyard("run", "--name", "before", "--rootfs", rootfs, "true")
+    watcher = dockyard.popen("events", "--since", "1h", "--format", "{{.Action}} {{.Actor.Attributes.name}}",
+                             stdin=subprocess.DEVNULL)
+    try:
+        seen = [watcher.stdout.readline().strip() for _ in range(3)]  # the past, then it follows
+        dockyard("run", "--rm", "--name", "after", "--rootfs", rootfs, "true")
+        while seen[-1] != "destroy after":
+            seen.append(watcher.stdout.readline().strip())
+    finally:
+        watcher.terminate()
+        watcher.communicate(timeout=60)
+    assert seen == ["create before", "start before", "die before",
+                    "create after", "start after", "die after", "destroy after"]
+
+
+def test_a_template_action_that_is_not_supported_is_refused_with_a_hint(dockyard, rootfs):
+    result = dockyard("events", "--since", "1h", "--until", "0s", "--format", "{{range .}}x{{end}}")
+    assert result.returncode == 125 and result.stderr.startswith("error: unsupported --format action")
+    assert "\nhint: " in result.stderr
+
+
+def test_a_time_that_cannot_be_read_is_refused_with_a_hint(dockyard):
+    result = dockyard("events", "--since", "yesterday-ish")
+    assert result.returncode == 125 and result.stderr.startswith("error: cannot read the time 'yesterday-ish'\nhint: ")
