@@ -80,6 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # >>> chapter 05
     image_run.apply(spec, image)
     # <<< chapter 05
+    runtime.network.configure(spec, args, image and image["config"])  # ch final: --network, -p, --dns ...
     # >>> chapter 01-03
     # return runtime.run(spec)
     # <<< chapter 01-03
@@ -105,8 +106,20 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     # <<< chapter final
     # >>> chapter 02
     p.add_argument("--hostname", metavar="NAME", help="hostname inside (default: the short container id)")
-    p.add_argument("--network", choices=("none", "host"), default="none",
-                   help="none: only lo, in a namespace of its own (default); host: share the host's")
+    # >>> chapter 02-07
+    # p.add_argument("--network", choices=("none", "host"), default="none",
+    #                help="none: only lo, in a namespace of its own (default); host: share the host's")
+    # <<< chapter 02-07
+    # >>> chapter final
+    p.add_argument("--network", metavar="MODE", help="bridge (default as root), NAME, none (rootless default), host")
+    p.add_argument("--network-alias", action="append", default=[], metavar="NAME",
+                   help="another name for the container on its user network")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/udp]",
+                   help="publish a container port on the host (ranges: 8000-8001:80-81)")
+    p.add_argument("-P", "--publish-all", action="store_true", help="publish the image's exposed ports on free ports")
+    p.add_argument("--dns", action="append", default=[], metavar="IP", help="nameserver for /etc/resolv.conf")
+    p.add_argument("--add-host", action="append", default=[], metavar="NAME:IP", help="a line for /etc/hosts")
+    # <<< chapter final
     p.add_argument("--userns", action="store_true",
                    help="map root inside to an unprivileged user outside (implied when not root)")
     p.add_argument("--init", action="store_true", help="run a tiny init as PID 1 that reaps zombies")
@@ -174,6 +187,8 @@ COMMANDS.update(dockerfile_commands.COMMANDS)
 # >>> chapter final
 from . import running_commands  # noqa: E402
 COMMANDS.update(running_commands.COMMANDS)
+from . import network_commands  # noqa: E402
+COMMANDS.update(network_commands.COMMANDS)
 # <<< chapter final
 
 

@@ -40,7 +40,8 @@ from . import containers, layers, volumes
 from .layers import Channel
 # <<< chapter 04
 # >>> chapter final
-from . import devices, security, terminal
+from . import devices, network, security, terminal
+from .network import Options as NetworkOptions
 # <<< chapter final
 
 
@@ -65,6 +66,7 @@ class Spec:
     tty: bool = False
     terminal: "terminal.Terminal | None" = None
     security: "security.Profile" = field(default_factory=security.Profile)  # what root inside may do
+    net: NetworkOptions = field(default_factory=NetworkOptions)  # -p, --dns, --add-host, --network-alias
     # <<< chapter final
     # >>> chapter 03
     limits: cgroups.Limits = field(default_factory=cgroups.Limits)
@@ -215,6 +217,7 @@ def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
         # >>> chapter 03
         cgroups.join(spec.id, pid)
         # <<< chapter 03
+        network.attach(spec, pid)  # ch final
         if spec.userns:
             namespaces.write_id_maps(pid)
         # >>> chapter 04
@@ -347,6 +350,7 @@ def clean_up(spec: Spec) -> None:
     # >>> chapter 03
     cgroups.remove(spec.id)
     # <<< chapter 03
+    network.detach(spec)  # ch final
 
 
 # --- signals -----------------------------------------------------------------

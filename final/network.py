@@ -1,0 +1,313 @@
+# chapter: final
+"""A container on a bridge network: veth, address, route, names, ports.
+
+    host                                        container's network namespace
+    ────                                        ─────────────────────────────
+    dockyard0 (bridge) 172.17.0.1/16
+      ├── veth1a2b3c4d ═══════ veth pair ═════  eth0 172.17.0.2/16, default via 172.17.0.1
+      └── veth5e6f7a8b ═════ (another container)
+    iptables: MASQUERADE 172.17.0.0/16 out, isolation (nat.py)
+    proxy:    0.0.0.0:8080 -> 172.17.0.2:80 (proxy.py)
+
+`attach` runs in PID 1's parent after clone and before the container goes
+on: under the host-wide network lock it brings the bridge up (the first
+member makes it, as Podman does, and the last one's `detach` takes it
+down, so an idle network leaves nothing on the host), leases an address,
+makes the veth pair with the container's end born inside the container's
+namespace as eth0, and gives that end its address and default route.
+
+Names: on a user network every member's /etc/hosts lists the others (name
+and --network-alias), and the engine rewrites the files of all members
+when one joins or leaves. Docker answers names with a DNS server inside
+the engine; a file needs no server that must stay alive, and an address
+change is one write. /etc/hosts is a bind mount of one inode, so it is
+rewritten in place (a rename would leave the container on the old file),
+in one pwrite(2) that never shrinks the file: a shorter text is padded with
+blank lines, so a reader sees the old list or the new, never a truncation.
+
+A lease lives exactly as long as its veth: when a container's namespace
+dies, the kernel destroys the pair. So after a SIGKILL of the engine, the
+next network change finds leases without a link and frees them
+(`reconcile`), takes down bridges with no member left, and deletes firewall
+rules whose bridge is gone.
+"""
+
+import hashlib
+import ipaddress
+import os
+from dataclasses import dataclass, field
+
+from . import containers, ipam, nat, netlink, proxy
+from .errors import DockyardError
+from .ipam import Lease, Network
+
+LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+@dataclass
+class Options:
+    """The network flags of `run`, as the container's record keeps them."""
+    aliases: list[str] = field(default_factory=list)      # --network-alias
+    dns: list[str] = field(default_factory=list)          # --dns
+    add_hosts: list[str] = field(default_factory=list)    # --add-host NAME:IP
+    publish: list[dict] = field(default_factory=list)     # -p and -P, as proxy.Port fields
+
+
+def configure(spec, args, image_config: dict | None) -> None:
+    """Check run's network flags onto the spec; bridge is the default for root, none rootless."""
+    spec.network = args.network or ("bridge" if os.geteuid() == 0 else "none")
+    check_usable(spec.network)
+    ports = [port for text in args.publish for port in proxy.parse(text)]
+    if args.publish_all:
+        ports += proxy.exposed(image_config or {})
+    for text in args.add_host:
+        parse_add_host(text)
+    for address in args.dns:
+        check_address(address, "--dns")
+    if ports and not uses_bridge(spec.network):
+        raise DockyardError(f"-p needs a bridge network, not --network {spec.network}",
+                            hint="drop -p (with --network host the container's ports are the host's already)")
+    spec.net = Options(aliases=args.network_alias, dns=args.dns, add_hosts=args.add_host,
+                       publish=proxy.to_records(ports))
+
+
+def uses_bridge(mode: str) -> bool:
+    return mode not in ("none", "host") and not mode.startswith("container:")
+
+
+def parse_add_host(text: str) -> tuple[str, str]:
+    name, sep, address = text.partition(":")
+    if not sep or not name:
+        raise DockyardError(f"invalid --add-host {text!r}", hint="write --add-host NAME:IP")
+    return name, check_address(address.strip("[]"), "--add-host")
+
+
+def check_address(text: str, flag: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise DockyardError(f"invalid address {text!r} in {flag}", hint="give an IPv4 or IPv6 address") from None
+
+
+def check_usable(mode: str) -> None:
+    """Bridge networks need root: say so before anything is made."""
+    if uses_bridge(mode) and os.geteuid() != 0:
+        raise DockyardError(f"--network {mode} needs root (a bridge, veth pairs and NAT are the host's)",
+                            hint="run as root, or rootless with --network none (the default then) or host")
+
+
+# --- joining and leaving ----------------------------------------------------------------
+
+# --8<-- [start:attach]
+def attach(spec, pid: int) -> None:
+    """Put container `pid` on its network and publish its ports; undo all of it if a step fails."""
+    write_resolv_conf(spec)
+    if not uses_bridge(spec.network):
+        write_hosts(spec.root, spec.id, spec.hostname, spec.net.add_hosts)
+        return
+    ports = [proxy.Port(**p) for p in spec.net.publish]
+    listeners = proxy.bind_all(ports)  # a port in use fails here, before anything else is made
+    try:
+        with ipam.locked(), netlink.Netlink() as nl:
+            reconcile_locked(spec.root, nl)
+            network = ipam.find(spec.root, spec.network)
+            address = join(spec, network, pid, nl, "eth0")
+        if ports:
+            record_proxy(spec, ports, proxy.start(listeners, address, ports))
+    except BaseException:
+        for s in listeners:
+            s.close()
+        detach(spec)
+        raise
+# --8<-- [end:attach]
+
+
+def join(spec, network: Network, pid: int, nl: netlink.Netlink, interface: str) -> str:
+    """Lease an address on `network` for the container and wire it in; return the address."""
+    bring_up(spec.root, network, nl)
+    address = ipam.allocate(network)
+    lease = Lease(container=spec.id, name=spec.name, aliases=list(spec.net.aliases),
+                  veth=veth_name(spec.id, network.id), interface=interface, hostname=spec.hostname)
+    try:
+        wire(nl, network, lease, address, pid)
+        network.leases[address] = lease
+        ipam.save(spec.root, network)
+    except BaseException:
+        nl.delete_link(lease.veth)
+        if not network.leases:
+            take_down(network, nl)
+        raise
+    update_hosts_files(spec.root, network)
+    return address
+
+
+def wire(nl: netlink.Netlink, network: Network, lease: Lease, address: str, pid: int) -> None:
+    """The veth pair, its container end named `lease.interface` with an address and a default route."""
+    nl.create_veth(lease.veth, nl.link_index(network.bridge), lease.interface, pid)
+    nl.set_up(nl.link_index(lease.veth))
+    prefix = ipaddress.IPv4Network(network.subnet).prefixlen
+    with netlink.Netlink.inside(pid) as inner:
+        index = inner.link_index(lease.interface)
+        inner.add_address(index, ipaddress.IPv4Interface(f"{address}/{prefix}"))
+        inner.set_up(index)
+        if lease.interface == "eth0":
+            inner.add_default_route(ipaddress.IPv4Address(network.gateway))
+
+
+def veth_name(container_id: str, network_id: str) -> str:
+    """The host end's name: fixed by container and network, so a crash's leftover is found again."""
+    return "veth" + hashlib.sha256(f"{container_id}:{network_id}".encode()).hexdigest()[:11]
+
+
+def detach(spec) -> None:
+    """Take the container off every network and close its ports; safe to call twice."""
+    stop_proxy(spec)
+    if not uses_bridge(spec.network) or not os.path.exists(ipam.directory(spec.root)):
+        return
+    with ipam.locked(), netlink.Netlink() as nl:
+        for network in ipam.all_networks(spec.root):
+            for address in [a for a, lease in network.leases.items() if lease.container == spec.id]:
+                leave(spec.root, network, address, nl)
+
+
+def leave(root: str, network: Network, address: str, nl: netlink.Netlink) -> None:
+    """Free one lease: its veth, the others' /etc/hosts, the bridge if it was the last."""
+    nl.delete_link(network.leases.pop(address).veth)
+    ipam.save(root, network)
+    update_hosts_files(root, network)
+    if not network.leases:
+        take_down(network, nl)
+
+
+# --- bridges ------------------------------------------------------------------------------
+
+def bring_up(root: str, network: Network, nl: netlink.Netlink) -> None:
+    """Make the network's bridge, on a subnet free on this host, with NAT; nothing if it is up."""
+    if nl.link_index(network.bridge) is not None:
+        return
+    taken = nl.addresses() + nl.routes() + ipam.subnets_of_others(root, network.name)
+    current = ipam.Subnet(network.subnet) if network.subnet else None
+    if current and (clash := ipam.overlapping(current, taken)):
+        if network.fixed:
+            raise DockyardError(f"the subnet {current} of network {network.name} overlaps {clash}, in use on this host",
+                                hint="remove that network or interface, or re-create this one with another --subnet")
+        current = None
+    if current is None:
+        current = ipam.pick_subnet(taken)
+        network.subnet, network.gateway = str(current), str(next(current.hosts()))
+    index = nl.create_bridge(network.bridge)
+    try:
+        nl.add_address(index, ipaddress.IPv4Interface(f"{network.gateway}/{current.prefixlen}"))
+        nl.set_up(index)
+        nat.add(network.bridge, network.subnet)
+    except BaseException:
+        take_down(network, nl)
+        raise
+    ipam.save(root, network)
+
+
+def take_down(network: Network, nl: netlink.Netlink) -> None:
+    """Remove the bridge and its rules (rules first: no rule may outlive its bridge)."""
+    nat.remove(network.bridge)
+    nl.delete_link(network.bridge)
+
+
+def reconcile(root: str) -> None:
+    """Free what a killed engine left: leases without a veth, idle bridges, orphaned rules."""
+    if os.geteuid() != 0 or not os.path.isdir(ipam.directory(root)):
+        return
+    with ipam.locked(), netlink.Netlink() as nl:
+        reconcile_locked(root, nl)
+
+
+def reconcile_locked(root: str, nl: netlink.Netlink) -> None:
+    links = nl.links()
+    for network in ipam.all_networks(root):
+        stale = [address for address, lease in network.leases.items() if lease.veth not in links]
+        for address in stale:
+            leave(root, network, address, nl)
+        if not network.leases and network.bridge in links:
+            take_down(network, nl)
+    nat.remove_unless({name for name in nl.links() if name.startswith("dockyard")})
+
+
+# --- /etc/hosts and /etc/resolv.conf ---------------------------------------------------------
+
+def container_file(root: str, container_id: str, name: str) -> str:
+    return os.path.join(root, "containers", container_id, name)
+
+
+def update_hosts_files(root: str, network: Network) -> None:
+    """Rewrite the /etc/hosts of every member of `network` (each lists the others)."""
+    for _, lease in network.members():
+        try:
+            config = containers.read_json(container_file(root, lease.container, "config.json"))
+        except FileNotFoundError:
+            continue  # removed under our feet; its lease goes with the next reconcile
+        write_hosts(root, lease.container, lease.hostname, config.get("net", {}).get("add_hosts", []))
+
+
+def write_hosts(root: str, container_id: str, hostname: str, add_hosts: list[str]) -> None:
+    """The container's /etc/hosts: localhost, itself, --add-host, and its peers on user networks."""
+    own, peers = [], []
+    for network in ipam.all_networks(root):
+        for address, lease in network.members():
+            if lease.container == container_id:
+                own.append(f"{address}\t{' '.join(dict.fromkeys([hostname, lease.name, *lease.aliases]))}\n")
+            elif network.name != "bridge" and any(m.container == container_id for _, m in network.members()):
+                peers.append(f"{address}\t{' '.join(dict.fromkeys([lease.name, *lease.aliases]))}\n")
+    own = own or [f"127.0.1.1\t{hostname}\n"]
+    extra = [f"{address}\t{name}\n" for name, address in (parse_add_host(t) for t in add_hosts)]
+    rewrite_in_place(container_file(root, container_id, "hosts"), LOCALHOST + "".join(own + extra + peers))
+
+
+def rewrite_in_place(path: str, text: str) -> None:
+    """Replace a bind-mounted file's content in one write, padding with blank lines rather than shrinking."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        data = text.encode()
+        data += b"\n" * max(0, os.fstat(fd).st_size - len(data))
+        os.pwrite(fd, data, 0)
+    finally:
+        os.close(fd)
+
+
+def write_resolv_conf(spec) -> None:
+    """--dns replaces the host's nameservers (its search and options lines stay)."""
+    if not spec.net.dns:
+        return
+    path = container_file(spec.root, spec.id, "resolv.conf")
+    with open(path) as f:
+        kept = [line for line in f.read().splitlines() if not line.startswith("nameserver")]
+    rewrite_in_place(path, "".join(f"nameserver {a}\n" for a in spec.net.dns) + "".join(f"{k}\n" for k in kept))
+
+
+# --- published ports ----------------------------------------------------------------------------
+
+_proxies: dict[str, int] = {}  # container id -> pid of its proxy, in the process that started it
+
+
+def record_proxy(spec, ports: list[proxy.Port], pid: int) -> None:
+    """Remember the proxy, and record the ports as bound (for `port`)."""
+    _proxies[spec.id] = pid
+    containers.write_json(container_file(spec.root, spec.id, "ports.json"), proxy.to_records(ports))
+
+
+def stop_proxy(spec) -> None:
+    if pid := _proxies.pop(spec.id, None):
+        proxy.stop(pid)
+    try:
+        os.unlink(container_file(spec.root, spec.id, "ports.json"))
+    except FileNotFoundError:
+        pass
+
+
+def published(root: str, container_id: str) -> list[proxy.Port]:
+    """The ports a running container publishes now."""
+    try:
+        return [proxy.Port(**p) for p in containers.read_json(container_file(root, container_id, "ports.json"))]
+    except FileNotFoundError:
+        return []
