@@ -55,6 +55,8 @@ def command_text(argv: list[str], width: int = 20) -> str:
 def cmd_ps(args: argparse.Namespace) -> int:
     from . import containers
     containers.sweep(args.root)
+    from .network import reconcile  # ch final
+    reconcile(args.root)  # ch final: leases and bridges that a killed engine left
     rows = []
     for container_id in containers.all_ids(args.root):
         try:
@@ -105,6 +107,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
             containers.remove(args.root, container_id)
             volumes.remove_anonymous(args.root, anonymous)  # rm -v, as Docker's: named volumes stay
             print(text)
+        from .network import reconcile  # ch final
+        reconcile(args.root)  # ch final
     finally:
         for fd in held:
             os.close(fd)

@@ -17,8 +17,10 @@ and under CI=1 a missing program that CI installs is a failure.
 import ctypes
 import functools
 import glob
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -385,6 +387,29 @@ def broken_dev_null() -> list[str]:
     return ["the host's /dev/null was replaced by a file (restored)"]
 
 
+def leaked_network(places: list[str]) -> list[str]:
+    """Links and firewall rules of the networks that the test's roots recorded, removed if still there."""
+    bridges, veths = set(), set()
+    for path in (p for place in places for p in glob.glob(f"{place}/*/networks/*.json")):  # final/'s records
+        with open(path) as f:
+            record = json.load(f)
+        bridges.add(record["bridge"])
+        veths |= {lease["veth"] for lease in record["leases"].values()}
+    if not bridges:
+        return []
+    links = sorted((bridges | veths) & set(os.listdir("/sys/class/net")))
+    rules = [(table, words) for table, chain in (("filter", "FORWARD"), ("nat", "POSTROUTING"))
+             for rule in subprocess.run(["iptables", "-w", "-t", table, "-S", chain], capture_output=True,
+                                        text=True).stdout.splitlines()
+             if (words := shlex.split(rule)) and any(f"dockyard:{bridge}" in words for bridge in bridges)]
+    for table, words in rules:
+        subprocess.run(["iptables", "-w", "-t", table, "-D", *words[1:]], capture_output=True)
+    for link in links:
+        subprocess.run(["ip", "link", "del", link], capture_output=True)
+    leaked = [f"link {link}" for link in links] + [f"rule {shlex.join(words)}" for _, words in rules]
+    return [f"network links and rules left behind: {leaked}"] if leaked else []
+
+
 @pytest.fixture(autouse=True)
 def leaves_nothing_behind(request, monkeypatch, tmp_path):
     # Each test gets a cgroup parent of its own, so tests running side by side
@@ -396,5 +421,6 @@ def leaves_nothing_behind(request, monkeypatch, tmp_path):
     yield
     places = request.node.stash[ENGINE_PLACES]
     problems = [*leaked_processes(), *leaked_mounts(before, places, parent), *leaked_cgroups(parent),
+                *leaked_network(places),
                 *broken_dev_null()]
     assert not problems, "; ".join(problems)
