@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # >>> chapter 05
     image_run.apply(spec, image)
     # <<< chapter 05
-    runtime.network.configure(spec, args, image and image["config"])  # ch final: --network, -p, --dns ...
+    runtime.network.configure(spec, args, image and image["config"])  # ch final
     # >>> chapter 01-03
     # return runtime.run(spec)
     # <<< chapter 01-03

@@ -56,7 +56,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     from . import containers
     containers.sweep(args.root)
     from .network import reconcile  # ch final
-    reconcile(args.root)  # ch final: leases and bridges that a killed engine left
+    reconcile(args.root)  # ch final
     rows = []
     for container_id in containers.all_ids(args.root):
         try:
