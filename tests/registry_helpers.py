@@ -102,21 +102,32 @@ def wait_for_serving(proc: subprocess.Popen, log: str, timeout: float = 60) -> i
 
 @contextmanager
 def reference_registry(tmp_path, htpasswd: str | None = None):
-    """Debian's docker-registry (the reference implementation) on a free loopback port."""
+    """Debian's docker-registry (the reference implementation) on a loopback port of its own.
+
+    Never the package's service on :5000 (tools/packages.sh keeps that off): a free port, tried
+    again if another process takes it before the registry binds it.
+    """
     require_programs("docker-registry")
-    port, log = free_port(), str(tmp_path / "docker-registry.log")
-    config = tmp_path / "docker-registry.yml"
+    log, config = str(tmp_path / "docker-registry.log"), tmp_path / "docker-registry.yml"
     auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n" if htpasswd else ""
-    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                      f"    rootdirectory: {tmp_path / 'docker-registry'}\n  delete:\n    enabled: true\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\n{auth}")
-    with open(log, "w") as err:
-        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=err, stderr=err)
-    try:
-        wait_for_port(port, proc, log)
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    for attempt in range(5):
+        port = free_port()
+        config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                          f"    rootdirectory: {tmp_path / 'docker-registry'}\n  delete:\n    enabled: true\n"
+                          f"http:\n  addr: 127.0.0.1:{port}\n{auth}")
+        with open(log, "w") as err:
+            proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=err, stderr=err)
+        try:
+            try:
+                wait_for_port(port, proc, log)
+            except AssertionError:
+                if "address already in use" in read(log) and attempt < 4:
+                    continue
+                raise
+            yield f"127.0.0.1:{port}"
+            return
+        finally:
+            stop(proc)
 
 
 def request(addr: str, method: str, path: str, body: bytes | None = None,

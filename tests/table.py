@@ -18,6 +18,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_suite.py": None,
     "test_workshop.py": None,
     "test_lessons.py": None,
+    "test_setup.py": None,
     # Chapter 01: chroot
     "test_run.py": 1,
     "test_escape.py": 1,

@@ -261,3 +261,20 @@ def test_commit_with_a_new_entrypoint_clears_cmd_unless_a_cmd_change_comes_first
     config = commit_config(dockyard, "c1", 'CMD ["kept"]', 'ENTRYPOINT ["echo"]')
     assert (config["Entrypoint"], config["Cmd"]) == (["echo"], ["kept"])
     dockyard("rm", "c1")
+
+
+def test_rmi_of_an_extra_name_of_an_image_in_use_removes_that_name_only(dockyard, busybox_image):
+    assert dockyard("tag", "busybox", "foo:1").returncode == 0
+    dockyard("run", "--name", "user", "busybox", "true")
+    result = dockyard("rmi", "foo:1")
+    assert (result.returncode, result.stdout) == (0, "Untagged: foo:1\n"), result.stderr
+    assert dockyard("inspect", "foo:1").returncode != 0
+    refused = dockyard("rmi", "busybox")  # the last name of an image in use stays protected
+    assert refused.returncode == 125 and "in use" in refused.stderr
+    dockyard("rm", "user")
+
+
+def test_a_missing_image_tells_an_ordinary_user_that_roots_images_are_apart(nobody):
+    result = nobody("inspect", "busybox")
+    assert result.returncode == 125 and "no such image: busybox" in result.stderr
+    assert "you are not root" in result.stderr and "/var/lib/dockyard" in result.stderr

@@ -24,11 +24,27 @@ case "${1:-}" in
     *) echo "usage: sh $0 quickstart|test" >&2; exit 2 ;;
 esac
 
+# Debian's docker-registry package runs, as a service, a registry on :5000 of every interface with
+# no auth: an open registry on the network, on the port chapter 06's lesson uses. The suite starts
+# the program itself, on loopback ports of its own, so the service is masked before the install
+# (systemd never starts it) and stopped and disabled after it (sysvinit), on every run.
+keep_registry_service_off() {
+    if command -v systemctl >/dev/null; then
+        systemctl mask docker-registry.service >/dev/null 2>&1 || true
+        systemctl stop docker-registry.service >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null; then
+        invoke-rc.d docker-registry stop >/dev/null 2>&1 || true
+        update-rc.d docker-registry disable >/dev/null 2>&1 || true
+    fi
+}
+
 missing=""
 for package in $wanted; do
     status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
     [ "$status" = "install ok installed" ] || missing="$missing $package"
 done
+case " $wanted " in *" docker-registry "*) keep_registry_service_off ;; esac
 [ -z "$missing" ] && exit 0
 
 echo "installing:$missing"
@@ -36,3 +52,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 # shellcheck disable=SC2086 # one word per package
 apt-get install -y -q --no-install-recommends $missing
+case " $wanted " in *" docker-registry "*) keep_registry_service_off ;; esac

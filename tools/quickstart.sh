@@ -14,6 +14,12 @@ if [ "$(id -u)" -ne 0 ]; then
     exec sudo -- sh "$REPO/tools/quickstart.sh" "$@"
 fi
 cd "$REPO"
+# Python caches byte-code (it is part of the start time), by default in __pycache__/
+# next to each module: as root, in a user's checkout, that leaves files the user
+# cannot delete. Root's cache goes to a tree of its own instead, outside the checkout.
+if [ "$(stat -c %u "$REPO")" -ne 0 ]; then
+    export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-/var/cache/dockyard/pycache}"
+fi
 sh tools/packages.sh quickstart
 
 # Debian's own python starts fastest; PYTHON=... picks another (3.10 or newer).

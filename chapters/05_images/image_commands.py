@@ -8,6 +8,7 @@ import argparse
 import calendar
 import json
 import os
+import re
 import sys
 import time
 
@@ -198,12 +199,20 @@ def cmd_rmi(args: argparse.Namespace) -> int:
     for name in args.images:
         image = store.resolve(name)
         users = containers_using(args.root, image.id)
-        if users and not args.force:
+        if users and not args.force and not only_untags(image, name):
             raise DockyardError(f"image {name} is in use by container {users[0][:12]}",
                                 hint="remove the container first (rm), or use rmi -f")
         for line in store.remove(name, args.force):
             print(line)
     return 0
+
+
+def only_untags(image, name: str) -> bool:
+    """True if `rmi name` takes away one of several names, never the image: Docker allows it for one in use."""
+    from .store import familiar
+    if re.fullmatch(r"(?:sha256:)?[0-9a-f]{4,64}", name):
+        return False
+    return len(image.names) > 1 and familiar(name) in image.names
 
 
 def container_configs(root: str) -> list[tuple[str, dict]]:

@@ -21,7 +21,7 @@ import re
 import shutil
 from typing import Iterator
 
-from . import imagespec, reference, tar, tarwrite
+from . import config, imagespec, reference, tar, tarwrite
 from .blobs import BlobStore, Lock
 from .errors import DockyardError
 from .imagespec import REF_NAME, Image
@@ -31,8 +31,11 @@ LAYOUT = {"imageLayoutVersion": "1.0.0"}
 
 class ImageNotFound(DockyardError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"no such image: {name}",
-                         hint="see the local images with 'images'; make one with 'import', 'load' or 'pull'")
+        hint = "see the local images with 'images'; make one with 'import', 'load' or 'pull'"
+        if os.geteuid() != 0:  # the usual surprise: root imported it, into root's store
+            hint = (f"you are not root, so your images are your own (--root {config.default_root()}), apart from "
+                    f"root's ({config.DEFAULT_ROOT}): import or pull it as yourself, or use sudo for root's")
+        super().__init__(f"no such image: {name}", hint=hint)
 
 
 def ref_name(entry: dict) -> str | None:
