@@ -380,6 +380,9 @@ def main() -> int:
         site = args.site or os.path.join(scratch, "site")
         if not args.site:
             build_site(args.mkdocs, site)
+        if not os.path.isfile(os.path.join(site, "index.html")):
+            print(f"error: no site in {site}\nhint: build it with mkdocs build --strict", file=sys.stderr)
+            return 1
         results = check_site(site, args.screenshots)
     for page, problems in results.items():
         print(f"/{page}: {'ok' if not problems else 'FAILED'}")
