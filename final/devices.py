@@ -12,15 +12,14 @@ enough; the kernel must refuse to open the devices themselves. The cgroup
                                   c *:* m      any char node may be made, not opened
 
 written to devices.deny ("a": nothing) and devices.allow, per cgroup. cgroup
-v2 has no such files: there a BPF program of type CGROUP_DEVICE, attached to
-the container's cgroup, answers each open; Dockyard does not build that
-program yet, so on a pure cgroup-v2 host only the chapter-2 /dev applies.
+v2 has no such files: there the same rules become a BPF program attached to
+the container's cgroup, which the kernel asks at each open (devices_bpf.py).
 """
 
 import os
 import stat
 
-from . import cgroups, config
+from . import cgroups, config, devices_bpf
 from .errors import DockyardError
 
 # Docker's default rules, less /dev/net/tun: the standard nodes and the container's ptys.
@@ -47,14 +46,19 @@ def parse(text: str) -> dict:
 
 
 def restrict(container_id: str, devices: list[dict], privileged: bool) -> None:
-    """Let the container's devices cgroup (made by cgroups.create) open only the defaults and `devices`."""
+    """Let the container's cgroup (made by cgroups.create) open only the defaults and `devices`."""
     layout = cgroups.detect()
-    path = os.path.join(layout.trees.get("devices", ""), config.CGROUP_PARENT, container_id)
-    if privileged or layout.version != 1 or not os.path.isdir(path):
+    rules = [*DEFAULT_RULES, *(device["rule"] for device in devices)]
+    if privileged or os.geteuid() != 0:
         return  # rootless: no cgroup of its own, and a user namespace cannot open host devices anyway
-    write(path, "devices.deny", "a")  # start from nothing, then allow the list
-    for rule in (*DEFAULT_RULES, *(device["rule"] for device in devices)):
-        write(path, "devices.allow", rule)
+    if layout.version == 2:
+        devices_bpf.attach(cgroups.cgroup_dirs(layout, container_id)[""], rules)
+        return
+    path = os.path.join(layout.trees.get("devices", ""), config.CGROUP_PARENT, container_id)
+    if layout.version == 1 and os.path.isdir(path):
+        write(path, "devices.deny", "a")  # start from nothing, then allow the list
+        for rule in rules:
+            write(path, "devices.allow", rule)
 
 
 def write(path: str, name: str, value: str) -> None:

@@ -294,7 +294,7 @@ def seccomp_set_filter(program: bytes) -> None:
 
 
 # int bpf(int cmd, union bpf_attr *attr, unsigned int size);             man 2 bpf
-def bpf(command: int, attr: ctypes.Array) -> int:
+def bpf(command: int, attr: ctypes.Structure) -> int:
     """Run one bpf(2) command with `attr` (a filled union bpf_attr) and return its result."""
     return _check(_libc.syscall(ctypes.c_long(SYS_BPF), ctypes.c_int(command), ctypes.byref(attr),
                                 ctypes.c_uint(ctypes.sizeof(attr))), "bpf")

@@ -331,3 +331,67 @@ def test_a_volume_under_proc_is_refused_but_one_under_dev_is_allowed(dockyard, r
     (tmp_path / "hello").write_text("hi\n")
     result = dockyard("run", "--rm", "-v", f"{tmp_path}:/dev/data", "--rootfs", rootfs, "cat", "/dev/data/hello")
     assert result.stdout == "hi\n", result.stderr
+
+
+# --- archives -------------------------------------------------------------------------------
+
+def test_load_refuses_a_blob_that_is_a_link_to_a_host_file(dockyard, busybox_image, tmp_path):
+    import tarfile
+    saved = tmp_path / "saved.tar"
+    assert dockyard("save", "-o", str(saved), busybox_image).returncode == 0
+    host = tmp_path / "host-file"  # a host file whose digest matches the blob: only reading it would tell
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(saved) as src, tarfile.open(evil, "w") as out:
+        blobs = [m for m in src.getmembers() if m.name.startswith("blobs/sha256/") and m.isfile()]
+        victim = max(blobs, key=lambda m: m.size).name  # the layer
+        host.write_bytes(src.extractfile(victim).read())
+        for member in src.getmembers():
+            if member.name == victim:
+                link = tarfile.TarInfo(member.name)
+                link.type, link.linkname = tarfile.SYMTYPE, str(host)
+                out.addfile(link)
+            else:
+                out.addfile(member, src.extractfile(member) if member.isfile() else None)
+    other = dockyard.__class__(dockyard.impl, str(tmp_path / "other"))
+    result = other("load", "-i", str(evil))
+    assert result.returncode == 125, result.stdout + result.stderr
+    assert "error:" in result.stderr and "hint:" in result.stderr
+    assert other("images").stdout.count("\n") <= 1  # nothing entered the store
+
+
+def unified_tree() -> str | None:
+    """Where this machine mounts cgroup2: /sys/fs/cgroup (v2) or /sys/fs/cgroup/unified (hybrid)."""
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f if line.split()[2] == "cgroup2"]
+    return next(iter(sorted(points)), None)
+
+
+def test_the_cgroup_v2_device_program_allows_the_rules_and_denies_the_rest(tmp_path):
+    # On a hybrid host run uses the v1 controller, so the CLI cannot reach the v2 program: call it directly.
+    import sys
+    tree = unified_tree()
+    if tree is None:
+        pytest.skip("no cgroup2 tree on this machine")
+    cgroup = os.path.join(tree, f"dockyard-devtest-{os.getpid()}")
+    script = f"""
+import os, sys
+sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))!r})
+from final import devices, devices_bpf
+devices_bpf.attach({cgroup!r}, [*devices.DEFAULT_RULES, "c 10:229 r"])
+with open({cgroup!r} + "/cgroup.procs", "w") as f:
+    f.write("0")
+for path, flags in (("/dev/null", os.O_RDWR), ("/dev/fuse", os.O_RDONLY), ("/dev/fuse", os.O_RDWR),
+                    ("/dev/loop-control", os.O_RDONLY)):
+    try:
+        os.close(os.open(path, flags))
+        print("ok")
+    except OSError as err:
+        print(err.strerror)
+"""
+    os.mkdir(cgroup)
+    try:
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    finally:
+        os.rmdir(cgroup)
+    assert result.stdout.splitlines() == ["ok", "ok", "Operation not permitted", "Operation not permitted"], \
+        result.stderr

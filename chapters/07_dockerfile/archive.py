@@ -13,6 +13,7 @@ to the diff id its config promises.
 import json
 import os
 import shutil
+import stat
 from typing import BinaryIO
 
 from . import imagespec, reference, tar, tarformat
@@ -124,12 +125,14 @@ def import_tree(store: Store, layout: str, digest: str) -> bytes:
 def import_blob(store: Store, layout: str, digest: str) -> bytes | None:
     """Copy one blob in, verifying it; return its bytes if it is small (JSON)."""
     store.blob_path(digest)  # refuses a malformed digest before it becomes a path
-    path = os.path.join(layout, blob_name(digest))
-    if not os.path.isfile(path):
-        raise tarformat.BadArchive(f"the archive lacks blob {digest}")
-    with open(path, "rb") as f:
+    try:
+        f = open_member(layout, blob_name(digest))
+    except FileNotFoundError as err:
+        raise tarformat.BadArchive(f"the archive lacks blob {digest}") from err
+    with f:
         store.put_blob(f, digest)
-    return store.read_blob(digest) if os.path.getsize(path) <= imagespec.MAX_JSON else None
+        small = os.fstat(f.fileno()).st_size <= imagespec.MAX_JSON
+    return store.read_blob(digest) if small else None
 
 
 def read_docker_save(store: Store, root: str) -> list[tuple[bytes, list[str]]]:
@@ -146,7 +149,7 @@ def read_docker_save(store: Store, root: str) -> list[tuple[bytes, list[str]]]:
 
 def docker_layer(store: Store, root: str, path: str) -> dict:
     """One layer file of a docker-save archive, stored as a blob as it is."""
-    with open(safe_join(root, path), "rb") as f:
+    with open_member(root, path) as f:
         gzipped = f.read(2) == tarformat.GZIP_MAGIC
         f.seek(0)
         digest = store.put_blob(f)
@@ -156,10 +159,26 @@ def docker_layer(store: Store, root: str, path: str) -> dict:
 
 def read_file(root: str, path: str) -> bytes:
     try:
-        with open(safe_join(root, path), "rb") as f:
+        with open_member(root, path) as f:
             return f.read(imagespec.MAX_JSON)
+    except tarformat.BadArchive:
+        raise
     except OSError as err:
         raise tarformat.BadArchive(f"the archive's {path} cannot be read: {err.strerror}") from err
+
+
+def open_member(root: str, path: str) -> BinaryIO:
+    """Open a regular file of the unpacked archive: never through a link, never a device, never outside it."""
+    full = safe_join(root, path)
+    parts = os.path.relpath(full, os.path.realpath(root)).split(os.sep)
+    for depth in range(1, len(parts) + 1):  # a link anywhere on the way could lead to a host file
+        if os.path.islink(os.path.join(root, *parts[:depth])):
+            raise tarformat.BadArchive(f"the archive's {path} is a link", hint="load only archives written by save")
+    fd = os.open(os.path.join(root, *parts), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise tarformat.BadArchive(f"the archive's {path} is not a regular file", hint="load only archives written by save")
+    return os.fdopen(fd, "rb")
 
 
 def safe_join(root: str, path: str) -> str:
