@@ -395,3 +395,55 @@ for path, flags in (("/dev/null", os.O_RDWR), ("/dev/fuse", os.O_RDONLY), ("/dev
         os.rmdir(cgroup)
     assert result.stdout.splitlines() == ["ok", "ok", "Operation not permitted", "Operation not permitted"], \
         result.stderr
+
+
+def add_layer_to_saved_image(saved, out, layer: bytes) -> None:
+    """Rewrite an OCI archive from `save` with one more (uncompressed) layer on its image."""
+    import hashlib
+    import io
+    import tarfile
+    def sha(data: bytes) -> str:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+    with tarfile.open(saved) as src:
+        files = {m.name: src.extractfile(m).read() for m in src.getmembers() if m.isfile()}
+    index = json.loads(files["index.json"])
+    manifest = json.loads(files["blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]])
+    config = json.loads(files["blobs/sha256/" + manifest["config"]["digest"].split(":")[1]])
+    config["rootfs"]["diff_ids"].append(sha(layer))
+    config.setdefault("history", []).append({"created_by": "a layer that hardlinks to a lower one"})
+    config_bytes = json.dumps(config).encode()
+    manifest["config"] = {**manifest["config"], "digest": sha(config_bytes), "size": len(config_bytes)}
+    manifest["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(layer),
+                               "size": len(layer)})
+    manifest_bytes = json.dumps(manifest).encode()
+    index["manifests"][0] = {**index["manifests"][0], "digest": sha(manifest_bytes), "size": len(manifest_bytes)}
+    for data in (layer, config_bytes, manifest_bytes):
+        files["blobs/sha256/" + sha(data).split(":")[1]] = data
+    files["index.json"] = json.dumps(index).encode()
+    with tarfile.open(out, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_a_layer_that_hardlinks_to_a_lower_layers_file_loads_and_writes_stay_in_one_container(
+        dockyard, busybox_image, tmp_path):
+    import io
+    import tarfile
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as layer:
+        link = tarfile.TarInfo("etc/passwd-link")
+        link.type, link.linkname = tarfile.LNKTYPE, "etc/passwd"  # etc/passwd is in the layer below
+        layer.addfile(link)
+    saved, linked = tmp_path / "saved.tar", tmp_path / "linked.tar"
+    assert dockyard("save", "-o", str(saved), busybox_image).returncode == 0
+    add_layer_to_saved_image(saved, linked, buffer.getvalue())
+    assert dockyard("rmi", busybox_image).returncode == 0
+    result = dockyard("load", "-i", str(linked))
+    assert result.returncode == 0, result.stderr
+    first = dockyard("run", "--rm", busybox_image, "sh", "-c",
+                     "cmp /etc/passwd /etc/passwd-link && echo same; echo changed >> /etc/passwd-link")
+    assert first.stdout == "same\n", first.stderr
+    second = dockyard("run", "--rm", busybox_image, "sh", "-c", "cmp /etc/passwd /etc/passwd-link && echo same")
+    assert second.stdout == "same\n", second.stderr

@@ -216,5 +216,5 @@ def put_blob_with(store: Any, write: Any, digest: str | None = None, size: int |
 
 
 @narrates("tar.unpack", 5, lambda found: f"diff id {found[0]}, {found[1]} bytes")
-def unpack(source: Any, target: str, whiteouts: str = "overlay") -> str:
+def unpack(source: Any, target: str, whiteouts: str = "overlay", lowers: Any = ()) -> str:
     return f"unpack layer into {target}"

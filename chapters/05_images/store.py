@@ -19,7 +19,7 @@ import json
 import os
 import re
 import shutil
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from . import config, imagespec, reference, tar, tarwrite
 from .blobs import BlobStore, Lock
@@ -266,12 +266,18 @@ class Store(BlobStore):
 
     def unpack(self, image: Image, whiteouts: str = "overlay") -> list[str]:
         """Each layer's directory, bottom first, unpacking those not unpacked yet."""
-        return [self.unpack_layer(layer, diff_id, whiteouts)
-                for layer, diff_id in zip(image.layers, image.diff_ids)]
+        return self.unpack_layers(zip(image.layers, image.diff_ids), whiteouts)
+
+    def unpack_layers(self, layers: Iterable[tuple[dict, str]], whiteouts: str = "overlay") -> list[str]:
+        """Unpack (layer, diff id) pairs, bottom first, each seeing those below it; return their directories."""
+        directories: list[str] = []
+        for layer, diff_id in layers:
+            directories.append(self.unpack_layer(layer, diff_id, whiteouts, lowers=directories[::-1]))
+        return directories
 
     # --8<-- [start:unpack_layer]
-    def unpack_layer(self, layer: dict, diff_id: str, whiteouts: str = "overlay") -> str:
-        """Unpack one layer blob into layers/<diff id>, checking both digests."""
+    def unpack_layer(self, layer: dict, diff_id: str, whiteouts: str = "overlay", lowers: list[str] = []) -> str:
+        """Unpack one layer blob into layers/<diff id>, checking both digests; `lowers`: the layers below."""
         target = self.layer_dir(diff_id)
         if os.path.isdir(target):
             return target
@@ -280,7 +286,7 @@ class Store(BlobStore):
         os.mkdir(temp, 0o755)
         try:
             with self.open_blob(layer["digest"]) as blob:
-                actual, _ = tar.unpack(blob, temp, whiteouts)
+                actual, _ = tar.unpack(blob, temp, whiteouts, lowers)
             if actual != diff_id:
                 raise DockyardError(f"layer {layer['digest']} unpacks to {actual}, not the diff id {diff_id} "
                                     "its image config expects", hint="the image is damaged: remove it and "

@@ -195,7 +195,6 @@ def finish(store: Store, manifest: bytes, names: list[str]) -> str:
     if document.get("mediaType") not in imagespec.INDEXES and os.geteuid() == 0:
         config = imagespec.parse_json(store.read_blob(document["config"]["digest"]), "image config")
         imagespec.check_config(config, document)
-        for layer, diff_id in zip(document["layers"], config["rootfs"]["diff_ids"]):
-            store.unpack_layer(layer, diff_id)
+        store.unpack_layers(zip(document["layers"], config["rootfs"]["diff_ids"]))
     image = store.put_image(manifest, names)
     return f"Loaded image: {reference.parse(names[0]).familiar}" if names else f"Loaded image ID: {image.id}"

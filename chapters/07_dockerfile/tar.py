@@ -27,6 +27,7 @@ Try it:    python3 -c 'import final.tar as t, sys; print(t.unpack(open(sys.argv[
 
 import errno
 import os
+import shutil
 import stat
 from typing import BinaryIO
 
@@ -49,13 +50,51 @@ class UnsafeLayer(DockyardError):
                                        "and tell whoever published it")
 
 
-def unpack(source: BinaryIO, target: str, whiteouts: str = "overlay") -> tuple[str, int]:
-    """Unpack a (gzip) tar layer into the directory `target`; return (diff id, tar size)."""
+def unpack(source: BinaryIO, target: str, whiteouts: str = "overlay", lowers: list[str] = []) -> tuple[str, int]:
+    """Unpack a (gzip) tar layer into the directory `target`; return (diff id, tar size).
+
+    `lowers`: the unpacked layers below it, the top-most first, where a hardlink may point."""
     stream = TarStream(source)
-    with Unpacker(target, whiteouts) as unpacker:
+    with Unpacker(target, whiteouts, lowers) as unpacker:
         for member in tarformat.members(stream):
             unpacker.add(member, stream)
     return stream.digest(), stream.size
+
+
+def open_in_layer(layer: str, parts: list[str], whiteouts: str) -> int | str | None:
+    """An fd of the regular file `parts` in an unpacked layer, walked without following symlinks;
+    "deleted" if the layer whites it out, None if the layer does not have it."""
+    fd = os.open(layer, DIR_OPEN)
+    try:
+        for depth, part in enumerate(parts):
+            if is_whiteout(fd, part, whiteouts):
+                return "deleted"
+            last = depth == len(parts) - 1
+            next_fd = os.open(part, (os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC) if last else DIR_OPEN,
+                              dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            fd, found = -1, fd
+            return found
+        return None
+    except OSError:
+        return None
+    finally:
+        if fd != -1:
+            os.close(fd)
+
+
+def is_whiteout(dir_fd: int, name: str, whiteouts: str) -> bool:
+    """Whether the layer open as `dir_fd` deletes `name` of the layers below."""
+    try:
+        if whiteouts == "oci":
+            os.stat(WHITEOUT + name, dir_fd=dir_fd, follow_symlinks=False)
+            return True
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0  # overlay's whiteout: a 0/0 char device
+    except OSError:
+        return False
 
 
 def clean_name(name: str) -> list[str]:
@@ -69,8 +108,9 @@ def clean_name(name: str) -> list[str]:
 class Unpacker:
     """Creates members under one directory, which it never leaves."""
 
-    def __init__(self, target: str, whiteouts: str) -> None:
+    def __init__(self, target: str, whiteouts: str, lowers: list[str] = []) -> None:
         self.whiteouts = whiteouts
+        self.lowers = lowers
         self.as_root = os.geteuid() == 0
         self.dirs = {"": os.open(target, DIR_OPEN)}  # path in the layer -> open fd
         self.dir_times: list[tuple[list[str], int]] = []
@@ -191,13 +231,35 @@ class Unpacker:
         target = clean_name(member.linkname)
         if not target:
             raise UnsafeLayer(f"layer entry {member.name!r} hardlinks to the layer's root")
-        source_dir = self.open_dir(target[:-1], create=False)
         try:
+            source_dir = self.open_dir(target[:-1], create=False)
             self.retry(parent, parts, lambda: os.link(target[-1], parts[-1], src_dir_fd=source_dir,
                                                       dst_dir_fd=parent, follow_symlinks=False))
-        except (FileNotFoundError, PermissionError) as err:
-            raise UnsafeLayer(f"layer entry {member.name!r} hardlinks to {member.linkname!r}, "
-                              "which is not a file in the layer") from err
+        except (UnsafeLayer, FileNotFoundError, PermissionError) as err:
+            # A link to a file of a layer below: copy that file, so that no two layers share an inode.
+            if not self.copy_from_lowers(parent, parts, target):
+                raise UnsafeLayer(f"layer entry {member.name!r} hardlinks to {member.linkname!r}, "
+                                  "which is not a file in the layer or the layers below") from err
+
+    def copy_from_lowers(self, parent: int, parts: list[str], target: list[str]) -> bool:
+        """Copy the regular file `target` of the top-most lower layer that has it to `parts`."""
+        for lower in self.lowers:
+            found = open_in_layer(lower, target, self.whiteouts)
+            if found == "deleted":
+                return False
+            if found is None:
+                continue
+            with os.fdopen(found, "rb") as source:
+                st = os.fstat(source.fileno())
+                self.make_room(parent, parts)
+                with os.fdopen(os.open(parts[-1], FILE_CREATE, 0o600, dir_fd=parent), "wb") as copy:
+                    shutil.copyfileobj(source, copy, 1 << 20)
+                    if self.as_root:
+                        os.fchown(copy.fileno(), st.st_uid, st.st_gid)
+                    os.fchmod(copy.fileno(), st.st_mode & 0o7777)
+                    os.utime(copy.fileno(), ns=(st.st_mtime_ns, st.st_mtime_ns))
+            return True
+        return False
 
     def add_special(self, parent: int, parts: list[str], member: Member) -> None:
         kind = {tarformat.CHAR: stat.S_IFCHR, tarformat.BLOCKDEV: stat.S_IFBLK}.get(member.type, stat.S_IFIFO)
