@@ -70,6 +70,8 @@ def final_step(profile: Profile, user: str, argv: list[str], env: dict[str, str]
 
 def confine(profile: Profile, user: str, env: dict[str, str]) -> None:
     """Switch to `user` and take away what the profile does not grant; irreversible."""
+    if os.isatty(0):
+        take_terminal(user)  # while CAP_CHOWN and CAP_SYS_ADMIN are still ours
     keep = capabilities.mask(profile.capabilities)
     capabilities.drop_bounding(keep)
     if profile.no_new_privileges:
@@ -143,6 +145,20 @@ def mount_tmpfs(rootfs: str, item: str) -> None:
     target = mounts.inside(rootfs, path)
     os.makedirs(target, exist_ok=True)
     libc.mount("tmpfs", target, "tmpfs", flags, ",".join(data) or None)
+
+
+def take_terminal(user: str) -> None:
+    """Give the user its pty (as Docker does); PID 1's pty is also /dev/console."""
+    if user:
+        from .image_run import read_text
+        from .imageconfig import lookup_user
+        uid = lookup_user(user, read_text("/etc/passwd"), read_text("/etc/group"))[0]
+        os.fchown(0, uid, -1)  # the group stays tty (5), mode 620: others may write to it, as with `write`
+    if os.getpid() == 1:
+        console = "/dev/console"
+        if not os.path.exists(console):
+            os.close(os.open(console, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        libc.mount(os.ttyname(0), console, None, libc.MS_BIND)
 
 
 def load_seccomp(profile: Profile) -> None:

@@ -447,3 +447,12 @@ def test_a_layer_that_hardlinks_to_a_lower_layers_file_loads_and_writes_stay_in_
     assert first.stdout == "same\n", first.stderr
     second = dockyard("run", "--rm", busybox_image, "sh", "-c", "cmp /etc/passwd /etc/passwd-link && echo same")
     assert second.stdout == "same\n", second.stderr
+
+
+def test_with_t_the_pty_belongs_to_the_user_and_is_the_console(dockyard, rootfs):
+    os.chmod(rootfs, 0o755)
+    result = dockyard("run", "--rm", "-t", "-u", "nobody", "--rootfs", rootfs, "sh", "-c",
+                      "stat -c '%u %g %t:%T' $(tty) /dev/console")
+    tty, console = result.stdout.splitlines()
+    assert tty.split()[:2] == ["65534", "5"], result.stdout + result.stderr
+    assert tty.split()[2] == console.split()[2]  # the same device: /dev/console is the container's pty
