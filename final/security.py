@@ -16,6 +16,7 @@ Every process that enters a container goes through one function,
 `final_step`: PID 1, `--init`'s PID 1 (whose child inherits it across fork),
 `exec`. Its order matters:
 
+    own the terminal          -t: chown the pty to the user, bind PID 1's on /dev/console
     drop the bounding set     while CAP_SETPCAP is still ours
     set no_new_privs
     load the seccomp filter   before capset: without no_new_privs it needs CAP_SYS_ADMIN
@@ -36,8 +37,8 @@ from .errors import DockyardError, UsageError
 
 # Beyond chapter 2's masks (mounts.py): more of /proc and /sys that describe or steer the host.
 # /proc/interrupts is one Docker leaves readable: it counts every host CPU's interrupts.
-PROC_MASKED = ("asound", "latency_stats", "timer_stats", "interrupts")
-SYS_MASKED = ("firmware", "devices/virtual/powercap")
+MASKED_PATHS = ("/proc/asound", "/proc/latency_stats", "/proc/timer_stats", "/proc/interrupts",
+                "/sys/firmware", "/sys/devices/virtual/powercap")
 TMPFS_FLAGS = {"ro": libc.MS_RDONLY, "nosuid": libc.MS_NOSUID, "nodev": libc.MS_NODEV,
                "noexec": libc.MS_NOEXEC}
 
@@ -52,6 +53,8 @@ class Profile:
     devices: list[dict] = field(default_factory=list)   # --device, as devices.parse gives them
     read_only: bool = False        # --read-only: the root filesystem cannot be written
     tmpfs: list[str] = field(default_factory=list)      # --tmpfs PATH[:OPTIONS]
+    masked_paths: list[str] = field(default_factory=lambda: list(MASKED_PATHS))  # beyond chapter 2's
+    readonly_paths: list[str] = field(default_factory=list)                      # beyond chapter 2's
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -90,7 +93,7 @@ def prepare_root(rootfs: str, profile: Profile) -> None:
     if profile.privileged:
         unmask(rootfs)
     else:
-        mask(rootfs)
+        mask(rootfs, profile)
     for device in profile.devices:
         mounts.bind_file(device["host"], mounts.mountpoint_file(rootfs, device["container"]))
     for item in profile.tmpfs:
@@ -102,15 +105,20 @@ def prepare_root(rootfs: str, profile: Profile) -> None:
 # --8<-- [end:prepare_root]
 
 
-def mask(rootfs: str) -> None:
-    """Hide more of /proc and /sys: a file under /dev/null, a directory under an empty read-only tmpfs."""
-    paths = [f"/proc/{name}" for name in PROC_MASKED] + [f"/sys/{name}" for name in SYS_MASKED]
-    for path in paths:
+def mask(rootfs: str, profile: Profile) -> None:
+    """Hide the masked paths (a file under /dev/null, a directory under an empty read-only tmpfs);
+    bind the read-only ones read-only."""
+    for path in profile.masked_paths:
         target = mounts.inside(rootfs, path)
         if os.path.isdir(target):
             libc.mount("tmpfs", target, "tmpfs", libc.MS_RDONLY | mounts.NOSUID_NODEV_NOEXEC)
         elif os.path.exists(target):
             libc.mount("/dev/null", target, None, libc.MS_BIND)
+    for path in profile.readonly_paths:
+        target = mounts.inside(rootfs, path)
+        if os.path.exists(target):
+            libc.mount(target, target, None, libc.MS_BIND | libc.MS_REC)
+            libc.mount(None, target, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | mounts.NOSUID_NODEV_NOEXEC)
 
 
 def unmask(rootfs: str) -> None:
