@@ -131,7 +131,13 @@ def test_cpus_half_holds_a_busy_loop_to_about_half_a_core(dockyard, rootfs):
     (["--cpus", "0.5"], "cpu/cpu.cfs_quota_us", "cpu.max", ("50000", "50000 100000")),
     (["--cpu-shares", "512"], "cpu/cpu.shares", "cpu.weight", ("512", "20")),
     (["--pids-limit", "7"], "pids/pids.max", "pids.max", ("7", "7")),
-], ids=["memory", "memory-swap", "cpus", "cpu-shares", "pids-limit"])
+    (["-m", "64m"], "memory/memory.limit_in_bytes", "memory.max", ("67108864", "67108864")),
+    (["-c", "512"], "cpu/cpu.shares", "cpu.weight", ("512", "20")),
+    (["--memory", "64m", "--memory-swap", "-1"], "memory/memory.memsw.limit_in_bytes", "memory.swap.max",
+     ("9223372036854771712", "max")),
+    (["--pids-limit", "-1"], "pids/pids.max", "pids.max", ("max", "max")),
+], ids=["memory", "memory-swap", "cpus", "cpu-shares", "pids-limit", "m", "c", "memory-swap-unlimited",
+        "pids-limit-unlimited"])
 def test_each_limit_is_written_to_its_cgroup_file_in_the_kernels_units(dockyard, rootfs, flags, v1, v2, expected):
     if not V2 and "memsw" in v1 and not glob.glob("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"):
         pytest.skip("this kernel does not account swap (swapaccount=0)")
@@ -287,3 +293,21 @@ def test_stats_of_an_unknown_container_is_refused_with_a_hint(dockyard):
     result = dockyard("stats", "--no-stream", "no-such-container")
     assert result.returncode == 125
     assert "error:" in result.stderr and "hint:" in result.stderr
+
+
+def test_stats_without_no_stream_keeps_printing_fresh_samples_until_stopped(dockyard, rootfs):
+    container = Running(dockyard, rootfs, "--memory", "64m")
+    stats = dockyard.popen("stats", container.id[:12])
+    try:
+        rows = []
+        while len(rows) < 2:  # a second sample proves it streams; --no-stream prints one and exits
+            line = stats.stdout.readline()
+            assert line, stats.communicate(timeout=30)[1]
+            if container.id[:12] in line:
+                rows.append(line.split())
+        assert all(row[3:5] == ["/", "64MiB"] for row in rows), rows
+        assert stats.poll() is None  # still running
+    finally:
+        stats.kill()
+        stats.communicate(timeout=30)
+        container.stop()

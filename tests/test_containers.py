@@ -164,3 +164,9 @@ def test_inspect_shows_a_containers_state_and_config_as_docker_does(dockyard, ro
     assert record["State"]["Status"] == "exited" and record["State"]["ExitCode"] == 7
     assert record["State"]["Running"] is False and record["State"]["OOMKilled"] is False
     assert "GREETING=hi" in record["Config"]["Env"] and record["Config"]["WorkingDir"] == "/tmp"
+
+
+def test_start_a_i_attaches_stdin_again_and_start_a_alone_does_not(dockyard, rootfs):
+    ok(dockyard("run", "--name", "reader", "--rootfs", rootfs, "sh", "-c", "cat; echo done"))
+    assert ok(dockyard("start", "-a", "reader", input="ignored\n")) == "done\n"
+    assert ok(dockyard("start", "-a", "-i", "reader", input="typed\n")) == "typed\ndone\n"

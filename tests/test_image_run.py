@@ -87,6 +87,7 @@ def test_the_images_user_is_looked_up_in_its_own_passwd_file(dockyard, rootfs):
     assert output(dockyard, "run", "--rm", "-u", "nobody:app", "withuser", "id") == \
         "uid=65534(nobody) gid=4321(app) groups=4321(app)\n"
     assert output(dockyard, "run", "--rm", "-u", "4000:4001", "withuser", "id", "-u") == "4000\n"
+    assert output(dockyard, "run", "--rm", "--user", "4000:4001", "withuser", "id", "-g") == "4001\n"
 
 
 def test_an_unknown_user_is_an_error_with_a_hint(dockyard, busybox_image):

@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 
@@ -201,3 +202,82 @@ def test_a_truncated_archive_leaves_the_store_unchanged(dockyard, busybox_image,
     (tmp_path / "cut.tar").write_bytes(archive.read_bytes()[:len(archive.read_bytes()) // 2])
     assert is_user_error(dockyard("load", "-i", str(tmp_path / "cut.tar")))
     assert (image_ids(dockyard), blobs(dockyard)) == before
+
+
+# --- the smaller promises of docs/reference/cli.md ---------------------------------------
+
+def test_image_ls_inspect_history_and_rm_are_the_same_as_images_inspect_history_and_rmi(dockyard, busybox_image):
+    def rows(*argv: str) -> list[list[str]]:  # the columns that do not say "... ago"
+        result = dockyard(*argv)
+        assert result.returncode == 0, result.stderr
+        return [line.split()[:3] + line.split()[-1:] for line in result.stdout.splitlines()]
+    assert rows("image", "ls") == rows("images") and len(rows("images")) == 2
+    assert json.loads(dockyard("image", "inspect", "busybox").stdout) == [inspect(dockyard, "busybox")]
+    assert rows("image", "history", "busybox") == rows("history", "busybox") and len(rows("history", "busybox")) == 2
+    result = dockyard("image", "rm", "busybox")
+    assert result.returncode == 0 and "Deleted: sha256:" in result.stdout, result.stderr
+    assert image_ids(dockyard) == []
+
+
+def test_images_repo_lists_only_that_repository(dockyard, busybox_image):
+    dockyard("tag", "busybox", "other:v1")
+    rows = [line.split()[:2] for line in dockyard("images", "other").stdout.splitlines()[1:]]
+    assert rows == [["other", "v1"]]
+    assert dockyard("images", "-q", "nosuch").stdout == ""
+
+
+def test_history_truncates_long_commands_and_no_trunc_shows_them_whole(dockyard, rootfs, tmp_path):
+    long_path = str(tmp_path / ("a-rather-long-directory-name-" * 3))
+    shutil.copytree(rootfs, long_path, symlinks=True)
+    assert dockyard("import", long_path, "long").returncode == 0
+    recorded = f"import {os.path.basename(long_path)}"  # the history names the directory imported
+    assert recorded not in dockyard("history", "long").stdout
+    assert recorded in dockyard("history", "--no-trunc", "long").stdout
+
+
+def test_import_m_and_commit_m_record_a_comment_in_the_history(dockyard, rootfs):
+    assert dockyard("import", "-m", "imported by hand", rootfs, "base").returncode == 0
+    assert dockyard("run", "--name", "ctr", "base", "touch", "/new").returncode == 0
+    assert dockyard("commit", "-m", "added a file", "ctr", "next").returncode == 0
+    comments = [entry.get("comment") for entry in inspect_history(dockyard, "next")]
+    assert comments == ["imported by hand", "added a file"]
+    assert dockyard("rm", "ctr").returncode == 0
+
+
+def inspect_history(dockyard, name: str) -> list[dict]:
+    """The history entries of the image's config, oldest first."""
+    config_digest = inspect(dockyard, name)["Id"]
+    with open(os.path.join(dockyard.root, "images", "blobs", "sha256", config_digest[7:]), "rb") as f:
+        return json.load(f)["history"]
+
+
+def test_import_dash_reads_the_archive_from_stdin(dockyard, rootfs, tmp_path):
+    with tarfile.open(tmp_path / "rootfs.tar", "w") as archive:
+        archive.add(rootfs, arcname=".")
+    with open(tmp_path / "rootfs.tar", "rb") as stdin:
+        result = subprocess.run(dockyard.command("import", "-", "piped"), stdin=stdin, capture_output=True,
+                                text=True, env=dockyard.impl.env(), cwd=os.path.dirname(dockyard.impl.path))
+    assert result.returncode == 0, result.stderr
+    assert dockyard("run", "--rm", "piped", "cat", "/etc/passwd").returncode == 0
+
+
+def test_save_without_o_writes_the_archive_to_stdout_and_load_q_says_nothing(dockyard, busybox_image, tmp_path):
+    with open(tmp_path / "saved.tar", "wb") as stdout:
+        saved = subprocess.run(dockyard.command("save", "busybox"), stdout=stdout, stderr=subprocess.PIPE,
+                               env=dockyard.impl.env(), cwd=os.path.dirname(dockyard.impl.path))
+    assert saved.returncode == 0, saved.stderr
+    assert {"oci-layout", "index.json"} <= set(tarfile.open(tmp_path / "saved.tar").getnames())
+    before = inspect(dockyard, "busybox")["Id"]
+    dockyard("rmi", "busybox")
+    loaded = dockyard("load", "-q", "-i", str(tmp_path / "saved.tar"))
+    assert loaded.returncode == 0 and loaded.stdout == "", loaded.stderr
+    assert inspect(dockyard, "busybox")["Id"] == before
+
+
+def test_image_prune_f_removes_a_nameless_image(dockyard, busybox_image, rootfs):
+    old = image_ids(dockyard)[0]
+    with open(os.path.join(rootfs, "new-file"), "w") as f:
+        f.write("new\n")
+    dockyard("import", rootfs, "busybox:latest")  # the old image loses its name
+    assert dockyard("image", "prune", "-f").returncode == 0
+    assert old not in image_ids(dockyard) and len(image_ids(dockyard)) == 1

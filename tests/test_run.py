@@ -150,3 +150,32 @@ def test_version_names_the_engine_the_implementation_and_the_kernel(dockyard, im
 
 def test_ctrl_c_sent_to_the_engine_reaches_the_container(dockyard, rootfs):
     signal_reaches_the_container(dockyard, rootfs, signal.SIGINT, 41)
+
+
+# --- the long forms and the smaller promises of docs/reference/cli.md ------------------
+
+def test_the_long_flag_forms_mean_what_the_short_ones_do(dockyard, rootfs):
+    result = dockyard("run", "--env", "A=long", "--workdir", "/srv", "--interactive", "--rootfs", rootfs,
+                      "sh", "-c", 'echo "$A $(pwd)"; cat', input="from stdin\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "long /srv\nfrom stdin\n"
+
+
+def test_e_with_a_name_alone_passes_the_engines_own_value_and_nothing_if_it_has_none(dockyard, rootfs, impl):
+    env = {**impl.env(), "FROM_THE_ENGINE": "passed on"}
+    env.pop("NOT_SET_ANYWHERE", None)
+    result = dockyard("run", "-e", "FROM_THE_ENGINE", "-e", "NOT_SET_ANYWHERE", "--rootfs", rootfs, "env", env=env)
+    assert result.returncode == 0, result.stderr
+    variables = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert variables["FROM_THE_ENGINE"] == "passed on"
+    assert "NOT_SET_ANYWHERE" not in variables  # as Docker: a name without a value anywhere is left out
+
+
+def test_sighup_sent_to_the_engine_reaches_the_container(dockyard, rootfs):
+    signal_reaches_the_container(dockyard, rootfs, signal.SIGHUP, 43)
+
+
+def test_command_help_lists_the_commands_own_flags_and_exits_0(dockyard):
+    result = dockyard("run", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage:") and "--rootfs" in result.stdout and "--env" in result.stdout

@@ -161,3 +161,13 @@ def test_a_volume_filled_for_a_user_namespace_belongs_to_its_root(dockyard, root
     out = run_ok(dockyard, "overlay", "--rm", "--userns", "-v", "mapped:/etc", "--rootfs", rootfs,
                  "sh", "-c", "stat -c %u /etc /etc/passwd; echo x >> /etc/passwd")
     assert out == "0\n0\n"
+
+
+def test_the_long_volume_flag_binds_as_v_does_and_ro_is_read_only(dockyard, rootfs, driver, tmp_path):
+    (tmp_path / "share").mkdir()
+    (tmp_path / "share" / "from-host").write_text("hello\n")
+    result = run(dockyard, driver, "--volume", f"{tmp_path}/share:/mnt/share:ro", "--rootfs", rootfs,
+                 "sh", "-c", "cat /mnt/share/from-host; echo no > /mnt/share/written")
+    assert result.returncode != 0 and result.stdout == "hello\n", result.stderr  # read in, refused to write
+    assert "Read-only file system" in result.stderr
+    assert os.listdir(tmp_path / "share") == ["from-host"]
