@@ -436,3 +436,21 @@ def test_build_accepts_dockers_rm_flags(base, tmp_path, flags):
     context = write_context(tmp_path / "ctx", "FROM busybox\nRUN true\n")
     build(base, context, *flags)
     assert base("ps", "-a", "-q").stdout == ""  # no step container is left either way
+
+
+# --- the promised flags ---------------------------------------------------------------------
+
+def test_f_names_the_dockerfile_and_q_prints_only_the_image_id(base, tmp_path):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nRUN false\n", {"other.df": "FROM busybox\nRUN echo f > /f\n"})
+    result = build(base, context, "-q", "-f", str(tmp_path / "ctx" / "other.df"), "-t", "quiet")
+    assert result.stdout == inspect_config(base, "quiet")["Id"] + "\n"  # and no step output at all
+    assert run(base, "quiet", "cat", "/f") == "f\n"
+
+
+def test_network_decides_what_run_steps_see_and_progress_plain_prints_the_steps(base, tmp_path):
+    context = write_context(tmp_path / "ctx", "FROM busybox\nRUN ls /sys/class/net > /nets\n")
+    out = build(base, context, "--network", "none", "--progress", "plain", "-t", "none").stdout
+    assert "Step 2/2 : RUN ls /sys/class/net > /nets" in out
+    assert run(base, "none", "cat", "/nets") == "lo\n"
+    build(base, context, "--network", "host", "--no-cache", "-t", "host")  # the network is not in the cache key
+    assert sorted(run(base, "host", "cat", "/nets").split()) == sorted(os.listdir("/sys/class/net"))

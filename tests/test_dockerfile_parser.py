@@ -359,3 +359,19 @@ def test_an_empty_dockerfile_is_an_error(dockyard, tmp_path):
 def test_a_missing_dockerfile_is_an_error_with_a_hint(dockyard, tmp_path):
     result = dockyard("dockerfile", "parse", str(tmp_path / "nope"), "--json")
     assert result.returncode == 125 and "hint:" in result.stderr
+
+
+# --- stdin, and the plain listing ----------------------------------------------------------
+
+def test_parse_dash_reads_the_dockerfile_from_stdin(dockyard, tmp_path):
+    text = "FROM busybox\nRUN echo hi \\\n  there\n"
+    from_stdin = dockyard("dockerfile", "parse", "--json", "-", input=text)
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert json.loads(from_stdin.stdout) == parse(dockyard, tmp_path, text)
+
+
+def test_parse_without_json_lists_each_instruction_with_its_line_number(dockyard, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\n# a comment\nRUN echo hi \\\n  there\nCMD [\"sh\"]\n")
+    result = dockyard("dockerfile", "parse", str(tmp_path / "Dockerfile"))
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[:2] for line in result.stdout.splitlines()] == [["1", "FROM"], ["3", "RUN"], ["5", "CMD"]]

@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -272,3 +273,39 @@ def test_login_with_basic_auth_checks_the_password_before_saving_it(dockyard, tm
         pushed = dockyard("push", name, env=env)
         assert pushed.returncode == 0, pushed.stderr
         assert "pw" not in pushed.stdout + pushed.stderr
+
+
+# --- plain HTTP only to loopback, unless asked --------------------------------------------------
+# registry.test is a name of our own for 127.0.0.1, in an /etc/hosts that only the engine sees (a
+# private mount namespace): a registry that is not localhost or 127.0.0.0/8 to the engine, while
+# every byte still stays on loopback.
+
+def with_own_hosts(dockyard, tmp_path, *args: str):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n127.0.0.1 registry.test\n")
+    bind = 'mount --bind "$0" /etc/hosts && exec "$@"'
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", bind, str(hosts),
+                           *dockyard.command(*args)], capture_output=True, text=True, timeout=120,
+                          env=dockyard.impl.env(), cwd=os.path.dirname(dockyard.impl.path))
+
+
+def test_plain_http_to_a_registry_off_loopback_is_refused_unless_insecure_registry_is_given(dockyard, ours,
+                                                                                            tmp_path):
+    addr, _ = ours
+    push_image(addr, "app", IMAGE)
+    name = f"registry.test:{addr.split(':')[1]}/app:v1"
+    refused = with_own_hosts(dockyard, tmp_path, "pull", name)
+    fails_cleanly(refused, "TLS", "--insecure-registry")  # it spoke TLS, and never fell back to plain HTTP
+    assert images_in_store(dockyard) == []
+    pulled = with_own_hosts(dockyard, tmp_path, "pull", "-q", "--insecure-registry", name)
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.strip() == sha256(IMAGE["manifest"])
+
+
+def test_push_q_prints_only_the_digest(dockyard, ours, busybox_rootfs):
+    addr, _ = ours
+    assert dockyard("import", busybox_rootfs, f"{addr}/quiet:v1").returncode == 0
+    pushed = dockyard("push", "-q", f"{addr}/quiet:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    status, _, body = request(addr, "GET", "/v2/quiet/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    assert status == 200 and pushed.stdout == sha256(body) + "\n"

@@ -20,3 +20,9 @@ def test_it_relays_what_the_user_types_and_returns_the_exit_code(dockyard, rootf
 def test_without_t_there_is_no_terminal(dockyard, rootfs):
     result = dockyard("run", "--rootfs", rootfs, "sh", "-c", "test -t 1 || echo no-terminal")
     assert result.stdout == "no-terminal\n"
+
+
+def test_the_long_forms_interactive_and_tty_mean_i_and_t(dockyard, rootfs):
+    result = dockyard("run", "--interactive", "--tty", "--rootfs", rootfs, "sh", input="test -t 0 && echo tty-$((6*7))\nexit 4\n")
+    assert result.returncode == 4
+    assert "tty-42" in result.stdout
