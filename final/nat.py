@@ -57,9 +57,14 @@ def add(bridge: str, subnet: str) -> None:
     enable_forwarding()
 
 
-def remove(bridge: str) -> None:
-    """Delete every rule tagged for `bridge` (none is fine)."""
-    restore(delete_lines(lambda tagged: tagged == bridge))
+def remove(bridge: str, subnet: str) -> None:
+    """Delete the rules of a network (none is fine): the ones `add` made, else whatever is tagged for it."""
+    exact = [line for table, table_rules in rules(bridge, subnet).items()
+             for line in (f"*{table}", *(f"-D {rule}" for rule in table_rules), "COMMIT")]
+    try:
+        restore(exact)  # one call, in the usual case
+    except DockyardError:
+        restore(delete_lines(lambda tagged: tagged == bridge))  # some are gone: list what is left
 
 
 def remove_unless(alive: set[str]) -> list[str]:
@@ -80,9 +85,10 @@ def tagged_rules() -> list[tuple[str, str]]:
 
 
 def delete_lines(wanted) -> list[str]:
-    lines = []
+    """iptables-restore input that deletes the tagged rules whose bridge is `wanted`."""
+    lines, found = [], tagged_rules()
     for table in ("filter", "nat"):
-        doomed = [rule for t, rule in tagged_rules() if t == table and wanted(TAG.search(rule)[1])]
+        doomed = [rule for t, rule in found if t == table and wanted(TAG.search(rule)[1])]
         if doomed:
             lines += [f"*{table}", *("-D" + rule[2:] for rule in doomed), "COMMIT"]
     return lines

@@ -208,7 +208,7 @@ def bring_up(root: str, network: Network, nl: netlink.Netlink) -> None:
 
 def take_down(network: Network, nl: netlink.Netlink) -> None:
     """Remove the bridge and its rules (rules first: no rule may outlive its bridge)."""
-    nat.remove(network.bridge)
+    nat.remove(network.bridge, network.subnet)
     nl.delete_link(network.bridge)
 
 
@@ -218,9 +218,11 @@ def reconcile(root: str) -> None:
         return
     with ipam.locked(), netlink.Netlink() as nl:
         reconcile_locked(root, nl)
+        nat.remove_unless({name for name in nl.links() if name.startswith("dockyard")})
 
 
 def reconcile_locked(root: str, nl: netlink.Netlink) -> None:
+    """Free leases whose veth is gone (its namespace died), and take down bridges left with no member."""
     links = nl.links()
     for network in ipam.all_networks(root):
         stale = [address for address, lease in network.leases.items() if lease.veth not in links]
@@ -228,7 +230,6 @@ def reconcile_locked(root: str, nl: netlink.Netlink) -> None:
             leave(root, network, address, nl)
         if not network.leases and network.bridge in links:
             take_down(network, nl)
-    nat.remove_unless({name for name in nl.links() if name.startswith("dockyard")})
 
 
 # --- /etc/hosts and /etc/resolv.conf ---------------------------------------------------------

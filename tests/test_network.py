@@ -15,9 +15,14 @@ import urllib.request
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, require_programs
 
 pytestmark = needs_root
+
+@pytest.fixture(autouse=True)
+def firewall() -> None:
+    require_programs("iptables", "iptables-restore")  # NAT's one external program
+
 
 SERVE = ("mkdir -p /www && echo hello from $(hostname) > /www/index.html && httpd -p 80 -h /www"
          " && echo ready && exec sleep 1000")
@@ -222,6 +227,7 @@ def free_slash30() -> ipaddress.IPv4Network:
 @pytest.fixture
 def outside():
     """A network namespace that stands for the world: reached from the host over a veth of its own."""
+    require_programs("ip")
     tag = os.urandom(3).hex()
     namespace, host_end, far_end = f"dyout{tag}", f"dyo{tag}", f"dyp{tag}"
     subnet = free_slash30()
@@ -338,16 +344,19 @@ def test_after_the_engine_is_killed_the_next_command_frees_what_it_held(dockyard
 
 # --- bad input --------------------------------------------------------------------------------
 
+@pytest.mark.bad_input
 def test_an_unknown_network_is_refused(dockyard, rootfs):
     refused(dockyard("run", "--rm", "--network", "nosuch", "--rootfs", rootfs, "true"), "nosuch", "network ls")
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("spec", ["80:80:80:80", "99999:80", "8000-8002:80-81", "80/sctp", "1.2.3:80:80", "x"])
 def test_an_invalid_p_is_refused_before_anything_is_made(dockyard, rootfs, spec):
     refused(dockyard("run", "--rm", "-p", spec, "--rootfs", rootfs, "true"), "-p")
     assert ok(dockyard("ps", "-aq")) == ""
 
 
+@pytest.mark.bad_input
 def test_a_host_port_in_use_is_refused_and_leaves_nothing(dockyard, rootfs):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -358,6 +367,7 @@ def test_a_host_port_in_use_is_refused_and_leaves_nothing(dockyard, rootfs):
     assert_nothing_left(dockyard)
 
 
+@pytest.mark.bad_input
 def test_an_overlapping_subnet_is_refused(dockyard):
     ok(dockyard("network", "create", "--subnet", "10.213.8.0/24", "one"))
     refused(dockyard("network", "create", "--subnet", "10.213.8.128/25", "two"), "overlaps")
@@ -365,6 +375,7 @@ def test_an_overlapping_subnet_is_refused(dockyard):
     refused(dockyard("network", "inspect", "two"), "not found")
 
 
+@pytest.mark.bad_input
 def test_network_rm_of_a_network_with_a_container_is_refused(dockyard, rootfs):
     ok(dockyard("network", "create", "front"))
     web = start(dockyard, "--name", "web", "--network", "front", "--rootfs", rootfs)
@@ -376,6 +387,7 @@ def test_network_rm_of_a_network_with_a_container_is_refused(dockyard, rootfs):
     refused(dockyard("network", "rm", "bridge"), "pre-defined")
 
 
+@pytest.mark.bad_input
 def test_a_bridge_network_needs_root_and_rootless_gets_none(nobody):
     refused(nobody("run", "--rm", "--network", "bridge", "--rootfs", nobody.rootfs, "true"), "root", "none")
     assert ok(nobody("run", "--rm", "--rootfs", nobody.rootfs, "ls", "/sys/class/net")).split() == ["lo"]
