@@ -185,13 +185,14 @@ class Netlink:
         return self.link_index(name)
 
     # --8<-- [start:veth]
-    def create_veth(self, name: str, master: int, peer: str, peer_pid: int) -> None:
+    def create_veth(self, name: str, master: int | None, peer: str, peer_pid: int) -> None:
         """A veth pair: `name` here, enslaved to bridge `master`; `peer` in the netns of `peer_pid`."""
         peer_info = IFINFO.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, peer) + attr(IFLA_NET_NS_PID, peer_pid)
         linkinfo = nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, "veth"),
                           nested(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_info)))
-        self.request(RTM_NEWLINK, IFINFO.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, name)
-                     + attr(IFLA_MASTER, master) + linkinfo, NLM_F_CREATE | NLM_F_EXCL)
+        enslave = attr(IFLA_MASTER, master) if master is not None else b""
+        self.request(RTM_NEWLINK, IFINFO.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, name) + enslave + linkinfo,
+                     NLM_F_CREATE | NLM_F_EXCL)
     # --8<-- [end:veth]
 
     def set_up(self, index: int) -> None:
