@@ -189,6 +189,8 @@ from . import running_commands  # noqa: E402
 COMMANDS.update(running_commands.COMMANDS)
 from . import network_commands  # noqa: E402
 COMMANDS.update(network_commands.COMMANDS)
+from . import ps  # noqa: E402
+COMMANDS.update(ps.COMMANDS)  # final's ps: chapter 4's, with --filter and --format
 # <<< chapter final
 
 

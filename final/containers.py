@@ -172,6 +172,8 @@ def read_state(root: str, container_id: str) -> State:
     state = State(**read_json(os.path.join(directory(root, container_id), "state.json")))
     if state.status == "running" and not is_locked(directory(root, container_id)):
         state.status = "dead"  # its engine died without recording the end
+    if state.status == "running" and freezer.is_frozen(cgroups.cgroup_dirs(cgroups.detect(), container_id)):  # ch final
+        state.status = "paused"  # ch final
     return state
 
 

@@ -115,6 +115,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def describe_container(root: str, name: str) -> dict:
     """Docker's `container inspect` fields, from a container's record (chapter 4)."""
     from . import containers
+    from . import ps  # ch final
     from .store import ImageNotFound
     try:
         container_id = containers.find(root, name)
@@ -128,10 +129,11 @@ def describe_container(root: str, name: str) -> dict:
         "Id": container_id, "Created": state.get("created", ""), "Name": "/" + spec.get("name", ""),
         "Path": spec["argv"][0], "Args": spec["argv"][1:], "Image": spec.get("image_id") or spec["rootfs"],
         "Driver": spec.get("storage_driver", ""),
-        "State": {"Status": state.get("status"), "Running": state.get("status") == "running",
-                  "OOMKilled": state.get("oom_killed", False), "Pid": state.get("pid", 0),
-                  "ExitCode": state.get("exit_code", 0), "StartedAt": state.get("started", ""),
-                  "FinishedAt": state.get("finished", "")},
+        # "State": {"Status": state.get("status"), "Running": state.get("status") == "running",  # ch 05-07
+        #           "OOMKilled": state.get("oom_killed", False), "Pid": state.get("pid", 0),  # ch 05-07
+        #           "ExitCode": state.get("exit_code", 0), "StartedAt": state.get("started", ""),  # ch 05-07
+        #           "FinishedAt": state.get("finished", "")},  # ch 05-07
+        "State": ps.state_block(containers.read_state(root, container_id)),  # ch final
         "Config": {"Hostname": spec.get("hostname", ""), "User": spec.get("user", ""),
                    "Env": [f"{k}={v}" for k, v in spec.get("env", {}).items()], "Cmd": spec["argv"],
                    "Image": spec.get("image") or spec["rootfs"], "WorkingDir": spec.get("workdir", "/"),

@@ -11,31 +11,41 @@ does not pay for it.
 """
 
 import argparse
+from dataclasses import dataclass
 
 from .errors import DockyardError, UsageError
 
 
-def running_container(root: str, text: str) -> tuple[str, dict, int]:
-    """The id, config and PID 1 of the running container `text`; a hint if it does not run."""
+@dataclass
+class Running:
+    """A container that runs (or is paused): what these commands need of its record."""
+    id: str
+    config: dict
+    pid1: int
+    paused: bool
+
+
+def running_container(root: str, text: str) -> Running:
+    """The running (or paused) container `text`; a hint if it does not run."""
     from . import containers, exec as exec_
     container_id = containers.find(root, text)
     state = containers.read_state(root, container_id)
-    if state.status != "running" or not state.pid:
+    if state.status not in ("running", "paused") or not state.pid:
         raise exec_.not_running(text)
     config = containers.read_json(f"{containers.directory(root, container_id)}/config.json")
-    return container_id, config, state.pid
+    return Running(container_id, config, state.pid, state.status == "paused")
 
 
 def running_ids(root: str) -> list[str]:
     """The ids of this --root's containers that run now."""
     from . import containers
-    return [i for i in containers.all_ids(root) if containers.read_state(root, i).status == "running"]
+    return [i for i in containers.all_ids(root) if containers.read_state(root, i).status in ("running", "paused")]
 
 
 def stats_id(root: str, text: str) -> str:
     """`stats` by name or id prefix, among this --root's containers; it must run and have a cgroup."""
     from . import cgroups
-    container_id = running_container(root, text)[0]
+    container_id = running_container(root, text).id
     if container_id not in cgroups.running_ids():
         raise DockyardError(f"container {text} has no cgroup to read", hint="rootless containers get none: run as root")
     return container_id
@@ -44,19 +54,19 @@ def stats_id(root: str, text: str) -> str:
 # --- exec ---------------------------------------------------------------------------
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from . import exec as exec_, freezer
+    from . import exec as exec_
     if not args.command:
         raise UsageError("exec needs a command", hint=f"for example: exec {args.container} sh -c 'echo hi'")
-    container_id, config, pid1 = running_container(args.root, args.container)
-    if freezer.is_frozen(cgroup_dirs(container_id)):  # joining its cgroup would freeze us too
+    container = running_container(args.root, args.container)
+    if container.paused:  # joining its cgroup would freeze us too
         raise DockyardError(f"container {args.container} is paused", hint=f"unpause it first: unpause {args.container}")
-    request = exec_.Exec(container_id=container_id, name=args.container, argv=args.command,
-                         env=exec_.merged_env(config.get("env") or {}, args.tty, args.env),
-                         workdir=args.workdir or config.get("workdir") or "/",
-                         user=args.user if args.user is not None else config.get("user", ""),
+    request = exec_.Exec(container_id=container.id, name=args.container, argv=args.command,
+                         env=exec_.merged_env(container.config.get("env") or {}, args.tty, args.env),
+                         workdir=args.workdir or container.config.get("workdir") or "/",
+                         user=args.user if args.user is not None else container.config.get("user", ""),
                          interactive=args.interactive, tty=args.tty, detach=args.detach, debug=args.debug,
-                         security=config.get("security") or {})
-    return exec_.exec_in(request, pid1)
+                         security=container.config.get("security") or {})
+    return exec_.exec_in(request, container.pid1)
 
 
 def add_exec_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,30 +85,31 @@ def add_exec_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_top(args: argparse.Namespace) -> int:
     from . import top
     from .container_commands import print_table
-    _, _, pid1 = running_container(args.root, args.container)
-    header, *rows = top.table(pid1)
+    header, *rows = top.table(running_container(args.root, args.container).pid1)
     print_table(tuple(header), [tuple(row) for row in rows])
     return 0
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    from . import freezer
+    from . import events, freezer
     for text in args.containers:
-        dirs = cgroup_dirs(running_container(args.root, text)[0])
-        if freezer.is_frozen(dirs):
+        container = running_container(args.root, text)
+        if container.paused:
             raise DockyardError(f"container {text} is already paused", hint=f"unpause it: unpause {text}")
-        freezer.freeze(dirs)
+        freezer.freeze(cgroup_dirs(container.id))
+        events.record(args.root, "pause", container.id, container.config["name"], container.config.get("image", ""))
         print(text)
     return 0
 
 
 def cmd_unpause(args: argparse.Namespace) -> int:
-    from . import freezer
+    from . import events, freezer
     for text in args.containers:
-        dirs = cgroup_dirs(running_container(args.root, text)[0])
-        if not freezer.is_frozen(dirs):
+        container = running_container(args.root, text)
+        if not container.paused:
             raise DockyardError(f"container {text} is not paused", hint="see ps: a paused one says (Paused)")
-        freezer.thaw(dirs)
+        freezer.thaw(cgroup_dirs(container.id))
+        events.record(args.root, "unpause", container.id, container.config["name"], container.config.get("image", ""))
         print(text)
     return 0
 

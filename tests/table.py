@@ -41,6 +41,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_exec.py": FINAL,
     "test_pause_top.py": FINAL,
     "test_events.py": FINAL,
+    "test_ps.py": FINAL,
     "test_security.py": FINAL,
     "test_image_pull.py": FINAL,
     "test_network.py": FINAL,
