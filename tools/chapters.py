@@ -281,7 +281,7 @@ def diff_stat(changed: list[tuple[str, list[str]]]) -> list[str]:
     out = []
     for relative, added, removed in counts:
         bar = "+" * round(added * scale) + "-" * round(removed * scale)
-        out.append(f" {relative:<{width}} | {added + removed:4} {bar}\n")
+        out.append(f" {relative:<{width}} | {added + removed:4} {bar}".rstrip() + "\n")
     added, removed = sum(c[1] for c in counts), sum(c[2] for c in counts)
     out.append(f" {len(counts)} files changed, {added} insertions(+), {removed} deletions(-)\n")
     return out
