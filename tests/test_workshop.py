@@ -63,6 +63,12 @@ def test_every_test_an_exercise_names_exists_in_the_suite():
                     f"exercise {exercise.id} names {test}, which tests/{file} lacks"
 
 
+def test_the_exercises_page_of_the_docs_is_what_the_markers_say():
+    with open(os.path.join(REPO, "docs", "workshop", "exercises.md")) as f:
+        assert f.read() == exercises.markdown(exercises.find_all()), \
+            "docs/workshop/exercises.md is stale: python3 tools/exercises.py --markdown > docs/workshop/exercises.md"
+
+
 def test_no_snapshot_shows_an_exercise_marker():
     for directory, _, files in os.walk(os.path.join(REPO, "chapters")):
         for name in files:

@@ -26,7 +26,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     groups = grade.grade(args.chapter, args.dir, args.exercise, args.full, args.timeout)
     if args.json:
-        print(json.dumps(grade.as_json(args.chapter, args.dir, groups), indent=1))
+        print(json.dumps(grade.as_json(args.chapter, args.dir, groups, args.student), indent=1))
     else:
         print(grade.scoreboard(args.chapter, args.dir, groups))
     return 0 if grade.all_kept(groups) else 1
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exercise", metavar="K", help="only exercise K (3.2, or 2 for chapter 3's second)")
     p.add_argument("--full", action="store_true", help="every test of the chapter, not only the exercises'")
     p.add_argument("--json", action="store_true", help="the results as JSON, for a class sheet")
+    p.add_argument("--student", metavar="NAME", help="the name --json records (default: the user who ran sudo)")
     p.add_argument("--timeout", type=int, default=120, metavar="S", help="seconds one test may take (120)")
     p.set_defaults(handler=cmd_check)
     p = commands.add_parser("doctor", help="check this machine: root, kernel, cgroups, busybox, disk")

@@ -51,7 +51,7 @@ def write_guide(chapter: int, chosen: list[exercises.Exercise], package: str, ta
              f"    sudo python3 -m tools.workshop check {chapter} {target} --exercise {chapter}.1", ""]
     for exercise in chosen:
         files = ", ".join(sorted({b.path.removeprefix("final/") for b in exercise.blocks}))
-        lines += [f"## {exercise.id}: {exercise.title}", "", f"Where: `{files}`", "", exercise.hint, "",
+        lines += [f"## {exercise.id}: {exercise.title}", "", f"Where: `{files}`", "", f"Hint: {exercise.hint}", "",
                   "Done when these tests pass:", ""]
         lines += [f"- `{test}`" for test in exercise.tests]
         lines.append("")
