@@ -1,8 +1,9 @@
 """The grader's pytest plugin: a time limit per test, and the results as JSON.
 
-`check` loads it with `-p tools.workshop.plugin` and reads two variables:
-WORKSHOP_RESULTS, the file to write the results to, and WORKSHOP_TIMEOUT, the
-seconds one test may take. A student's code may hang (a wait that never
+`check` loads it with `-p tools.workshop.plugin` and sets WORKSHOP_RESULTS
+(the file to write the results to), WORKSHOP_TIMEOUT (the seconds one test
+may take, fixtures included), WORKSHOP_IMPL (the package's name) and, to run
+only some cases of a parametrized test, WORKSHOP_CASES. A student's code may hang (a wait that never
 returns, a lock never released): SIGALRM interrupts the test, which then
 fails as any other, and its fixtures still clean up what it left.
 """
@@ -37,23 +38,27 @@ def interrupt(_signum: int, _frame: object) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep only the cases the exercises name (WORKSHOP_CASES: {"file::name": [case, ...] or null})."""
+    """Keep the cases the exercises name (WORKSHOP_CASES: {"file::name": [case, ...] or null});
+    without it (--full), every test of the implementation, but none of the tooling's own."""
     wanted = json.loads(os.environ.get("WORKSHOP_CASES", "null"))
-    if wanted is None:
-        return
     impl = os.environ["WORKSHOP_IMPL"]
     keep, drop = [], []
     for item in items:
-        function, _, case = without_impl(item.nodeid.removeprefix("tests/"), impl).partition("[")
-        cases = wanted.get(function, [])
-        (keep if cases is None or case.removesuffix("]") in cases else drop).append(item)
+        if wanted is None:
+            graded = "impl" in getattr(getattr(item, "callspec", None), "params", {})
+        else:
+            function, _, case = without_impl(item.nodeid.removeprefix("tests/"), impl).partition("[")
+            cases = wanted.get(function, [])
+            graded = cases is None or case.removesuffix("]") in cases
+        (keep if graded else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item):
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    # Setup too: a fixture may run the student's code (importing an image, say).
     previous = signal.signal(signal.SIGALRM, interrupt)
     signal.alarm(timeout())
     try:
@@ -91,10 +96,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         elif report.skipped:
             entry["expected"] = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else "skipped"
         results.append(entry)
+        save()
+
+
+def save() -> None:
+    """Write the results so far: a run killed halfway still tells what it found."""
+    path = os.environ.get("WORKSHOP_RESULTS")
+    if path:
+        with open(path + ".tmp", "w") as f:
+            json.dump(results, f, indent=1)
+        os.replace(path + ".tmp", path)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    path = os.environ.get("WORKSHOP_RESULTS")
-    if path:
-        with open(path, "w") as f:
-            json.dump(results, f, indent=1)
+    save()
