@@ -135,7 +135,8 @@ def test_start_into_a_directory_that_is_not_empty_is_refused_and_touches_nothing
 @pytest.mark.parametrize("args, words", [
     (["start", "9", "DIR"], "there is no chapter 9"),
     (["check", "0", "DIR"], "there is no chapter 0"),
-    (["start", "1", "DIR/my-copy"], "cannot be run as `python3 -m NAME`"),
+    (["start", "1", "DIR/my-copy"], "is not a Python name"),
+    (["start", "1", "DIR/json"], "is a module of Python's own"),
     (["check", "3", "DIR/nowhere"], "no such directory"),
     (["check", "3", "DIR"], "is not a chapter package"),
 ])

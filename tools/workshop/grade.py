@@ -65,14 +65,21 @@ def check_package(directory: str, chapter: int) -> str:
     if missing:
         raise WorkshopError(f"{directory} is not a chapter package (no {', '.join(missing)})",
                             f"check the folder that `start` made, e.g. python3 -m tools.workshop start {chapter} ~/ch{chapter:02}")
-    if not re.fullmatch(r"\w+", os.path.basename(path), re.ASCII):
-        raise WorkshopError(f"{directory}: {os.path.basename(path)!r} cannot be run as `python3 -m NAME`",
-                            "rename the folder to a Python name: letters, digits and _ (e.g. ch03)")
+    check_name(path, chapter)
     started = started_as(path)
     if started is not None and started != chapter:
         raise WorkshopError(f"{directory} was started as chapter {started}, not {chapter}",
                             f"check it as chapter {started}: python3 -m tools.workshop check {started} {directory}")
     return path
+
+
+def check_name(path: str, chapter: int) -> None:
+    """Refuse a folder name that `python3 -m NAME` cannot run as this package."""
+    name = os.path.basename(path)
+    if not re.fullmatch(r"\w+", name, re.ASCII) or name in sys.stdlib_module_names:
+        why = "is a module of Python's own" if name in sys.stdlib_module_names else "is not a Python name"
+        raise WorkshopError(f"{path}: the folder's name {name!r} {why}, so `python3 -m {name}` cannot run it",
+                            f"name the folder with letters, digits and _ only, e.g. ch{chapter:02}")
 
 
 def started_as(path: str) -> int | None:

@@ -2,13 +2,12 @@
 
 import json
 import os
-import re
 import shutil
 import tempfile
 
 from .. import chapters, exercises
 from . import WorkshopError
-from .grade import MARK
+from .grade import MARK, check_name
 
 
 def start(chapter: int, directory: str) -> list[exercises.Exercise]:
@@ -19,9 +18,7 @@ def start(chapter: int, directory: str) -> list[exercises.Exercise]:
     if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
         raise WorkshopError(f"{directory} exists and is not an empty directory",
                             "start into a new directory; `start` never overwrites a student's work")
-    if not re.fullmatch(r"\w+", os.path.basename(target), re.ASCII):
-        raise WorkshopError(f"{directory}: {os.path.basename(target)!r} cannot be run as `python3 -m NAME`",
-                            f"name the folder like a Python package: letters, digits and _ (e.g. ch{chapter:02})")
+    check_name(target, chapter)
     chosen = exercises.of_chapter(chapter)
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
