@@ -179,3 +179,14 @@ def test_command_help_lists_the_commands_own_flags_and_exits_0(dockyard):
     result = dockyard("run", "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage:") and "--rootfs" in result.stdout and "--env" in result.stdout
+
+
+def test_every_command_that_help_lists_answers_command_help(dockyard):
+    listing = dockyard("--help").stdout.split("positional arguments:")[1].split("options:")[0]
+    commands = [line.split()[0] for line in listing.splitlines() if line.startswith("    ") and line.split()
+                and not line.startswith("     ")]  # a command's line, not a wrapped description
+    assert "run" in commands, listing
+    for command in commands:
+        result = dockyard(command, "--help")
+        assert result.returncode == 0 and result.stdout.startswith("usage:"), (command, result.stderr)
+        assert f" {command} " in result.stdout.splitlines()[0] + " ", command
