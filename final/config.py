@@ -45,10 +45,8 @@ CPU_SHARES_RANGE = (2, 262_144)
 # How long `stats` watches the CPU counter to compute CPU %.
 STATS_INTERVAL_S = 1.0
 # <<< chapter 03
-# >>> chapter final
-# How long pause and unpause wait for the freezer to stop (or wake) every process.
-FREEZE_TIMEOUT_S = 10.0
-# <<< chapter final
+# How long pause and unpause wait for the freezer to stop (or wake) every process.  # ch final
+FREEZE_TIMEOUT_S = 10.0                                                              # ch final
 # >>> chapter 06
 
 # Registry credentials (`login`), a Docker-style config.json in this directory;

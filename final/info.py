@@ -48,12 +48,8 @@ def image_rows(args: argparse.Namespace) -> list[tuple[str, str]]:
 SECTIONS: list[Callable[[argparse.Namespace], list[tuple[str, str]]]] = [
     engine_rows,
     cgroup_rows,
-    # >>> chapter 04
-    storage_rows,
-    # <<< chapter 04
-    # >>> chapter 05
-    image_rows,
-    # <<< chapter 05
+    storage_rows,  # ch 04
+    image_rows,    # ch 05
 ]
 
 
