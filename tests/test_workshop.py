@@ -155,6 +155,15 @@ def test_an_unknown_exercise_and_a_started_chapter_checked_as_another_are_refuse
     assert other.returncode == 2 and "started as chapter 2" in other.stderr and "check 2" in other.stderr
 
 
+def test_a_syntax_error_is_named_with_its_file_and_line_before_any_test_runs(tmp_path):
+    start = str(tmp_path / "ch01")
+    assert workshop("start", "1", start).returncode == 0
+    write_solution(start, "process.py", "1.4", "code = os.waitstatus_to_exitcode(status\nreturn code")
+    result = workshop("check", "1", start)
+    assert result.returncode == 2 and "process.py, line" in result.stderr and "SyntaxError" in result.stderr
+    assert "hint:" in result.stderr and "PASS" not in result.stdout
+
+
 @needs_root
 def test_code_that_hangs_fails_its_test_after_the_time_limit_and_leaves_nothing_running(tmp_path):
     start = str(tmp_path / "ch01")

@@ -66,11 +66,27 @@ def check_package(directory: str, chapter: int) -> str:
         raise WorkshopError(f"{directory} is not a chapter package (no {', '.join(missing)})",
                             f"check the folder that `start` made, e.g. python3 -m tools.workshop start {chapter} ~/ch{chapter:02}")
     check_name(path, chapter)
+    check_syntax(path, directory)
     started = started_as(path)
     if started is not None and started != chapter:
         raise WorkshopError(f"{directory} was started as chapter {started}, not {chapter}",
                             f"check it as chapter {started}: python3 -m tools.workshop check {started} {directory}")
     return path
+
+
+def check_syntax(path: str, shown: str) -> None:
+    """Refuse a package Python cannot read: every test would fail, and none would say why."""
+    for folder, subfolders, files in os.walk(path):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        for name in sorted(f for f in files if f.endswith(".py")):
+            source = os.path.join(folder, name)
+            try:
+                with open(source, "rb") as f:
+                    compile(f.read(), source, "exec", dont_inherit=True)
+            except SyntaxError as err:  # IndentationError and TabError are SyntaxErrors too
+                where = os.path.join(shown, os.path.relpath(source, path))
+                raise WorkshopError(f"{where}, line {err.lineno}: {type(err).__name__}: {err.msg}",
+                                    "fix it first: Python cannot read the file, so no test can run") from None
 
 
 def check_name(path: str, chapter: int) -> None:
@@ -230,10 +246,30 @@ def matching(promises: dict[str, Promise], test: str) -> list[Promise]:
 MARKS = {"passed": "PASS", "failed": "FAIL", "timeout": "HANG", "skipped": "SKIP", "not run": "----"}
 
 
+STUB = re.compile(r'raise NotImplementedError\("exercise (\d+\.\d+): ')
+
+
+def todos_left(directory: str) -> list[str]:
+    """The stubs still in a student's package, in the code's order: 'exercise 2.2 (mounts.py, line 78)'."""
+    found = []
+    for folder, subfolders, files in os.walk(directory):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        for name in sorted(f for f in files if f.endswith(".py")):
+            with open(os.path.join(folder, name), errors="replace") as f:
+                for number, line in enumerate(f, start=1):
+                    if match := STUB.search(line):
+                        where = os.path.relpath(os.path.join(folder, name), directory)
+                        found.append((match[1], f"exercise {match[1]} ({where}, line {number})"))
+    return [text for _, text in sorted(found, key=lambda item: [int(n) for n in item[0].split(".")])]
+
+
 def scoreboard(chapter: int, directory: str, groups: list[Group]) -> str:
     """The report a student reads: each promise kept or not, and what a broken one expected."""
     name = chapters.CHAPTERS[chapter].split("_", 1)[1]
     lines = [f"chapter {chapter} ({name}), graded in {directory}", ""]
+    if todos := todos_left(directory):
+        lines += ["still a TODO: " + "; ".join(todos),
+                  "(exercises build on each other: a TODO early in the run stops the tests of later ones)", ""]
     for g in groups:
         lines.append(f"exercise {g.id}: {g.title}" if g.id else g.title)
         for p in g.promises:
@@ -261,6 +297,7 @@ def as_json(chapter: int, directory: str, groups: list[Group], student: str | No
                        "tests": [{"test": p.test, "promise": p.words, "outcome": p.outcome,
                                   "expected": p.expected, "seconds": round(p.seconds, 2)} for p in g.promises]}
                       for g in groups],
+        "todo": todos_left(directory),
         "kept": sum(p.outcome == "passed" for g in groups for p in g.promises),
         "total": sum(len(g.promises) for g in groups),
     }
