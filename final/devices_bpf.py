@@ -64,6 +64,7 @@ def assemble(rules: list[str]) -> bytes:
     return b"".join(code + [insn(MOV_IMM, 0, imm=0), insn(EXIT)])
 
 
+# --8<-- [start:rule_block]
 def rule_block(rule: str) -> list[bytes]:
     """One rule: each check jumps past the block when it fails; passing them all returns 1."""
     kind, major, minor, access = parse_rule(rule)
@@ -78,6 +79,7 @@ def rule_block(rule: str) -> list[bytes]:
     steps += [(MOV_IMM, 0, 0, 1), (EXIT, 0, 0, 0)]
     return [insn(code, dst, src, len(steps) - at - 1 if code == JNE_IMM else 0, imm)
             for at, (code, dst, src, imm) in enumerate(steps)]
+# --8<-- [end:rule_block]
 
 
 class _ProgLoad(ctypes.Structure):
