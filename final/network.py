@@ -32,7 +32,6 @@ next network change finds leases without a link and frees them
 rules whose bridge is gone.
 """
 
-import hashlib
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -57,6 +56,8 @@ def configure(spec, args, image_config: dict | None) -> None:
     """Check run's network flags onto the spec; bridge is the default for root, none rootless."""
     spec.network = args.network or ("bridge" if os.geteuid() == 0 else "none")
     check_usable(spec.network)
+    if spec.network.startswith("container:"):
+        spec.network = f"container:{shared_with(spec.root, spec.network.partition(':')[2], spec.userns)[0]}"
     ports = [port for text in args.publish for port in proxy.parse(text)]
     if args.publish_all:
         ports += proxy.exposed(image_config or {})
@@ -69,6 +70,29 @@ def configure(spec, args, image_config: dict | None) -> None:
                             hint="drop -p (with --network host the container's ports are the host's already)")
     spec.net = Options(aliases=args.network_alias, dns=args.dns, add_hosts=args.add_host,
                        publish=proxy.to_records(ports))
+
+
+def shared_with(root: str, name: str, userns: bool) -> tuple[str, int]:
+    """--network container:NAME: that container's id and PID 1, if it runs."""
+    container_id = containers.find(root, name)
+    state = containers.read_state(root, container_id)
+    if state.status != "running":
+        raise DockyardError(f"cannot join the network of container {name}: it is not running",
+                            hint=f"start it first, or pick another --network")
+    if userns:
+        raise DockyardError("--network container:NAME cannot be combined with --userns",
+                            hint="a user namespace has no rights over another container's network namespace")
+    return container_id, state.pid
+
+
+def join_shared_namespace(spec) -> None:
+    """--network container:ID: swap the new network namespace for that container's. Call in the child, early."""
+    if spec.network.startswith("container:"):
+        from . import libc
+        _, pid = shared_with(spec.root, spec.network.partition(":")[2], spec.userns)
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)  # the host's /proc: before pivot_root
+        libc.setns(fd, libc.CLONE_NEWNET)
+        os.close(fd)
 
 
 def uses_bridge(mode: str) -> bool:
@@ -102,6 +126,8 @@ def check_usable(mode: str) -> None:
 def attach(spec, pid: int) -> None:
     """Put container `pid` on its network and publish its ports; undo all of it if a step fails."""
     write_resolv_conf(spec)
+    if spec.network.startswith("container:"):
+        share_etc_files(spec.root, spec.id, spec.network.partition(":")[2])
     if not uses_bridge(spec.network):
         write_hosts(spec.root, spec.id, spec.hostname, spec.net.add_hosts)
         return
@@ -156,7 +182,7 @@ def wire(nl: netlink.Netlink, network: Network, lease: Lease, address: str, pid:
 
 def veth_name(container_id: str, network_id: str) -> str:
     """The host end's name: fixed by container and network, so a crash's leftover is found again."""
-    return "veth" + hashlib.sha256(f"{container_id}:{network_id}".encode()).hexdigest()[:11]
+    return f"veth{container_id[:6]}{network_id[:5]}"  # 15 characters: IFNAMSIZ is 16 with the NUL
 
 
 def detach(spec) -> None:
@@ -274,6 +300,12 @@ def rewrite_in_place(path: str, text: str) -> None:
         os.pwrite(fd, data, 0)
     finally:
         os.close(fd)
+
+
+def share_etc_files(root: str, container_id: str, other: str) -> None:
+    """--network container:ID: the other container's resolv.conf, as Docker shares it."""
+    with open(container_file(root, other, "resolv.conf")) as f:
+        rewrite_in_place(container_file(root, container_id, "resolv.conf"), f.read())
 
 
 def write_resolv_conf(spec) -> None:

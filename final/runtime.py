@@ -298,6 +298,7 @@ def container_main(spec: Spec, error_fd: int,
 # --8<-- [start:enter_namespaces]
 def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
     """Finish the container's world from inside its new namespaces."""
+    network.join_shared_namespace(spec)  # ch final
     namespaces.set_hostname(spec.hostname)
     mounts.make_mounts_private()
     # >>> chapter 04

@@ -210,6 +210,20 @@ def test_network_ls_inspect_rm_and_prune(dockyard):
     refused(dockyard("network", "inspect", "spare"), "not found")
 
 
+def test_network_container_shares_another_containers_network_namespace(dockyard, rootfs):
+    web = start(dockyard, "--name", "web", "--rootfs", rootfs)
+    try:
+        out = ok(dockyard("run", "--rm", "--network", "container:web", "--rootfs", rootfs, "sh", "-c",
+                          "wget -qO- http://127.0.0.1/; ip -4 -o addr show eth0"))
+        address = network_record(dockyard, "bridge")["Containers"].popitem()[1]["IPv4Address"]
+        assert out.startswith("hello from") and address in out  # web's loopback, web's eth0
+    finally:
+        stop(web)
+    ok(dockyard("run", "--name", "stopped", "--network", "none", "--rootfs", rootfs, "true"))
+    refused(dockyard("run", "--rm", "--network", "container:stopped", "--rootfs", rootfs, "true"), "not running")
+    refused(dockyard("run", "--rm", "--network", "container:nosuch", "--rootfs", rootfs, "true"), "nosuch")
+
+
 # --- NAT ------------------------------------------------------------------------------------
 
 def free_slash30() -> ipaddress.IPv4Network:
@@ -311,6 +325,36 @@ def test_P_publishes_the_images_exposed_ports(dockyard, busybox_rootfs):
         assert http_get("127.0.0.1", int(line.rsplit(":", 1)[1])).startswith("hello from")
     finally:
         stop(engine)
+
+
+UDP_PROXY = """
+import sys
+from final import proxy
+ports = proxy.parse(f"127.0.0.1::{sys.argv[1]}/udp")
+pid = proxy.start(proxy.bind_all(ports), "127.0.0.1", ports)
+print(ports[0].host_port, flush=True)
+sys.stdin.read()
+proxy.stop(pid)
+"""
+
+
+def test_the_proxy_relays_udp_datagrams_both_ways(impl):
+    # busybox has no UDP server to run inside a container: the proxy relays to one of the test's own.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as echo, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        echo.bind(("127.0.0.1", 0))
+        relay = subprocess.Popen([*impl.argv()[:1], "-c", UDP_PROXY, str(echo.getsockname()[1])], env=impl.env(),
+                                 cwd=os.path.dirname(impl.path), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(relay.stdout.readline())
+            client.settimeout(60)
+            echo.settimeout(60)
+            client.sendto(b"ping", ("127.0.0.1", port))
+            data, proxy_side = echo.recvfrom(100)
+            echo.sendto(data.upper(), proxy_side)
+            assert client.recvfrom(100) == (b"PING", ("127.0.0.1", port))
+        finally:
+            relay.communicate("")
 
 
 # --- cleanup --------------------------------------------------------------------------------
