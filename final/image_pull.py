@@ -38,4 +38,6 @@ def resolve_or_pull(store, name: str, policy: str):
         commands.pull_image(store, name, out=sys.stderr)
     except DockyardError as err:
         raise DockyardError(f"no such image: {name}, and pulling it failed: {err.problem}", hint=err.hint) from err
+    finally:
+        store.leave_writers()  # the container's monitor must not hold `image prune` off for its whole life
     return store.resolve(name)

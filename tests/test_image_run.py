@@ -279,3 +279,35 @@ def test_a_missing_image_tells_an_ordinary_user_that_roots_images_are_apart(nobo
     result = nobody("inspect", "busybox")
     assert result.returncode == 125 and "no such image: busybox" in result.stderr
     assert "you are not root" in result.stderr and "/var/lib/dockyard" in result.stderr
+
+
+def blob_path(dockyard, digest: str) -> str:
+    return os.path.join(dockyard.root, "images", "blobs", "sha256", digest.split(":")[1])
+
+
+def test_a_missing_blob_breaks_only_its_image_which_images_marks_and_rmi_f_removes(dockyard, busybox_image):
+    dockyard("run", "--name", "cx", "busybox", "true")  # unpacks busybox's layer
+    assert dockyard("commit", "cx", "second").returncode == 0
+    assert dockyard("commit", "cx", "third").returncode == 0
+    dockyard("rm", "cx")
+    inspect = lambda name: json.loads(output(dockyard, "inspect", name))[0]
+    second_id, third = inspect("second")["Id"], inspect("third")
+    os.unlink(blob_path(dockyard, third["Id"]))  # third's config: its own blob, gone
+    with open(os.path.join(dockyard.root, "images", "index.json")) as f:
+        busybox_manifest = next(m["digest"] for m in json.load(f)["manifests"]
+                                if m["annotations"]["org.opencontainers.image.ref.name"] == "busybox:latest")
+    with open(blob_path(dockyard, busybox_manifest)) as f:
+        shared_layer = json.load(f)["layers"][0]["digest"]
+    os.unlink(blob_path(dockyard, shared_layer))  # busybox's layer blob: unpacked already
+    assert output(dockyard, "run", "--rm", "busybox", "echo", "a") == "a\n"
+    assert output(dockyard, "run", "--rm", second_id[7:19], "echo", "b") == "b\n"  # an ID prefix still resolves
+    listed = dockyard("images")
+    assert listed.returncode == 0 and "damaged" in listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert "damaged" in rows["third"] and "damaged" in rows["busybox"]
+    for name in ("third", "busybox"):
+        removed = dockyard("rmi", "-f", name)
+        assert removed.returncode == 0 and f"Untagged: {name}:latest" in removed.stdout, removed.stderr
+    assert output(dockyard, "run", "--rm", "second", "echo", "c") == "c\n"
+    assert dockyard("image", "prune").returncode == 0
+    assert output(dockyard, "run", "--rm", "second", "echo", "d") == "d\n"

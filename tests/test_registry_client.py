@@ -309,3 +309,55 @@ def test_push_q_prints_only_the_digest(dockyard, ours, busybox_rootfs):
     assert pushed.returncode == 0, pushed.stderr
     status, _, body = request(addr, "GET", "/v2/quiet/manifests/v1", headers={"Accept": OCI_MANIFEST})
     assert status == 200 and pushed.stdout == sha256(body) + "\n"
+
+
+class Stalling(BaseHTTPRequestHandler):
+    """Serves IMAGE, but holds the layer's second half back until `release` is set."""
+
+    protocol_version = "HTTP/1.1"
+    release = threading.Event()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = {"/v2/": b"{}"}.get(self.path) or (IMAGE["manifest"] if "/manifests/" in self.path else
+                                                  IMAGE["config"] if self.path.endswith(sha256(IMAGE["config"]))
+                                                  else IMAGE["layer"])
+        self.send_response(200)
+        self.send_header("Content-Type", OCI_MANIFEST if body is IMAGE["manifest"] else "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body is IMAGE["layer"]:
+            self.wfile.write(body[:1000])
+            self.wfile.flush()
+            self.release.wait(120)
+            body = body[1000:]
+        self.wfile.write(body)
+
+
+def test_image_prune_waits_for_a_pull_that_is_still_writing(dockyard):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("S", (Stalling,), {"release": threading.Event()}))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    handler = server.RequestHandlerClass
+    try:
+        pull = dockyard.popen("pull", f"127.0.0.1:{server.server_address[1]}/app:v1")
+        config = os.path.join(dockyard.root, "images", "blobs", "sha256", sha256(IMAGE["config"])[7:])
+        for _ in range(1200):  # the config is stored, unnamed, while the layer is still on its way
+            if os.path.exists(config) or pull.poll() is not None:
+                break
+            threading.Event().wait(0.05)
+        assert os.path.exists(config), pull.communicate()
+        prune = dockyard.popen("image", "prune")
+        said = prune.stderr.readline()  # an engine that does not wait has pruned and exited: EOF
+        handler.release.set()
+        pulled = pull.communicate(timeout=120)
+        pruned = prune.communicate(timeout=120)
+        assert pull.returncode == 0, pulled
+        assert prune.returncode == 0 and "waiting for" in said, pruned
+        assert dockyard("inspect", f"127.0.0.1:{server.server_address[1]}/app:v1").returncode == 0
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()

@@ -62,6 +62,7 @@ class BlobStore:
         self.layout = os.path.join(root, "images")
         self.blobs = os.path.join(self.layout, "blobs", "sha256")
         self.tmp = os.path.join(root, "tmp")
+        self.writer_fd: int | None = None
 
     def ensure(self) -> None:
         """Create the directories on first use."""
@@ -88,6 +89,34 @@ class BlobStore:
     def locked(self) -> "Lock":
         return Lock(os.path.join(self.root, "images.lock"))
 
+    # A pull, build, load or commit stores its blobs first and names them last (the manifest, in
+    # index.json): in between, nothing reaches them, and `image prune` would take them for garbage.
+    # So a writer holds writers.lock shared from its first blob until it exits, and prune holds it
+    # exclusively: it waits for the writers, and new writers wait for it.
+    def join_writers(self) -> None:
+        """Count this process among the store's writers until it exits."""
+        if self.writer_fd is None:
+            self.writer_fd = os.open(os.path.join(self.root, "writers.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                     0o600)
+            fcntl.flock(self.writer_fd, fcntl.LOCK_SH)
+
+    def leave_writers(self) -> None:
+        """Stop counting as a writer (before this process goes on to other work, such as running a container)."""
+        if self.writer_fd is not None:
+            os.close(self.writer_fd)
+            self.writer_fd = None
+
+    def exclude_writers(self, waiting: Callable[[], None]) -> int:
+        """Wait until no writer is left (calling `waiting` first if one is); return the lock's fd to close."""
+        os.makedirs(self.root, exist_ok=True)
+        fd = os.open(os.path.join(self.root, "writers.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
     # --- blobs ---------------------------------------------------------------------
 
     def blob_path(self, digest: str) -> str:
@@ -109,6 +138,7 @@ class BlobStore:
                       size: int | None = None) -> str:
         """Let `write(file)` produce a blob; keep it under its digest if that is the expected one."""
         self.ensure()
+        self.join_writers()
         temp = self.temp_path()
         try:
             with open(temp, "wb") as f:

@@ -74,12 +74,18 @@ def add_images_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    rows = []
-    for name, image in open_store(args).images():
+    rows, store = [], open_store(args)
+    for name, digest, image in store.images():
         repository, tag = split_name(name)
         if args.repository and args.repository not in (repository, name):
             continue
-        rows.append((repository, tag, image.id[7:19], ago(image.config.get("created")), human_size(image.size)))
+        missing = [digest] if image is None else store.missing_blobs(image)
+        if missing:  # still listed, so that it can be seen and removed
+            print(f"warning: image {name or digest[7:19]} is damaged: blob {missing[0]} is missing; "
+                  f"remove it with rmi -f {name or digest[7:19]}", file=sys.stderr)
+        shown_id = image.id[7:19] if image else digest[7:19]
+        created = ago(image.config.get("created")) if image else ""
+        rows.append((repository, tag, shown_id, created, "damaged" if missing else human_size(image.size)))
     if args.quiet:
         print("\n".join(dict.fromkeys(r[2] for r in rows)) if rows else "", end="\n" if rows else "")
         return 0
@@ -197,7 +203,7 @@ def add_rmi_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_rmi(args: argparse.Namespace) -> int:
     store = open_store(args)
     for name in args.images:
-        image = store.resolve(name)
+        image = store.resolve_damaged(name) if args.force else store.resolve(name)
         users = containers_using(args.root, image.id)
         if users and not args.force and not only_untags(image, name):
             raise DockyardError(f"image {name} is in use by container {users[0][:12]}",
@@ -243,8 +249,14 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_image(args: argparse.Namespace) -> int:
     if args.image_command == "prune":
-        for line in open_store(args).prune(layers_in_use(args.root)):
-            print(line)
+        store = open_store(args)
+        held = store.exclude_writers(lambda: print("waiting for the pulls, builds and loads that are writing "
+                                                   "to the store to finish ...", file=sys.stderr, flush=True))
+        try:
+            for line in store.prune(layers_in_use(args.root)):
+                print(line)
+        finally:
+            os.close(held)
         return 0
     if args.image_command in IMAGE_ALIASES:
         return IMAGE_ALIASES[args.image_command][2](args)

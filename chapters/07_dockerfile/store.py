@@ -156,10 +156,17 @@ class Store(BlobStore):
             names = [n for e in self.index() if e["digest"] == digest and (n := ref_name(e))]
         return Image(digest, manifest, config, names, manifest_digest)
 
-    def images(self) -> Iterator[tuple[str | None, Image]]:
-        """Each (name or None, image) in index.json."""
+    def images(self) -> Iterator[tuple[str | None, str, Image | None]]:
+        """Each (name or None, manifest digest, image) in index.json; the image is None if it cannot be read."""
         for entry in self.index():
-            yield ref_name(entry), self.load(entry["digest"], [n for n in [ref_name(entry)] if n])
+            try:
+                yield ref_name(entry), entry["digest"], self.load(entry["digest"], [n for n in [ref_name(entry)] if n])
+            except DockyardError:  # a missing or damaged manifest or config: one broken image, not `images`
+                yield ref_name(entry), entry["digest"], None
+
+    def missing_blobs(self, image: Image) -> list[str]:
+        """The blobs of `image` that are not in the store (its unpacked layers may still run it)."""
+        return sorted(d for d in self.blobs_of(image) if not self.has_blob(d))
 
     def resolve(self, text: str) -> Image:
         """The image named by `name[:tag]`, `name@sha256:...`, an image ID or a unique ID prefix."""
@@ -180,14 +187,21 @@ class Store(BlobStore):
         if not hexes:
             return None
         found = {e["digest"] for e in entries if e["digest"][7:].startswith(hexes.group(1))}
-        found |= {e["digest"] for e in entries if self.load(e["digest"]).id[7:].startswith(hexes.group(1))}
+        found |= {e["digest"] for e in entries if self.image_id(e["digest"])[7:].startswith(hexes.group(1))}
         return found.pop() if len(found) == 1 else None
+
+    def image_id(self, digest: str) -> str:
+        """The IMAGE ID of a manifest; "" for a damaged one, which then matches no ID prefix."""
+        try:
+            return self.load(digest).id
+        except DockyardError:
+            return ""
 
     # --- removing images -----------------------------------------------------------
 
     def remove(self, text: str, force: bool = False) -> list[str]:
         """Untag a name, or delete an image and its unshared blobs; say what happened."""
-        image = self.resolve(text)
+        image = self.resolve_damaged(text) if force else self.resolve(text)
         name = None if re.fullmatch(r"(?:sha256:)?[0-9a-f]{4,64}", text) else reference.parse(text).familiar
         report = []
         with self.locked():
@@ -203,6 +217,22 @@ class Store(BlobStore):
             report += [f"Untagged: {n}" for n in (ref_name(e) for e in mine) if n]
             report += [f"Deleted: {d}" for d in self.collect_garbage(self.blobs_of(image))]
         return report
+
+    def resolve_damaged(self, text: str) -> Image:
+        """Like resolve, but an image whose manifest or config is gone comes back as what can be read."""
+        try:
+            return self.resolve(text)
+        except ImageNotFound:
+            raise
+        except DockyardError:
+            digest = self.find_digest(text, self.index())
+            try:
+                manifest = imagespec.parse_json(self.read_blob(digest), "manifest")
+            except DockyardError:
+                manifest = {}
+            manifest = {"config": manifest.get("config") or {"digest": digest}, "layers": manifest.get("layers") or []}
+            names = [n for e in self.index() if e["digest"] == digest and (n := ref_name(e))]
+            return Image(digest, manifest, {}, names)
 
     def blobs_of(self, image: Image) -> set[str]:
         """The digests of every blob an image is made of."""
