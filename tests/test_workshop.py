@@ -99,6 +99,9 @@ def test_the_starting_point_fails_each_exercise_test_and_the_snapshot_passes_the
     assert result.returncode == 0, result.stderr
     snapshot = os.path.join(REPO, "chapters", chapters.CHAPTERS[chapter])
     only_holes_differ(chapter, start, snapshot)
+    runnable = subprocess.run([sys.executable, "-m", os.path.basename(start), "--help"], cwd=str(tmp_path),
+                              capture_output=True, text=True, timeout=60)
+    assert runnable.returncode == 0 and "run" in runnable.stdout, runnable.stderr  # a whole program, holes and all
     holes, solution = outcomes(grade(chapter, start)), outcomes(grade(chapter, snapshot))
     assert holes.keys() == solution.keys() and "not run" not in {*holes.values(), *solution.values()}
     for test, outcome in holes.items():
