@@ -72,7 +72,7 @@ def check_userns() -> Finding:
                        "sudo sysctl -w user.max_user_namespaces=15000")
     if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "0") == "1":
         return Finding(None, "user namespaces", "AppArmor keeps them from ordinary users (rootless tests fail)",
-                       "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0")
+                       "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (the Vagrant box does it)")
     return Finding(True, "user namespaces", f"allowed ({allowed} per user)")
 
 
