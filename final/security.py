@@ -122,12 +122,17 @@ def mask(rootfs: str, profile: Profile) -> None:
 
 
 def unmask(rootfs: str) -> None:
-    """--privileged: lift chapter 2's masks and read-only binds from /proc."""
+    """--privileged: lift chapter 2's masks and read-only binds from /proc, and make /sys writable, as Docker."""
     for name in (*mounts.PROC_MASKED, *mounts.PROC_READ_ONLY):
         try:
             libc.umount(mounts.inside(rootfs, f"/proc/{name}"), libc.MNT_DETACH)
         except OSError:
             pass  # not there on this kernel, so never masked
+    sys_dir = mounts.inside(rootfs, "/sys")
+    try:
+        libc.mount(None, sys_dir, None, libc.MS_REMOUNT | mounts.NOSUID_NODEV_NOEXEC)
+    except OSError:  # rootless: /sys is a bind of the host's (see mounts.mount_sys)
+        libc.mount(None, sys_dir, None, libc.MS_BIND | libc.MS_REMOUNT | mounts.NOSUID_NODEV_NOEXEC)
 
 
 def own_ptys_by_tty_group(pts: str) -> None:

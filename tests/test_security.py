@@ -297,8 +297,10 @@ def test_host_files_in_proc_and_sys_are_masked_and_the_mask_cannot_be_lifted(doc
     assert result.stdout.split() == ["0", "0", "no-umount", "no-sysrq"], result.stderr
     with open("/proc/interrupts") as f:
         assert f.read()  # the host's own is not empty: the mask made it so inside
-    privileged = dockyard(*RUN, "--privileged", "--rootfs", rootfs, "sh", "-c", "wc -c < /proc/timer_list")
-    assert int(privileged.stdout) > 0, privileged.stderr
+    privileged = dockyard(*RUN, "--privileged", "--rootfs", rootfs, "sh", "-c",
+                          "wc -c < /proc/timer_list; grep ' /sys ' /proc/mounts | cut -d' ' -f4")
+    size, sys_options = privileged.stdout.split()
+    assert int(size) > 0 and sys_options.startswith("rw,"), privileged.stderr
 
 
 def test_devpts_is_a_new_instance_owned_by_group_5(dockyard, rootfs):
