@@ -133,16 +133,16 @@ def verdict(action: str, errno_ret: int | None, profile: dict) -> int:
     return SECCOMP_RET[action] | (data & 0xFFFF if action in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE") else 0)
 
 
-def applies(entry: dict, caps: list[str]) -> bool:
-    """Whether a profile entry's includes hold and its excludes do not."""
-    machine, kernel = GO_ARCH.get(os.uname().machine, ""), kernel_version()
+def applies(entry: dict, caps: list[str], machine: str) -> bool:
+    """Whether a profile entry's includes hold and its excludes do not, on `machine` (uname -m)."""
+    go_arch, kernel = GO_ARCH.get(machine, ""), kernel_version()
     def holds(cond: dict, every: bool) -> bool:
         combine = all if every else any
         tests = []
         if cond.get("caps"):
             tests.append(combine(cap in caps for cap in cond["caps"]))
         if cond.get("arches"):
-            tests.append(machine in cond["arches"])
+            tests.append(go_arch in cond["arches"])
         if cond.get("minKernel"):
             tests.append(kernel >= version_tuple(cond["minKernel"]))
         return combine(tests)
@@ -157,11 +157,11 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("-")[0].split(".")[:2] if part.isdigit())
 
 
-def rules_by_number(profile: dict, caps: list[str], table: dict[str, int]) -> dict[int, list]:
+def rules_by_number(profile: dict, caps: list[str], table: dict[str, int], machine: str) -> dict[int, list]:
     """syscall number -> [(conditions, verdict)], conditional rules first; names this arch lacks are skipped."""
     rules: dict[int, list] = {}
     for entry in profile.get("syscalls") or []:
-        if not applies(entry, caps):
+        if not applies(entry, caps, machine):
             continue
         ret = verdict(entry["action"], entry.get("errnoRet"), profile)
         conditions = tuple(condition(arg) for arg in entry.get("args") or [])
@@ -224,9 +224,10 @@ class Program:
         return bytes(out)
 
 
-def compile_profile(profile: dict, caps: list[str]) -> bytes:
-    """Compile a Docker-format profile, for a process holding `caps`, to a filter for this machine."""
-    audit_arch, table = syscalls.native()
+def compile_profile(profile: dict, caps: list[str], machine: str = "") -> bytes:
+    """Compile a Docker-format profile, for a process holding `caps`, to a filter for this machine (or `machine`)."""
+    machine = machine or os.uname().machine
+    audit_arch, table = syscalls.ARCHES[machine] if machine in syscalls.ARCHES else syscalls.native()
     default = verdict(profile["defaultAction"], None, profile)
     deny = SECCOMP_RET["SCMP_ACT_ERRNO"] | errno.EPERM
     program = Program()
@@ -237,7 +238,7 @@ def compile_profile(profile: dict, caps: list[str]) -> bytes:
     if audit_arch == syscalls.AUDIT_ARCH_X86_64:
         program.op(JGE, syscalls.X32_SYSCALL_BIT, jf=1)  # x32: the same arch, numbers with bit 30
         program.op(RET, deny)
-    emit_tree(program, ranges(rules_by_number(profile, caps, table), default), default)
+    emit_tree(program, ranges(rules_by_number(profile, caps, table, machine), default), default)
     return program.assemble()
 
 

@@ -43,6 +43,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_events.py": FINAL,
     "test_ps.py": FINAL,
     "test_security.py": FINAL,
+    "test_seccomp_filter.py": FINAL,
     "test_image_pull.py": FINAL,
     "test_network.py": FINAL,
     # Chapter 02: namespaces
