@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, require_programs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -29,6 +29,7 @@ def test_every_chapter_has_a_transcript():
 @needs_root
 @pytest.mark.parametrize("page", PAGES)
 def test_the_page_prints_what_it_shows(page):
+    require_programs("unshare", "setpriv", "ip", "skopeo")  # the sandbox, and the lessons' own tools
     reports = transcripts.mismatches(page)
     assert not reports, "\n".join(reports)
 
