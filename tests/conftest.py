@@ -235,9 +235,22 @@ class NobodyDockyard(Dockyard):
         return super().__call__(*args, preexec_fn=become_nobody, cwd="/", env=env, **kwargs)
 
 
+def require_user_namespaces_for_nobody() -> None:
+    """Skip where the kernel (asked with util-linux's unshare, never the engine) gives nobody no usable
+    user namespace: a chroot, some CI containers, Ubuntu's AppArmor restriction (#13)."""
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "mount", "--make-rprivate", "/"],
+                           preexec_fn=become_nobody, cwd="/", capture_output=True, text=True)
+    if probe.returncode != 0:
+        restricted = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+        why = (f"kernel.apparmor_restrict_unprivileged_userns={open(restricted).read().strip()}"
+               if os.path.exists(restricted) else probe.stderr.strip())
+        pytest.skip(f"the kernel gives an ordinary user no usable user namespace ({why})")
+
+
 @pytest.fixture
 def nobody(request, impl: Impl, busybox_rootfs: str):
     """The CLI as an ordinary user would run it (rootless)."""
+    require_user_namespaces_for_nobody()
     scratch = tempfile.mkdtemp(prefix="dockyard-nobody-")
     engine_place(request, scratch)
     os.chmod(scratch, 0o755)

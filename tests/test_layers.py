@@ -188,3 +188,19 @@ def test_files_that_root_with_userns_makes_belong_to_the_range_on_the_host(docky
     for path in ("tmp/f", "etc/group", "tmp", "etc"):
         st = os.lstat(os.path.join(upper, path))
         assert (st.st_uid, st.st_gid) == (100000, 100000), path
+
+
+def test_userns_on_a_filesystem_that_cannot_be_idmapped_names_the_filesystem(dockyard, busybox_rootfs, tmp_path):
+    # ramfs can never be idmapped: the engine runs in a mount namespace of its own with a ramfs at
+    # `place`, holding the rootfs and the state, so the mount goes away with it.
+    place = tmp_path / "ramfs"
+    place.mkdir()
+    script = ('mount -t ramfs ramfs "$0" && cp -a "$1" "$0/rootfs" && shift 2 && '
+              'exec "$@" run --rm --userns --rootfs "$PLACE/rootfs" true')
+    engine = [arg if arg != dockyard.root else str(place / "state") for arg in dockyard.command()]
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(place),
+                             busybox_rootfs, "-", *engine], capture_output=True, text=True, timeout=120,
+                            env={**dockyard.impl.env(), "PLACE": str(place)}, cwd=os.path.dirname(dockyard.impl.path))
+    assert result.returncode == 125, result.stdout + result.stderr
+    assert f"{place}/rootfs is on ramfs" in result.stderr and "hint:" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -8,7 +8,8 @@
 #
 # Needs: sudo apt-get install linux-image-amd64 qemu-system-x86 busybox-static python3-pytest
 # Environment: KERNEL (default: the newest /boot/vmlinuz-*), MEM (MiB, 2048),
-# CPUS (2), ACCEL (tcg; kvm where /dev/kvm works), TIMEOUT (seconds, 1800).
+# CPUS (2), ACCEL (tcg; kvm where /dev/kvm works), TIMEOUT (seconds, 1800),
+# SCRATCH (MiB, 4096: the ext4 disk the tests' files live on).
 # Prints the guest's console; exits with pytest's status inside the guest.
 set -eu
 
@@ -23,8 +24,8 @@ ROOT=$WORK/root
 trap 'rm -rf "$WORK"' EXIT
 [ $# -gt 0 ] || set -- tests/test_cgroups.py --impl final
 
-for need in qemu-system-x86_64 cpio gzip; do
-    command -v $need >/dev/null || { echo "error: $need not found"; echo "hint: sudo apt-get install qemu-system-x86 cpio gzip"; exit 125; }
+for need in qemu-system-x86_64 cpio gzip mkfs.ext4; do
+    command -v $need >/dev/null || { echo "error: $need not found"; echo "hint: sudo apt-get install qemu-system-x86 cpio gzip e2fsprogs"; exit 125; }
 done
 [ -r "$KERNEL" ] || { echo "error: no kernel at $KERNEL"; echo "hint: sudo apt-get install linux-image-amd64"; exit 125; }
 $PYTHON -c 'import pytest' 2>/dev/null || { echo "error: $PYTHON has no pytest"; echo "hint: sudo apt-get install python3-pytest"; exit 125; }
@@ -46,10 +47,17 @@ done
         mkdir -p "$ROOT$(dirname "$lib")" && cp -L "$lib" "$ROOT$lib"
     done
 [ -e "$ROOT"/lib64/ld-linux-x86-64.so.2 ] || cp -L /lib64/ld-linux-x86-64.so.2 "$ROOT"/lib64/
-# overlayfs (chapter 4's storage driver) is a module in Debian's kernel.
-if [ -e "$MODULES/kernel/fs/overlayfs/overlay.ko" ]; then
-    mkdir -p "$ROOT/modules" && cp "$MODULES/kernel/fs/overlayfs/overlay.ko" "$ROOT/modules/"
-fi
+# Modules of Debian's kernel: overlayfs (chapter 4's storage driver), and ext4 on a virtio disk
+# for the tests' files. The root is a tmpfs, which Linux idmaps only from 6.3 on, and root's
+# --userns on overlay needs idmapped layers (chapter 4): on ext4 the whole suite runs.
+mkdir -p "$ROOT/modules"
+for module in fs/overlayfs/overlay lib/crc16 crypto/crc32c_generic lib/libcrc32c fs/mbcache fs/jbd2/jbd2 fs/ext4/ext4 drivers/virtio/virtio \
+              drivers/virtio/virtio_ring drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci_modern_dev \
+              drivers/virtio/virtio_pci drivers/block/virtio_blk; do
+    if [ -e "$MODULES/kernel/$module.ko" ]; then cp "$MODULES/kernel/$module.ko" "$ROOT/modules/"; fi  # else built in
+done
+truncate -s "${SCRATCH:-4096}M" "$WORK"/scratch.img
+mkfs.ext4 -q -F "$WORK"/scratch.img
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$ROOT"/etc/passwd
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$ROOT"/etc/group
 cp /etc/os-release "$ROOT"/etc/os-release 2>/dev/null || true
@@ -79,7 +87,11 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /run
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
-[ -e /modules/overlay.ko ] && insmod /modules/overlay.ko
+# Each pass loads the modules whose dependencies an earlier pass loaded; the rest fail quietly.
+for pass in 1 2 3 4 5; do for module in /modules/*.ko; do insmod "$module" 2>/dev/null; done; done
+for second in 1 2 3 4 5; do [ -b /dev/vda ] && break; sleep 1; done
+mkdir -p /scratch && mount -t ext4 /dev/vda /scratch && export TMPDIR=/scratch
+echo "v2vm: the tests' files are on $(stat -fc %T "${TMPDIR:-/tmp}")"
 hostname v2vm
 ip link set lo up
 echo "v2vm: kernel $(uname -r), $(nproc) cpus, /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup)," \
@@ -101,6 +113,7 @@ echo "v2vm: initramfs $(du -h "$WORK"/initramfs.gz | cut -f1), kernel $KERNEL, a
 # --- boot, and read pytest's status off the console ---
 timeout "${TIMEOUT:-1800}" qemu-system-x86_64 -accel "${ACCEL:-tcg}" -m "${MEM:-2048}" -smp "${CPUS:-2}" \
     -cpu max -nographic -no-reboot -kernel "$KERNEL" -initrd "$WORK"/initramfs.gz \
+    -drive file="$WORK"/scratch.img,format=raw,if=virtio \
     -append "console=ttyS0 quiet panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1" \
     | tee "$WORK"/console.log
 status=$(sed -n 's/.*v2vm-result: pytest exited \([0-9]*\).*/\1/p' "$WORK"/console.log | tail -n 1)

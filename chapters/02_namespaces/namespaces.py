@@ -129,6 +129,41 @@ def check_userns_allowed() -> None:
     if allowed == 0:
         raise DockyardError("user namespaces are disabled on this machine",
                             hint="enable them: sudo sysctl -w user.max_user_namespaces=15000")
+    if os.geteuid() != 0 and read_sysctl(APPARMOR_USERNS) == "1" and not userns_is_capable():
+        raise DockyardError("AppArmor leaves this user's user namespaces without capabilities "
+                            "(kernel.apparmor_restrict_unprivileged_userns=1, as on Ubuntu 24.04)",
+                            hint="allow them: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (the "
+                                 "Vagrant VM does), or an AppArmor profile with 'userns,' for python3; or run as root")
+
+
+# Ubuntu 24.04 lets anyone create a user namespace, but unless AppArmor allows the program
+# ('userns,' in its profile), root inside gets no capabilities: the first mount fails.
+APPARMOR_USERNS = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+
+
+def read_sysctl(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def userns_is_capable() -> bool:
+    """Whether a user namespace of ours may mount: try it in a throwaway child."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            uid, gid = os.getuid(), os.getgid()
+            libc.unshare(libc.CLONE_NEWUSER | libc.CLONE_NEWNS)
+            for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(text)
+            libc.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
 # --- inside the new namespaces ------------------------------------------------

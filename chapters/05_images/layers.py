@@ -189,6 +189,7 @@ def send_idmapped_lowers(channel: Channel, pid: int, lowers: list[str]) -> None:
     """Clone each lower, show it through child `pid`'s user namespace, and send them to the child."""
     userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     fds: list[int] = []
+    lower = lowers[0] if lowers else ""
     try:
         for lower in lowers:
             fds.append(libc.open_tree(lower, libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC))
@@ -196,14 +197,28 @@ def send_idmapped_lowers(channel: Channel, pid: int, lowers: list[str]) -> None:
             libc.mount_setattr(fds[-1], libc.MOUNT_ATTR_IDMAP, libc.MS_PRIVATE, userns)
         socket.send_fds(channel[0], [b"lowers"], fds)
     except OSError as err:
-        raise DockyardError(f"cannot show the layers through the container's user namespace: {err.strerror or err}",
-                            hint="idmapped mounts need Linux 5.19 or later, on ext4, xfs, btrfs or tmpfs; "
-                                 "or use --storage-driver vfs (before the command)") from err
+        raise DockyardError(f"cannot show the layers through the container's user namespace: {err.strerror or err}"
+                            f" ({lower} is on {filesystem_of(lower)}, Linux {os.uname().release})",
+                            hint="idmapped mounts work on ext4, xfs and vfat (Linux 5.12), btrfs (5.15) and tmpfs "
+                                 "(6.3), never on ramfs: put --root there, or use --storage-driver vfs") from err
     finally:
         for fd in (userns, *fds):
             os.close(fd)
         for end in channel:
             end.close()
+
+
+def filesystem_of(path: str) -> str:
+    """The type of the filesystem that holds `path` ("ext4", "tmpfs" ...), from /proc/self/mountinfo."""
+    real, best, fstype = os.path.realpath(path), "", "an unknown filesystem"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ")
+            inside = real == point or real.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, fstype = point, fields[fields.index("-") + 1]
+    return fstype
 
 
 def attach_idmapped_lowers(channel: Channel, lowers: list[str]) -> None:
