@@ -94,3 +94,20 @@ def test_explain_shows_each_http_exchange_with_a_registry(dockyard, tmp_path):
     found = steps(narrated)
     assert has_step(found, rf"GET http://{re.escape(addr)}/v2/app/manifests/v1 -> 200", 6), found
     assert has_step(found, rf"GET http://{re.escape(addr)}/v2/app/blobs/sha256:[0-9a-f]{{12}}\.\.\. -> 200", 6), found
+
+
+@needs_root
+def test_explain_shows_each_build_cache_lookup_and_its_answer(dockyard, busybox_image, tmp_path):
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nRUN echo hi > /greeting\n")
+    lookups = []
+    for _ in range(2):
+        built = dockyard("--explain", "build", "-q", "-t", "app", str(context))
+        assert built.returncode == 0, built.stderr
+        lookups.append([(text, chapter) for text, chapter in
+                        steps("\n".join(line for line in built.stderr.splitlines() if STEP.match(line)))
+                        if text.startswith("build cache")])
+    assert [re.sub(r"sha256:\S+", "KEY", text) for text, _ in lookups[0]] == ["build cache KEY -> miss"]
+    assert [re.sub(r"sha256:\S+", "KEY", text) for text, _ in lookups[1]] == ["build cache KEY -> hit"]
+    assert {chapter for _, chapter in lookups[0] + lookups[1]} == {7}
