@@ -73,7 +73,7 @@ def final_step(profile: Profile, user: str, argv: list[str], env: dict[str, str]
 
 def confine(profile: Profile, user: str, env: dict[str, str]) -> None:
     """Switch to `user` and take away what the profile does not grant; irreversible."""
-    if os.isatty(0):
+    if has_own_terminal():
         take_terminal(user)  # while CAP_CHOWN and CAP_SYS_ADMIN are still ours
     keep = capabilities.mask(profile.capabilities)
     capabilities.drop_bounding(keep)
@@ -158,6 +158,14 @@ def mount_tmpfs(rootfs: str, item: str) -> None:
     target = mounts.inside(rootfs, path)
     os.makedirs(target, exist_ok=True)
     libc.mount("tmpfs", target, "tmpfs", flags, ",".join(data) or None)
+
+
+def has_own_terminal() -> bool:
+    """Whether stdin is a pty of the container's own devpts (-t), not a terminal of the host's (-i)."""
+    try:
+        return os.isatty(0) and os.fstat(0).st_dev == os.stat("/dev/pts").st_dev
+    except OSError:
+        return False
 
 
 def take_terminal(user: str) -> None:

@@ -457,3 +457,18 @@ def test_with_t_the_pty_belongs_to_the_user_and_is_the_console(dockyard, rootfs)
     tty, console = result.stdout.splitlines()
     assert tty.split()[:2] == ["65534", "5"], result.stdout + result.stderr
     assert tty.split()[2] == console.split()[2]  # the same device: /dev/console is the container's pty
+
+
+def test_without_t_a_terminal_of_the_hosts_is_never_given_to_the_container(dockyard, rootfs):
+    os.chmod(rootfs, 0o755)
+    master, slave = os.openpty()  # the engine's stdin is a terminal of the host's, as in a shell
+    try:
+        before = os.fstat(slave)
+        result = dockyard(*RUN, "-i", "-u", "nobody", "--rootfs", rootfs, "sh", "-c",
+                          "test -e /dev/console || echo no-console", stdin=slave)
+        assert result.stdout == "no-console\n", result.stderr
+        after = os.fstat(slave)
+        assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+    finally:
+        os.close(master)
+        os.close(slave)
