@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {getattr(err, 'problem', err)}\nhint: {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("interrupted; the tests that ran have cleaned up after themselves", file=sys.stderr)
         return 130
 
 

@@ -153,6 +153,11 @@ def run_suite(package: str, chapter: int, node_ids: list[str], cases: dict, time
     except subprocess.TimeoutExpired:
         os.killpg(suite.pid, signal.SIGKILL)  # what it found so far is in the results file
         output, _ = suite.communicate()
+    except KeyboardInterrupt:  # its own session keeps Ctrl-C from it: pass it on, let it tidy up
+        stop(suite)
+        os.close(lock)
+        clean.sweep_scratch(scratch)
+        raise
     try:
         with open(results) as f:
             found = json.load(f)
@@ -167,6 +172,16 @@ def run_suite(package: str, chapter: int, node_ids: list[str], cases: dict, time
                             "run python3 -m tools.workshop doctor; if it is all green, run the pytest "
                             "command above by hand to see the whole error")
     return found
+
+
+def stop(suite: subprocess.Popen) -> None:
+    """Interrupt the suite as Ctrl-C would (its fixtures clean up), then kill what is left."""
+    os.killpg(suite.pid, signal.SIGINT)
+    try:
+        suite.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(suite.pid, signal.SIGKILL)
+        suite.communicate()
 
 
 def count_tests(cases: dict[str, list[str] | None]) -> int:
