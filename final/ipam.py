@@ -39,6 +39,7 @@ class Lease:
     veth: str = ""            # the host's end; the lease lives as long as this link
     interface: str = "eth0"   # the container's end
     hostname: str = ""
+    add_hosts: list[str] = field(default_factory=list)   # its --add-host lines, for rewriting its /etc/hosts
 
 
 @dataclass

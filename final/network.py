@@ -139,10 +139,9 @@ def attach(spec, pid: int) -> None:
             network = ipam.find(spec.root, spec.network)
             address = join(spec, network, pid, nl, "eth0")
         if ports:
-            record_proxy(spec, ports, proxy.start(listeners, address, ports))
+            record_proxy(spec, ports, proxy.start(listeners, address))
     except BaseException:
-        for s in listeners:
-            s.close()
+        proxy.close(listeners)
         detach(spec)
         raise
 # --8<-- [end:attach]
@@ -153,7 +152,8 @@ def join(spec, network: Network, pid: int, nl: netlink.Netlink, interface: str) 
     bring_up(spec.root, network, nl)
     address = ipam.allocate(network)
     lease = Lease(container=spec.id, name=spec.name, aliases=list(spec.net.aliases),
-                  veth=veth_name(spec.id, network.id), interface=interface, hostname=spec.hostname)
+                  veth=veth_name(spec.id, network.id), interface=interface, hostname=spec.hostname,
+                  add_hosts=list(spec.net.add_hosts))
     try:
         wire(nl, network, lease, address, pid)
         network.leases[address] = lease
@@ -203,6 +203,31 @@ def leave(root: str, network: Network, address: str, nl: netlink.Netlink) -> Non
     update_hosts_files(root, network)
     if not network.leases:
         take_down(network, nl)
+
+
+# --- user networks ------------------------------------------------------------------------
+
+def create(root: str, name: str, subnet: str = "", gateway: str = "") -> Network:
+    """A user network's record, on `subnet` (checked) or a free one; its bridge comes with its first member."""
+    if not containers.NAME.match(name) or name in ipam.PREDEFINED:
+        raise DockyardError(f"invalid network name {name!r}",
+                            hint="use letters, digits, '_', '.' and '-'; bridge, host and none are taken")
+    if gateway and not subnet:
+        raise DockyardError("--gateway needs --subnet", hint="give both, e.g. --subnet 10.123.0.0/24 --gateway 10.123.0.1")
+    subnet, gateway = ipam.parse_subnet(subnet, gateway) if subnet else ("", "")
+    with ipam.locked(), netlink.Netlink() as nl:
+        if ipam.load(root, name):
+            raise DockyardError(f"network with name {name} already exists", hint="pick another name, or network rm it")
+        taken = nl.addresses() + nl.routes() + ipam.subnets_of_others(root, name)
+        if subnet and (clash := ipam.overlapping(ipam.Subnet(subnet), taken)):
+            raise DockyardError(f"subnet {subnet} overlaps {clash}, which is already in use",
+                                hint="pick a subnet that no network or interface of this host uses (see network inspect)")
+        record = ipam.new(root, name, subnet, gateway)
+        if not subnet:
+            picked = ipam.pick_subnet(taken)
+            record.subnet, record.gateway = str(picked), str(next(picked.hosts()))
+        ipam.save(root, record)
+    return record
 
 
 # --- bridges ------------------------------------------------------------------------------
@@ -267,11 +292,7 @@ def container_file(root: str, container_id: str, name: str) -> str:
 def update_hosts_files(root: str, network: Network) -> None:
     """Rewrite the /etc/hosts of every member of `network` (each lists the others)."""
     for _, lease in network.members():
-        try:
-            config = containers.read_json(container_file(root, lease.container, "config.json"))
-        except FileNotFoundError:
-            continue  # removed under our feet; its lease goes with the next reconcile
-        write_hosts(root, lease.container, lease.hostname, config.get("net", {}).get("add_hosts", []))
+        write_hosts(root, lease.container, lease.hostname, lease.add_hosts)
 
 
 def write_hosts(root: str, container_id: str, hostname: str, add_hosts: list[str]) -> None:

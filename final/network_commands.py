@@ -27,30 +27,10 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 
 def network_create(args: argparse.Namespace) -> int:
-    from . import containers, ipam, netlink
-    if not containers.NAME.match(args.name) or args.name in ipam.PREDEFINED:
-        raise DockyardError(f"invalid network name {args.name!r}",
-                            hint="use letters, digits, '_', '.' and '-'; bridge, host and none are taken")
+    from . import network
     if args.driver != "bridge":
         raise DockyardError(f"unknown network driver {args.driver!r}", hint="only the bridge driver exists")
-    subnet, gateway = ipam.parse_subnet(args.subnet, args.gateway) if args.subnet else ("", "")
-    if args.gateway and not args.subnet:
-        raise DockyardError("--gateway needs --subnet", hint="give both, e.g. --subnet 10.123.0.0/24 --gateway 10.123.0.1")
-    with ipam.locked(), netlink.Netlink() as nl:
-        if ipam.load(args.root, args.name):
-            raise DockyardError(f"network with name {args.name} already exists", hint="pick another name, or network rm it")
-        host = nl.addresses() + nl.routes()
-        others = ipam.subnets_of_others(args.root, args.name)
-        if subnet and (clash := ipam.overlapping(ipam.Subnet(subnet), host + others)):
-            raise DockyardError(f"subnet {subnet} overlaps {clash}, which is already in use",
-                                hint="pick a subnet that no network or interface of this host uses (see network inspect)")
-        if not subnet:
-            picked = ipam.pick_subnet(host + others)
-            subnet, gateway = str(picked), str(next(picked.hosts()))
-        record = ipam.new(args.root, args.name, subnet, gateway)
-        record.fixed = bool(args.subnet)
-        ipam.save(args.root, record)
-    print(record.id)
+    print(network.create(args.root, args.name, args.subnet, args.gateway).id)
     return 0
 
 

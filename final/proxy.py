@@ -86,17 +86,24 @@ def exposed(config: dict) -> list[Port]:
 
 # --- binding the host's side ------------------------------------------------------------
 
-def bind_all(ports: list[Port]) -> list[socket.socket]:
+Listener = tuple[socket.socket, Port]  # a bound socket, and the port it publishes
+
+
+def bind_all(ports: list[Port]) -> list[Listener]:
     """Bind every published port now; on any failure close what was bound and raise."""
-    bound: list[socket.socket] = []
+    bound: list[Listener] = []
     try:
         for port in ports:
-            bound += bind(port)
+            bound += [(s, port) for s in bind(port)]
     except BaseException:
-        for s in bound:
-            s.close()
+        close(bound)
         raise
     return bound
+
+
+def close(listeners: list[Listener]) -> None:
+    for s, _ in listeners:
+        s.close()
 
 
 def bind(port: Port) -> list[socket.socket]:
@@ -130,17 +137,16 @@ def bind(port: Port) -> list[socket.socket]:
 
 # --- the proxy process ------------------------------------------------------------------
 
-def start(listeners: list[socket.socket], target: str, ports: list[Port]) -> int:
-    """Fork the process that serves `listeners` toward `target`; return its pid."""
+def start(listeners: list[Listener], target: str) -> int:
+    """Fork the process that serves `listeners` toward the container at `target`; return its pid."""
     pid = os.fork()
     if pid == 0:
         try:
-            become_proxy(listeners)
-            serve(listeners, target, ports)
+            become_proxy([s for s, _ in listeners])
+            serve(listeners, target)
         finally:
             os._exit(0)
-    for s in listeners:
-        s.close()  # the proxy holds them now: when it dies, the ports close
+    close(listeners)  # the proxy holds them now: when it dies, the ports close
     return pid
 
 
@@ -165,13 +171,11 @@ def become_proxy(listeners: list[socket.socket]) -> None:
         os.dup2(null, fd)  # the terminal belongs to the container, not to us
 
 
-def serve(listeners: list[socket.socket], target: str, ports: list[Port]) -> None:
+def serve(listeners: list[Listener], target: str) -> None:
     """One thread per listening socket; this thread waits for the parent's SIGKILL."""
-    by_host_port = {(p.host_port, p.proto): p.container_port for p in ports}
-    for s in listeners:
-        tcp = s.type == socket.SOCK_STREAM
-        destination = (target, by_host_port[(s.getsockname()[1], "tcp" if tcp else "udp")])
-        threading.Thread(target=accept_loop if tcp else datagram_loop, args=(s, destination), daemon=True).start()
+    for s, port in listeners:
+        loop = accept_loop if port.proto == "tcp" else datagram_loop
+        threading.Thread(target=loop, args=(s, (target, port.container_port)), daemon=True).start()
     threading.Event().wait()
 
 

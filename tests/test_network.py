@@ -331,7 +331,7 @@ UDP_PROXY = """
 import sys
 from final import proxy
 ports = proxy.parse(f"127.0.0.1::{sys.argv[1]}/udp")
-pid = proxy.start(proxy.bind_all(ports), "127.0.0.1", ports)
+pid = proxy.start(proxy.bind_all(ports), "127.0.0.1")
 print(ports[0].host_port, flush=True)
 sys.stdin.read()
 proxy.stop(pid)
