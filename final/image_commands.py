@@ -122,6 +122,7 @@ def describe_container(root: str, name: str) -> dict:
     """Docker's `container inspect` fields, from a container's record (chapter 4)."""
     from . import containers
     from . import ps  # ch final
+    from . import network  # ch final
     from .store import ImageNotFound
     try:
         container_id = containers.find(root, name)
@@ -150,6 +151,7 @@ def describe_container(root: str, name: str) -> dict:
                        "Memory": limits.get("memory") or 0, "MemorySwap": limits.get("memory_swap") or 0,
                        "NanoCpus": int((limits.get("cpus") or 0) * 1e9), "CpuShares": limits.get("cpu_shares") or 0,
                        "PidsLimit": limits.get("pids_limit")},
+        "NetworkSettings": network.settings(root, container_id),  # ch final
     }
 
 

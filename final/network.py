@@ -339,6 +339,25 @@ def write_resolv_conf(spec) -> None:
     rewrite_in_place(path, "".join(f"nameserver {a}\n" for a in spec.net.dns) + "".join(f"{k}\n" for k in kept))
 
 
+def settings(root: str, container_id: str) -> dict:
+    """The NetworkSettings block of `inspect CONTAINER`, as Docker lays it out."""
+    block: dict = {"Ports": {}, "IPAddress": "", "Gateway": "", "IPPrefixLen": 0, "Networks": {}}
+    for port in published(root, container_id):
+        ips = [port.host_ip] if port.host_ip else ["0.0.0.0", "::"]
+        block["Ports"].setdefault(f"{port.container_port}/{port.proto}", []).extend(
+            {"HostIp": ip, "HostPort": str(port.host_port)} for ip in ips)
+    for network in ipam.all_networks(root):
+        for address, lease in network.members():
+            if lease.container == container_id:
+                prefix = ipaddress.IPv4Network(network.subnet).prefixlen
+                block["Networks"][network.name] = {"NetworkID": network.id, "IPAddress": address,
+                                                   "Gateway": network.gateway, "IPPrefixLen": prefix,
+                                                   "Aliases": lease.aliases}
+                if lease.interface == "eth0":
+                    block.update(IPAddress=address, Gateway=network.gateway, IPPrefixLen=prefix)
+    return block
+
+
 # --- published ports ----------------------------------------------------------------------------
 
 _proxies: dict[str, int] = {}  # container id -> pid of its proxy, in the process that started it

@@ -295,6 +295,12 @@ def test_p_publishes_a_port_on_ipv4_and_ipv6_loopback_until_the_container_stops(
         assert http_get("127.0.0.1", port).startswith("hello from")
         assert http_get("[::1]", port).startswith("hello from")
         assert ok(dockyard("port", "web")) == f"80/tcp -> 0.0.0.0:{port}\n80/tcp -> [::]:{port}\n"
+        settings = json.loads(ok(dockyard("inspect", "web")))[0]["NetworkSettings"]
+        assert settings["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)},
+                                                {"HostIp": "::", "HostPort": str(port)}]}
+        record = network_record(dockyard, "bridge")
+        assert f"{settings['IPAddress']}/{settings['IPPrefixLen']}" == record["Containers"].popitem()[1]["IPv4Address"]
+        assert settings["Networks"]["bridge"]["NetworkID"] == record["Id"]
     finally:
         stop(web)
     with pytest.raises(ConnectionRefusedError):
