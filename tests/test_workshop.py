@@ -44,6 +44,11 @@ def outcomes(report: dict) -> dict[str, str]:
     return {t["test"]: t["outcome"] for e in report["exercises"] for t in e["tests"]}
 
 
+def why(report: dict, test: str) -> str:
+    """The grader's line for one test: what it expected, when it did not pass."""
+    return next((t["expected"] for e in report["exercises"] for t in e["tests"] if t["test"] == test), "")
+
+
 # --- the markers -----------------------------------------------------------------------
 
 def test_each_chapter_has_at_least_three_exercises_each_with_a_title_a_hint_and_tests():
@@ -102,12 +107,14 @@ def test_the_starting_point_fails_each_exercise_test_and_the_snapshot_passes_the
     runnable = subprocess.run([sys.executable, "-m", os.path.basename(start), "--help"], cwd=str(tmp_path),
                               capture_output=True, text=True, timeout=60)
     assert runnable.returncode == 0 and "run" in runnable.stdout, runnable.stderr  # a whole program, holes and all
-    holes, solution = outcomes(grade(chapter, start)), outcomes(grade(chapter, snapshot))
+    started, solved = grade(chapter, start), grade(chapter, snapshot)
+    holes, solution = outcomes(started), outcomes(solved)
     assert holes.keys() == solution.keys() and "not run" not in {*holes.values(), *solution.values()}
     for test, outcome in holes.items():
         both_skipped = outcome == solution[test] == "skipped"
         assert outcome in ("failed", "timeout") or both_skipped, f"{test} {outcome} on the starting point"
-        assert solution[test] == "passed" or both_skipped, f"{test} {solution[test]} on the snapshot"
+        assert solution[test] == "passed" or both_skipped, \
+            f"{test} {solution[test]} on the snapshot: {why(solved, test)}"
 
 
 def only_holes_differ(chapter: int, start: str, snapshot: str) -> None:
