@@ -23,6 +23,7 @@ its command. A block right after the comment `<!-- transcript: rootless -->`
 runs as the user nobody, whose HOME is /tmp/home.
 """
 
+import argparse
 import os
 import re
 import subprocess
@@ -167,7 +168,10 @@ def mismatches(page: str, show: bool = False) -> list[str]:
     commands = parse(page)
     if not commands:
         return []
-    printed = run(commands)
+    try:
+        printed = run(commands)
+    except subprocess.TimeoutExpired as err:  # the sandbox dies with unshare (--kill-child)
+        return [f"{page}: the session took more than {TIMEOUT_S}s:\n{(err.output or b'')[-3000:].decode(errors='replace')}"]
     prelude = attach_output(commands, printed)
     if f"{SENTINEL}end{SENTINEL}" not in printed:
         return [f"{page}: the session ended early:\n{printed[-3000:]}"]
@@ -177,29 +181,33 @@ def mismatches(page: str, show: bool = False) -> list[str]:
     for command in commands:
         if show:
             print(f"$ {command.text}\n" + "".join(f"{line}\n" for line in command.output), end="")
-        expected = [line for line in command.expected]
-        if not lines_match(expected, command.output):
+        if not lines_match(command.expected, command.output):
             reports.append(f"{page}:{command.line}: $ {command.text}\n"
-                           + "--- the page shows\n" + "".join(f"  {line}\n" for line in expected)
+                           + "--- the page shows\n" + "".join(f"  {line}\n" for line in command.expected)
                            + "--- it printed\n" + "".join(f"  {line}\n" for line in command.output))
     return reports
 
 
-def main(argv: list[str]) -> int:
-    show = "--show" in argv  # print what each command printed: to write or update a transcript
-    argv = [arg for arg in argv if arg != "--show"]
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pages", nargs="*", metavar="PAGE", help="Markdown pages (default: every page)")
+    parser.add_argument("--show", action="store_true", help="print what each command printed (to write a transcript)")
+    args = parser.parse_args()
     if os.geteuid() != 0:
         print("error: the transcripts run containers as root\nhint: run with sudo", file=sys.stderr)
         return 2
     failed = 0
-    for page in argv or PAGES:
-        reports = mismatches(os.path.relpath(os.path.abspath(page), ROOT), show)
+    for page in [os.path.relpath(os.path.abspath(p), ROOT) for p in args.pages] or PAGES:
+        if not os.path.isfile(os.path.join(ROOT, page)):
+            print(f"error: no page {page}\nhint: name a Markdown file of this repository", file=sys.stderr)
+            return 2
+        reports = mismatches(page, args.show)
         for report in reports:
             print(report)
-        print(f"{page}: {'FAILED' if reports else 'ok'} ({len(parse(os.path.relpath(os.path.abspath(page), ROOT)))} commands)")
+        print(f"{page}: {'FAILED' if reports else 'ok'} ({len(parse(page))} commands)")
         failed += bool(reports)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
