@@ -165,6 +165,13 @@ def test_an_unknown_exercise_and_a_started_chapter_checked_as_another_are_refuse
     assert other.returncode == 2 and "started as chapter 2" in other.stderr and "check 2" in other.stderr
 
 
+def test_an_earlier_chapters_package_checked_as_a_later_chapter_is_refused_with_its_missing_modules(tmp_path):
+    copy = shutil.copytree(os.path.join(REPO, "chapters", chapters.CHAPTERS[2]), tmp_path / "mine")
+    result = workshop("check", "4", str(copy))
+    assert result.returncode == 2 and "is not a chapter 4 package" in result.stderr, result.stderr
+    assert "cgroups.py" in result.stderr and "looks like chapter 2" in result.stderr and "hint:" in result.stderr
+
+
 def test_a_syntax_error_is_named_with_its_file_and_line_before_any_test_runs(tmp_path):
     start = str(tmp_path / "ch01")
     assert workshop("start", "1", start).returncode == 0
@@ -224,6 +231,28 @@ def scratch_mounts() -> list[str]:
     """Mounts under the grader's scratch directories."""
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f if clean.SCRATCH_PREFIX in line.split()[4]]
+
+
+# --- a class's results ----------------------------------------------------------------------
+
+def result_file(path, student: str, chapter: int, passed: dict[str, bool]) -> str:
+    tests = [{"test": f"test_x.py::test_{i}", "outcome": "passed" if ok else "failed"} for i, ok in passed.items()]
+    path.write_text(json.dumps({"student": student, "chapter": chapter, "kept": sum(passed.values()),
+                                "total": len(passed), "exercises": [
+                                    {"id": i, "title": "t", "passed": ok, "tests": [t]}
+                                    for (i, ok), t in zip(passed.items(), tests)]}))
+    return str(path)
+
+
+def test_sheet_shows_each_students_exercises_per_chapter_and_names_a_file_it_cannot_read(tmp_path):
+    files = [result_file(tmp_path / "ada.json", "ada", 3, {"3.1": True, "3.2": True}),
+             result_file(tmp_path / "bob.json", "bob", 3, {"3.1": True, "3.2": False})]
+    (tmp_path / "junk.json").write_text("not json")
+    result = workshop("sheet", *files, str(tmp_path / "junk.json"))
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert rows["ada"] == ["2/2", "x", "x"] and rows["bob"] == ["1/2", "x", "."]
+    assert "1 of 2 students have done every exercise" in result.stdout and "junk.json" in result.stderr
 
 
 # --- doctor and clean ----------------------------------------------------------------------

@@ -4,6 +4,7 @@
     python3 -m tools.workshop check N DIR     grade it: each promise kept or not
     python3 -m tools.workshop doctor          can this machine run the class?
     python3 -m tools.workshop clean           remove what graded code left behind
+    python3 -m tools.workshop sheet FILE...   a class's results, from check --json
 
 The exercises are marked in final/ (see tools/exercises.py); the instructor's
 guide is docs/workshop/instructor.md.

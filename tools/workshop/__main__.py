@@ -6,7 +6,7 @@ import os
 import sys
 
 from .. import exercises
-from . import WorkshopError, clean, doctor, grade, start
+from . import WorkshopError, clean, doctor, grade, sheet, start
 
 MARKS = {True: "ok  ", False: "FAIL", None: "warn"}
 
@@ -51,6 +51,14 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sheet(args: argparse.Namespace) -> int:
+    latest, problems = sheet.read_results(args.files)
+    print("\n".join(sheet.table(latest)).rstrip())
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 0
+
+
 def chapter(text: str) -> int:
     try:
         return int(text)
@@ -74,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", metavar="NAME", help="the name --json records (default: the user who ran sudo)")
     p.add_argument("--timeout", type=int, default=120, metavar="S", help="seconds one test may take (120)")
     p.set_defaults(handler=cmd_check)
+    p = commands.add_parser("sheet", help="a class's results, from the files check --json wrote")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(handler=cmd_sheet)
     p = commands.add_parser("doctor", help="check this machine: root, kernel, cgroups, busybox, disk")
     p.set_defaults(handler=cmd_doctor)
     p = commands.add_parser("clean", help="remove mounts, cgroups and scratch dirs that graded code left")

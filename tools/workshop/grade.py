@@ -71,6 +71,7 @@ def check_package(directory: str, chapter: int) -> str:
     if started is not None and started != chapter:
         raise WorkshopError(f"{directory} was started as chapter {started}, not {chapter}",
                             f"check it as chapter {started}: python3 -m tools.workshop check {started} {directory}")
+    check_chapter_files(path, directory, chapter)
     return path
 
 
@@ -87,6 +88,34 @@ def check_syntax(path: str, shown: str) -> None:
                 where = os.path.join(shown, os.path.relpath(source, path))
                 raise WorkshopError(f"{where}, line {err.lineno}: {type(err).__name__}: {err.msg}",
                                     "fix it first: Python cannot read the file, so no test can run") from None
+
+
+def chapter_files(chapter: int) -> set[str]:
+    """The modules chapter `chapter`'s package has (as the generator makes it)."""
+    found = set()
+    for relative in chapters.source_files():
+        with open(os.path.join(chapters.SOURCE, relative)) as f:
+            if chapters.render(f.read(), chapter, relative) is not None:
+                found.add(relative)
+    return found
+
+
+def check_chapter_files(path: str, shown: str, chapter: int) -> None:
+    """Refuse a package that lacks modules of chapter `chapter` (an earlier chapter's, say)."""
+    missing = sorted(chapter_files(chapter) - package_files(path))
+    if not missing:
+        return
+    like = [n for n in chapters.CHAPTERS if chapter_files(n) <= package_files(path)]
+    guess = f" (it looks like chapter {max(like)})" if like else ""
+    raise WorkshopError(f"{shown} is not a chapter {chapter} package: it has no {', '.join(missing[:4])}"
+                        f"{' ...' if len(missing) > 4 else ''}{guess}",
+                        f"check it as its own chapter, or start chapter {chapter}: "
+                        f"python3 -m tools.workshop start {chapter} NEW_DIR")
+
+
+def package_files(path: str) -> set[str]:
+    return {os.path.relpath(os.path.join(folder, name), path)
+            for folder, _, files in os.walk(path) for name in files if name.endswith(".py")}
 
 
 def check_name(path: str, chapter: int) -> None:
