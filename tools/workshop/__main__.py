@@ -1,4 +1,4 @@
-"""python3 -m tools.workshop: start, check, doctor, clean (see __init__.py)."""
+"""python3 -m tools.workshop: the command line of the workshop (see __init__.py)."""
 
 import argparse
 import json
@@ -7,6 +7,7 @@ import sys
 
 from .. import exercises
 from . import WorkshopError, clean, doctor, grade, sheet, start
+from . import __doc__ as OVERVIEW
 
 MARKS = {True: "ok  ", False: "FAIL", None: "warn"}
 
@@ -67,7 +68,8 @@ def chapter(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python3 -m tools.workshop", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python3 -m tools.workshop", description=OVERVIEW,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     p = commands.add_parser("start", help="write chapter N's starting point into DIR")
     p.add_argument("chapter", type=chapter, metavar="N")
