@@ -54,3 +54,17 @@ def test_run_of_an_image_no_registry_has_fails_with_a_hint(dockyard, pushed):
     result = dockyard("run", "--rm", missing, "true")
     assert result.returncode == 125 and f"Unable to find image '{missing}' locally" in result.stderr
     assert "error:" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_build_pulls_a_missing_base_and_with_pull_asks_the_registry_again(dockyard, pushed, tmp_path):
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {pushed}\nRUN echo built > /built\n")
+    first = dockyard("build", "-t", "child", str(context), timeout=120)
+    assert first.returncode == 0 and "Downloaded newer image" in first.stdout, first.stdout + first.stderr
+    again = dockyard("build", "--pull", "-t", "child", str(context), timeout=120)
+    assert again.returncode == 0 and f"Image is up to date for {pushed}" in again.stdout, again.stdout + again.stderr
+    quiet = dockyard("build", "-t", "child", str(context), timeout=120)
+    assert quiet.returncode == 0 and "Pulling" not in quiet.stdout
+    result = dockyard("run", "--rm", "child", "cat", "/built")
+    assert result.stdout == "built\n", result.stderr

@@ -196,7 +196,7 @@ def test_userns_on_a_filesystem_that_cannot_be_idmapped_names_the_filesystem(doc
     place = tmp_path / "ramfs"
     place.mkdir()
     script = ('mount -t ramfs ramfs "$0" && cp -a "$1" "$0/rootfs" && shift 2 && '
-              'exec "$@" run --rm --userns --rootfs "$PLACE/rootfs" true')
+              'exec "$@" run --rm --userns --network none --rootfs "$PLACE/rootfs" true')
     engine = [arg if arg != dockyard.root else str(place / "state") for arg in dockyard.command()]
     result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(place),
                              busybox_rootfs, "-", *engine], capture_output=True, text=True, timeout=120,

@@ -47,13 +47,15 @@ done
         mkdir -p "$ROOT$(dirname "$lib")" && cp -L "$lib" "$ROOT$lib"
     done
 [ -e "$ROOT"/lib64/ld-linux-x86-64.so.2 ] || cp -L /lib64/ld-linux-x86-64.so.2 "$ROOT"/lib64/
-# Modules of Debian's kernel: overlayfs (chapter 4's storage driver), and ext4 on a virtio disk
+# Modules of Debian's kernel: overlayfs (chapter 4's storage driver), bridge and veth (final's
+# default network), and ext4 on a virtio disk
 # for the tests' files. The root is a tmpfs, which Linux idmaps only from 6.3 on, and root's
 # --userns on overlay needs idmapped layers (chapter 4): on ext4 the whole suite runs.
 mkdir -p "$ROOT/modules"
 for module in fs/overlayfs/overlay lib/crc16 crypto/crc32c_generic lib/libcrc32c fs/mbcache fs/jbd2/jbd2 fs/ext4/ext4 drivers/virtio/virtio \
               drivers/virtio/virtio_ring drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci_modern_dev \
-              drivers/virtio/virtio_pci drivers/block/virtio_blk; do
+              drivers/virtio/virtio_pci drivers/block/virtio_blk net/llc/llc net/802/stp net/bridge/bridge \
+              drivers/net/veth; do
     if [ -e "$MODULES/kernel/$module.ko" ]; then cp "$MODULES/kernel/$module.ko" "$ROOT/modules/"; fi  # else built in
 done
 truncate -s "${SCRATCH:-4096}M" "$WORK"/scratch.img

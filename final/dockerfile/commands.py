@@ -69,6 +69,7 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--build-arg", action="append", default=[], metavar="K=V", help="set an ARG")
     p.add_argument("--target", metavar="STAGE", help="build this stage (and what it needs) only")
     p.add_argument("--no-cache", action="store_true", help="run every step again")
+    p.add_argument("--pull", action="store_true", help="pull each base image (FROM) even if it is here")
     p.add_argument("--network", choices=("host", "none"), default="host", help="network for RUN steps")
     p.add_argument("--progress", choices=("plain", "tty", "auto"), default="auto", help="output style")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
@@ -98,7 +99,8 @@ def cmd_build(args: argparse.Namespace) -> int:
                             hint="give the directory that holds the Dockerfile and the files to COPY")
     options = builder.Options(root=args.root, context=args.context, dockerfile=args.file, tags=args.tag,
                               build_args=parse_build_args(args.build_arg), target=args.target,
-                              no_cache=args.no_cache, network=args.network, progress=args.progress)
+                              no_cache=args.no_cache, network=args.network, progress=args.progress,
+                              pull=args.pull)
     out = io.StringIO() if args.quiet else sys.stdout
     image = builder.Builder(options, out).build()
     if args.quiet:

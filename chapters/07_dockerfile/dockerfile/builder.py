@@ -47,6 +47,7 @@ class Options:
     no_cache: bool = False
     network: str = "host"
     progress: str = "plain"
+    pull: bool = False  # ask the registry for each base image even when the store has it
 
 
 @dataclass
@@ -157,16 +158,15 @@ class Builder:
         return state
 
     def base_image(self, name: str) -> imagespec.Image:
-        """An image from the store, pulled with the registry client if it is not there."""
+        """An image from the store, pulled with the registry client if it is not there (or with --pull)."""
+        if not self.options.pull:
+            try:
+                return self.store.resolve(name)
+            except ImageNotFound:
+                pass
+        from ..registry import commands
         try:
-            return self.store.resolve(name)
-        except ImageNotFound:
-            pass
-        from ..registry import client, commands
-        ref = reference.parse(name)
-        self.say(f"Pulling {ref.familiar} ...")
-        try:
-            digest = client.pull(self.store, ref, commands.session_for(ref.registry, []))
+            digest = commands.pull_image(self.store, name, out=self.out)
         except DockyardError as err:
             raise DockyardError(f"no such image: {name} (and pulling it failed: {err.problem})",
                                 hint="import or pull the base image first, or fix the FROM line") from err
