@@ -32,6 +32,7 @@ from . import libc
 # A result of None prints the line before the call: for calls that never return, like execve.
 Narrator = tuple[str, Callable[..., int], Callable[..., str], Callable[[Any], str | None] | None]
 NARRATORS: list[Narrator] = []
+FINAL = 99  # a step beyond the seven chapters: final/ only, tagged [final]
 LONG_ID = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")
 _out = -1  # our own copy of stderr, so the container's redirections do not swallow it
 
@@ -85,7 +86,8 @@ def narrated(function: Callable, chapter: Callable[..., int], describe: Callable
 def say(text: str, chapter: int) -> None:
     text = LONG_ID.sub(r"\1...", text)  # a container or layer id: its first 12 digits, as docker ps shows it
     try:
-        os.write(_out, f"{text}  [ch {chapter:02}]\n".encode(errors="replace"))
+        tag = "final" if chapter == FINAL else f"ch {chapter:02}"
+        os.write(_out, f"{text}  [{tag}]\n".encode(errors="replace"))
     except OSError:
         pass  # a closed stderr must not change what the engine does
 
@@ -165,9 +167,18 @@ def pivot_root(new_root: str, put_old: str) -> str:
     return f"pivot_root({new_root}, {put_old})"
 
 
-@narrates("libc.prctl", 2, zero)
+@narrates("libc.prctl", lambda option, *_: 2 if option == libc.PR_SET_PDEATHSIG else FINAL, zero)
 def prctl(option: int, arg2: int = 0) -> str:
-    return f"prctl({'PR_SET_PDEATHSIG' if option == libc.PR_SET_PDEATHSIG else option}, {arg2})"
+    names = {value: name for name, value in vars(libc).items() if name.startswith("PR_") and isinstance(value, int)}
+    return f"prctl({names.get(option, option)}, {describe_prctl_argument(option, arg2)})"
+
+
+def describe_prctl_argument(option: int, argument: int) -> str:
+    """PR_CAPBSET_DROP's argument is a capability: name it (final/ drops them one by one)."""
+    if option == getattr(libc, "PR_CAPBSET_DROP", None):
+        from . import capabilities
+        return f"CAP_{capabilities.NAMES[argument]}" if argument < len(capabilities.NAMES) else str(argument)
+    return str(argument)
 
 
 @narrates("namespaces.write_proc", 2, lambda _: "")
@@ -245,3 +256,56 @@ def exchange(transport: Any, scheme: str, host: str, method: str, path: str, *_:
 def cache_get(cache: Any, key: str) -> str:
     return f"build cache {key[:19]}..."
 # <<< chapter 07
+# >>> chapter final
+
+
+# --- beyond the chapters: security and networks (final/ only) ----------------------------
+
+def bits(mask: int) -> str:
+    return f"{bin(mask).count('1')} capabilities"
+
+
+@narrates("libc.capset", FINAL, zero)
+def capset(effective: int, permitted: int, inheritable: int) -> str:
+    return f"capset(effective: {bits(effective)}, permitted: {bits(permitted)})"
+
+
+@narrates("libc.seccomp_set_filter", FINAL, zero)
+def seccomp_set_filter(program: bytes) -> str:
+    return f"seccomp(SECCOMP_SET_MODE_FILTER, {len(program) // 8} BPF instructions)"
+
+
+@narrates("libc.bpf", FINAL)
+def bpf(command: int, attr: Any) -> str:
+    return f"bpf({ {5: 'BPF_PROG_LOAD', 8: 'BPF_PROG_ATTACH', 9: 'BPF_PROG_DETACH'}.get(command, command)})"
+
+
+@narrates("netlink.Netlink.create_bridge", FINAL, lambda index: f"index {index}")
+def create_bridge(netlink: Any, name: str) -> str:
+    return f"ip link add {name} type bridge"
+
+
+@narrates("netlink.Netlink.create_veth", FINAL, lambda _: "")
+def create_veth(netlink: Any, name: str, master: int | None, peer: str, peer_pid: int) -> str:
+    return f"ip link add {name} master {master} type veth peer {peer} netns {peer_pid}"
+
+
+@narrates("netlink.Netlink.add_address", FINAL, lambda _: "")
+def add_address(netlink: Any, index: int, interface: Any) -> str:
+    return f"ip addr add {interface} dev {index}"
+
+
+@narrates("netlink.Netlink.add_default_route", FINAL, lambda _: "")
+def add_default_route(netlink: Any, gateway: Any) -> str:
+    return f"ip route add default via {gateway}"
+
+
+@narrates("netlink.Netlink.delete_link", FINAL, lambda gone: "" if gone else "already gone")
+def delete_link(netlink: Any, name: str) -> str:
+    return f"ip link del {name}"
+
+
+@narrates("nat.run", FINAL, lambda _: "")
+def nat_run(argv: list[str], text: str | None = None) -> str:
+    return " ".join(argv) + (f" <<< {len(text.splitlines())} rules" if text else "")
+# <<< chapter final

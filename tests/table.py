@@ -28,6 +28,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_explain.py::test_explain_shows_each_blob_written_and_each_layer_unpacked": 5,
     "test_explain.py::test_explain_shows_each_http_exchange_with_a_registry": 6,
     "test_explain.py::test_explain_shows_each_build_cache_lookup_and_its_answer": 7,
+    "test_explain.py::test_explain_shows_the_network_and_the_security_steps_of_final": FINAL,
     "test_exercises.py::test_a_bare_e_key_passes_the_engines_value_and_an_empty_key_is_refused": 1,
     "test_exercises.py::test_path_is_searched_in_order_past_a_directory_named_like_the_command": 1,
     "test_exercises.py::test_an_empty_path_entry_means_the_working_directory": 1,

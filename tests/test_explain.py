@@ -9,7 +9,8 @@ import re
 from conftest import needs_root
 from registry_helpers import make_image, our_registry, push_image
 
-STEP = re.compile(r"^(?P<text>.*\S)  \[ch (?P<chapter>\d\d)\]$")
+STEP = re.compile(r"^(?P<text>.*\S)  \[(?:ch (?P<chapter>\d\d)|(?P<final>final))\]$")
+FINAL = 99
 
 
 def steps(stderr: str) -> list[tuple[str, int]]:
@@ -18,7 +19,7 @@ def steps(stderr: str) -> list[tuple[str, int]]:
     for line in stderr.splitlines():
         match = STEP.match(line)
         assert match, f"not a narrated step: {line!r}\n{stderr}"
-        found.append((match["text"], int(match["chapter"])))
+        found.append((match["text"], FINAL if match["final"] else int(match["chapter"])))
     return found
 
 
@@ -111,3 +112,14 @@ def test_explain_shows_each_build_cache_lookup_and_its_answer(dockyard, busybox_
     assert [re.sub(r"sha256:\S+", "KEY", text) for text, _ in lookups[0]] == ["build cache KEY -> miss"]
     assert [re.sub(r"sha256:\S+", "KEY", text) for text, _ in lookups[1]] == ["build cache KEY -> hit"]
     assert {chapter for _, chapter in lookups[0] + lookups[1]} == {7}
+
+
+@needs_root
+def test_explain_shows_the_network_and_the_security_steps_of_final(dockyard, rootfs):
+    result = dockyard("--explain", "run", "--rm", "--rootfs", rootfs, "true")
+    assert result.returncode == 0, result.stderr
+    found = steps(result.stderr)
+    assert has_step(found, r"ip link add \S+ master \d+ type veth peer eth0 netns [1-9]\d*", FINAL), found
+    assert has_step(found, r"ip route add default via [\d.]+", FINAL), found
+    assert has_step(found, r"prctl\(PR_CAPBSET_DROP, CAP_SYS_ADMIN\) -> 0", FINAL), found
+    assert has_step(found, r"seccomp\(SECCOMP_SET_MODE_FILTER, [1-9]\d* BPF instructions\) -> 0", FINAL), found

@@ -31,6 +31,7 @@ from . import libc
 # A result of None prints the line before the call: for calls that never return, like execve.
 Narrator = tuple[str, Callable[..., int], Callable[..., str], Callable[[Any], str | None] | None]
 NARRATORS: list[Narrator] = []
+FINAL = 99  # a step beyond the seven chapters: final/ only, tagged [final]
 LONG_ID = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")
 _out = -1  # our own copy of stderr, so the container's redirections do not swallow it
 
@@ -84,7 +85,8 @@ def narrated(function: Callable, chapter: Callable[..., int], describe: Callable
 def say(text: str, chapter: int) -> None:
     text = LONG_ID.sub(r"\1...", text)  # a container or layer id: its first 12 digits, as docker ps shows it
     try:
-        os.write(_out, f"{text}  [ch {chapter:02}]\n".encode(errors="replace"))
+        tag = "final" if chapter == FINAL else f"ch {chapter:02}"
+        os.write(_out, f"{text}  [{tag}]\n".encode(errors="replace"))
     except OSError:
         pass  # a closed stderr must not change what the engine does
 
@@ -163,9 +165,18 @@ def pivot_root(new_root: str, put_old: str) -> str:
     return f"pivot_root({new_root}, {put_old})"
 
 
-@narrates("libc.prctl", 2, zero)
+@narrates("libc.prctl", lambda option, *_: 2 if option == libc.PR_SET_PDEATHSIG else FINAL, zero)
 def prctl(option: int, arg2: int = 0) -> str:
-    return f"prctl({'PR_SET_PDEATHSIG' if option == libc.PR_SET_PDEATHSIG else option}, {arg2})"
+    names = {value: name for name, value in vars(libc).items() if name.startswith("PR_") and isinstance(value, int)}
+    return f"prctl({names.get(option, option)}, {describe_prctl_argument(option, arg2)})"
+
+
+def describe_prctl_argument(option: int, argument: int) -> str:
+    """PR_CAPBSET_DROP's argument is a capability: name it (final/ drops them one by one)."""
+    if option == getattr(libc, "PR_CAPBSET_DROP", None):
+        from . import capabilities
+        return f"CAP_{capabilities.NAMES[argument]}" if argument < len(capabilities.NAMES) else str(argument)
+    return str(argument)
 
 
 @narrates("namespaces.write_proc", 2, lambda _: "")
