@@ -158,6 +158,8 @@ class Dockyard:
         self.impl, self.root = impl, root
 
     def command(self, *args: str) -> list[str]:
+        if "--userns" in args:
+            skip_where_the_kernel_refuses_user_namespaces()
         return [*self.impl.argv(), "--root", self.root, *args]
 
     def __call__(self, *args: str, input: str | None = None, timeout: float = 60,
@@ -233,6 +235,19 @@ class NobodyDockyard(Dockyard):
     def __call__(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         env = {**self.impl.env(), "HOME": "/", "USER": "nobody"}
         return super().__call__(*args, preexec_fn=become_nobody, cwd="/", env=env, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def why_no_user_namespaces() -> str:
+    """Why util-linux's `unshare --user true` (never the engine) fails here (a chroot, a CI container); "" if not."""
+    probe = subprocess.run(["unshare", "--user", "true"], capture_output=True, text=True)
+    return "" if probe.returncode == 0 else (probe.stderr.strip() or f"unshare exited {probe.returncode}")
+
+
+def skip_where_the_kernel_refuses_user_namespaces() -> None:
+    """For a test that runs --userns: skip, with the kernel's reason, where user namespaces are refused (#13)."""
+    if why := why_no_user_namespaces():
+        pytest.skip(f"the kernel refuses user namespaces here: {why}")
 
 
 def require_user_namespaces_for_nobody() -> None:

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import needs_root, require_idmapped_mounts
+from conftest import needs_root, require_idmapped_mounts, skip_where_the_kernel_refuses_user_namespaces
 
 pytestmark = needs_root
 DRIVERS = ("overlay", "vfs")
@@ -193,6 +193,7 @@ def test_files_that_root_with_userns_makes_belong_to_the_range_on_the_host(docky
 def test_userns_on_a_filesystem_that_cannot_be_idmapped_names_the_filesystem(dockyard, busybox_rootfs, tmp_path):
     # ramfs can never be idmapped: the engine runs in a mount namespace of its own with a ramfs at
     # `place`, holding the rootfs and the state, so the mount goes away with it.
+    skip_where_the_kernel_refuses_user_namespaces()
     place = tmp_path / "ramfs"
     place.mkdir()
     script = ('mount -t ramfs ramfs "$0" && cp -a "$1" "$0/rootfs" && shift 2 && '
