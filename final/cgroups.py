@@ -127,30 +127,30 @@ class Setting:
 def v2_settings(limits: Limits) -> list[Setting]:
     """The cgroup v2 files that carry these limits."""
     settings = []
-    # >>> exercise 3.2: the memory limit's files
-    # hint: on cgroup v2, --memory goes into memory.max and swap alone into memory.swap.max (Docker lets
-    # hint: a container swap as much as its memory by default: optional, as some kernels lack the file);
-    # hint: on v1 (cgroups_v1.py), memory.limit_in_bytes, then memory.memsw.limit_in_bytes (memory plus
-    # hint: swap, twice the memory by default), in that order. Values are bytes, as decimal strings.
-    # test: test_cgroups.py::test_each_limit_is_written_to_its_cgroup_file_in_the_kernels_units[memory]
-    # test: test_cgroups.py::test_a_memory_hog_is_killed_with_exit_137_and_the_oom_kill_is_reported
-    # test: test_cgroups.py::test_a_process_within_its_memory_limit_runs_to_the_end
     if limits.memory is not None:
+        # >>> exercise 3.2: the memory limit's files
+        # hint: on cgroup v2, --memory goes into memory.max and swap alone into memory.swap.max (Docker lets
+        # hint: a container swap as much as its memory by default: optional, as some kernels lack the file);
+        # hint: on v1 (cgroups_v1.py), memory.limit_in_bytes, then memory.memsw.limit_in_bytes (memory plus
+        # hint: swap, twice the memory by default), in that order. Values are bytes, as decimal strings.
+        # test: test_cgroups.py::test_each_limit_is_written_to_its_cgroup_file_in_the_kernels_units[memory]
+        # test: test_cgroups.py::test_a_memory_hog_is_killed_with_exit_137_and_the_oom_kill_is_reported
+        # test: test_cgroups.py::test_a_process_within_its_memory_limit_runs_to_the_end
         settings.append(Setting("memory", "memory.max", str(limits.memory), "--memory"))
         # memory.swap.max counts swap alone; Docker's default lets a container swap as much as --memory.
         swap = limits.memory if limits.memory_swap is None else limits.memory_swap - limits.memory
         settings.append(Setting("memory", "memory.swap.max", "max" if limits.memory_swap == -1 else str(swap),
                                 "--memory-swap", optional=limits.memory_swap is None))
-    # <<< exercise 3.2
-    # >>> exercise 3.3: --cpus as a CPU quota per period
-    # hint: the kernel gives a cgroup `quota` microseconds of CPU time per `period` (config.CPU_PERIOD_US,
-    # hint: 100 ms): --cpus 0.5 is a quota of 50000. v2 writes "QUOTA PERIOD" into cpu.max; v1
-    # hint: (cgroups_v1.py) writes cpu.cfs_period_us first, then cpu.cfs_quota_us.
-    # test: test_cgroups.py::test_each_limit_is_written_to_its_cgroup_file_in_the_kernels_units[cpus]
+        # <<< exercise 3.2
     if limits.cpus is not None:
+        # >>> exercise 3.3: --cpus as a CPU quota per period
+        # hint: the kernel gives a cgroup `quota` microseconds of CPU time per `period` (config.CPU_PERIOD_US,
+        # hint: 100 ms): --cpus 0.5 is a quota of 50000. v2 writes "QUOTA PERIOD" into cpu.max; v1
+        # hint: (cgroups_v1.py) writes cpu.cfs_period_us first, then cpu.cfs_quota_us.
+        # test: test_cgroups.py::test_each_limit_is_written_to_its_cgroup_file_in_the_kernels_units[cpus]
         quota = round(limits.cpus * config.CPU_PERIOD_US)
         settings.append(Setting("cpu", "cpu.max", f"{quota} {config.CPU_PERIOD_US}", "--cpus"))
-    # <<< exercise 3.3
+        # <<< exercise 3.3
     if limits.cpu_shares is not None:
         settings.append(Setting("cpu", "cpu.weight", str(shares_to_weight(limits.cpu_shares)), "--cpu-shares"))
     if limits.pids_limit is not None:

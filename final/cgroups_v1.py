@@ -39,20 +39,20 @@ def cgroup_dirs(layout: Layout, container_id: str) -> dict[str, str]:
 def settings(limits: Limits) -> list[Setting]:
     """The cgroup v1 files that carry these limits, in an order the kernel accepts."""
     settings = []
-    # >>> exercise 3.2
     if limits.memory is not None:
+        # >>> exercise 3.2
         settings.append(Setting("memory", "memory.limit_in_bytes", str(limits.memory), "--memory"))
         # memsw counts memory plus swap, so it must not be below limit_in_bytes: written second.
         total = 2 * limits.memory if limits.memory_swap is None else limits.memory_swap
         settings.append(Setting("memory", "memory.memsw.limit_in_bytes", str(total), "--memory-swap",
                                 optional=limits.memory_swap is None))
-    # <<< exercise 3.2
-    # >>> exercise 3.3
+        # <<< exercise 3.2
     if limits.cpus is not None:
+        # >>> exercise 3.3
         settings.append(Setting("cpu", "cpu.cfs_period_us", str(config.CPU_PERIOD_US), "--cpus"))
         quota = round(limits.cpus * config.CPU_PERIOD_US)
         settings.append(Setting("cpu", "cpu.cfs_quota_us", str(quota), "--cpus"))
-    # <<< exercise 3.3
+        # <<< exercise 3.3
     if limits.cpu_shares is not None:
         settings.append(Setting("cpu", "cpu.shares", str(limits.cpu_shares), "--cpu-shares"))
     if limits.pids_limit is not None:

@@ -257,16 +257,16 @@ def upper_changes(upper: str, lowers: list[str], inside: str = "/") -> Iterator[
             continue
         yield Change("C" if in_lower else "A", path)
         if entry.is_dir(follow_symlinks=False):
-            # >>> exercise 4.3: an opaque directory hides everything below it
-            # hint: a directory deleted and made again is marked opaque (is_opaque): overlay shows none of the
-            # hint: lower layers' entries in it. So every name the lowers have there (vfs.union_names(lowers,
-            # hint: path)) that the upper directory lacks (os.listdir(entry.path)) was deleted: yield a "D" each.
-            # test: test_layers.py::test_a_directory_removed_and_made_again_hides_everything_it_held_below[overlay]
             if in_lower and is_opaque(entry.path):
+                # >>> exercise 4.3: an opaque directory hides everything below it
+                # hint: a directory deleted and made again is marked opaque (is_opaque): overlay shows none of the
+                # hint: lower layers' entries in it. So every name the lowers have there (vfs.union_names(lowers,
+                # hint: path)) that the upper directory lacks (os.listdir(entry.path)) was deleted: yield a "D" each.
+                # test: test_layers.py::test_a_directory_removed_and_made_again_hides_everything_it_held_below[overlay]
                 # An opaque dir hides everything below it: what it lacks is deleted.
                 for name in set(vfs.union_names(lowers, path)) - set(os.listdir(entry.path)):
                     yield Change("D", os.path.join(path, name))
-            # <<< exercise 4.3
+                # <<< exercise 4.3
             yield from upper_changes(upper, lowers if in_lower else [], path)
 # --8<-- [end:changes]
 

@@ -313,7 +313,7 @@ def scoreboard(chapter: int, directory: str, groups: list[Group]) -> str:
     lines = [f"chapter {chapter} ({name}), graded in {directory}", ""]
     if todos := todos_left(directory):
         lines += ["still a TODO: " + "; ".join(todos),
-                  "(exercises build on each other: a TODO early in the run stops the tests of later ones)", ""]
+                  "(a TODO stops every test whose container passes through it: write them in order)", ""]
     for g in groups:
         lines.append(f"exercise {g.id}: {g.title}" if g.id else g.title)
         for p in g.promises:
