@@ -95,25 +95,26 @@ class Matcher:
 
     def excluded(self, path: str) -> bool:
         """True if `path` (relative, slash-separated) is excluded."""
-        # >>> exercise 7.3: .dockerignore: the last pattern that matches decides
-        # hint: walk self.patterns in order: a pattern that matches the path, or one of its parent
-        # hint: directories (a/b/c: also "a" and "a/b"), excludes it; an exception (!pattern) that
-        # hint: matches brings it back. Only the last match counts. "" and "." are never excluded.
-        # test: test_build.py::test_dockerignore_keeps_excluded_files_out_of_copy
         path = path.strip("/")
         if not path or path == ".":
             return False
         parents = path.split("/")[:-1]
         matched = False
         for pattern in self.patterns:
+            # >>> exercise 7.3: .dockerignore: the last pattern that matches decides
+            # hint: the patterns come in the file's order. One that matches the path (pattern.regex.match),
+            # hint: or one of its parent directories (a/b/c: also "a" and "a/b"), excludes it; an exception
+            # hint: (!pattern, pattern.exception) that matches brings it back, so only the last match
+            # hint: counts: set `matched`. (Only an exception can undo a match, only a pattern make one.)
+            # test: test_build.py::test_dockerignore_keeps_excluded_files_out_of_copy
             if pattern.exception != matched:
                 continue  # only an exception can undo a match, only a pattern can make one
             hit = bool(pattern.regex.match(path)) or any(
                 pattern.regex.match("/".join(parents[:n])) for n in range(1, len(parents) + 1))
             if hit:
                 matched = not pattern.exception
+            # <<< exercise 7.3
         return matched
-        # <<< exercise 7.3
 
     def may_include_below(self, directory: str) -> bool:
         """Whether an exception could bring back something below an excluded directory."""

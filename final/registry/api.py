@@ -120,14 +120,15 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     RFC 9110 section 14: a Range the server does not understand (several ranges, other units)
     is ignored and the whole blob served; one that misses the blob is 416 with `bytes */SIZE`.
     """
-    # >>> exercise 6.3: Range requests: a piece of a blob
-    # hint: "bytes=A-B" is bytes A to B (B past the end: to the end), "bytes=A-" from A on, "bytes=-N" the
-    # hint: last N. No header, or one you do not understand: None (the whole blob, 200). A range that
-    # hint: misses the blob is ApiError("SIZE_INVALID", ..., 416, {"Content-Range": f"bytes */{size}"}).
-    # test: test_registry_server.py::test_a_blob_is_served_whole_and_by_range
     match = re.fullmatch(r"bytes=(\d{0,18})-(\d{0,18})", (header or "").strip())
     if not match or match.groups() == ("", ""):
         return None
+    # >>> exercise 6.3: Range requests: a piece of a blob
+    # hint: first and last are the digits around the "-" of "bytes=A-B" (either may be empty). "A-B" is
+    # hint: bytes A to B (B past the end: to the end), "A-" from A on, "-N" the last N bytes (all of a
+    # hint: shorter blob). A range that misses the blob (A at or past the end, B before A, "-0") is
+    # hint: ApiError("SIZE_INVALID", ..., 416, {"Content-Range": f"bytes */{size}"}). Return (start, end).
+    # test: test_registry_server.py::test_a_blob_is_served_whole_and_by_range
     first, last = match.groups()
     if first:
         start, end = int(first), min(int(last), size - 1) if last else size - 1
