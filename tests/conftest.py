@@ -317,11 +317,9 @@ def mounts() -> set[tuple[str, str]]:
 
 def container_ids(places: list[str]) -> set[str]:
     """The ids of the containers in the --roots under these places."""
-    found = set()
-    for place in places:
-        for root in (place, *glob.glob(os.path.join(place, "*"))):
-            found.update(name for name in glob.glob(os.path.join(root, "containers", "*")))
-    return {os.path.basename(path) for path in found if len(os.path.basename(path)) >= 12}
+    records = [path for place in places for root in (place, *glob.glob(os.path.join(place, "*")))
+               for path in glob.glob(os.path.join(root, "containers", "*"))]
+    return {os.path.basename(path) for path in records if len(os.path.basename(path)) >= 12}
 
 
 def made_by_the_engine(mount_point: str, places: list[str], names: set[str]) -> bool:
