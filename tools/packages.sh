@@ -9,7 +9,7 @@
 # A chapter that makes the suite need a new program adds its package to TEST.
 set -eu
 
-QUICKSTART="python3 busybox-static"
+QUICKSTART="python3 busybox-static iptables"  # iptables: NAT for final/'s default bridge network
 TEST="$QUICKSTART python3-pytest gcc libc6-dev util-linux mount iproute2
       runc crun skopeo umoci docker-registry openssl"
 
