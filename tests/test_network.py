@@ -180,6 +180,24 @@ def test_containers_on_different_networks_cannot_reach_each_other(dockyard, root
         stop(web)
 
 
+def test_containers_started_at_once_get_addresses_of_their_own(dockyard, rootfs):
+    ok(dockyard("network", "create", "front"))
+    # Each waits until its /etc/hosts lists all four (itself and three peers), says its address, and stays
+    # until the test has heard all four: they run at the same time.
+    wait_for_all = ("net=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d. -f1-2);"
+                    " until [ $(grep -c \"^$net\\.\" /etc/hosts) -ge 4 ]; do sleep 0.1; done;"
+                    " ip -4 -o addr show eth0; read line")
+    engines = [dockyard.popen("run", "-i", "--rm", "--network", "front", "--rootfs", rootfs, "sh", "-c", wait_for_all,
+                              stdin=subprocess.PIPE) for _ in range(4)]
+    try:
+        addresses = {engine.stdout.readline().split()[3] for engine in engines}
+    finally:
+        for engine in engines:
+            engine.communicate("go\n", timeout=120)
+    assert len(addresses) == 4 and all(engine.returncode == 0 for engine in engines)
+    assert_nothing_left(dockyard, "front")
+
+
 def test_network_connect_and_disconnect_a_running_container(dockyard, rootfs):
     ok(dockyard("network", "create", "front"))
     ok(dockyard("network", "create", "back"))
@@ -226,16 +244,17 @@ def test_network_container_shares_another_containers_network_namespace(dockyard,
 
 # --- NAT ------------------------------------------------------------------------------------
 
-def free_slash30() -> ipaddress.IPv4Network:
-    """A /30 of 198.18.0.0/15 (the benchmarking range) that nothing on this host uses."""
+def free_subnet(prefix: int) -> ipaddress.IPv4Network:
+    """A random /prefix of 198.18.0.0/15 (the benchmarking range) that nothing on this host uses."""
     used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
     used += subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
     taken = [ipaddress.ip_network(w, strict=False) for w in used.split() if "/" in w and w[0].isdigit()]
     for _ in range(1000):  # a random one: tests running side by side pick different ones
-        candidate = ipaddress.ip_network((0xC6120000 + 4 * int.from_bytes(os.urandom(2), "big") % 2**17, 30))
+        offset = int.from_bytes(os.urandom(4), "big") % 2**17
+        candidate = ipaddress.ip_network((0xC6120000 + offset, prefix), strict=False)
         if not any(candidate.overlaps(t) for t in taken):
             return candidate
-    pytest.skip("no free /30 in 198.18.0.0/15")
+    pytest.skip(f"no free /{prefix} in 198.18.0.0/15")
 
 
 @pytest.fixture
@@ -244,7 +263,7 @@ def outside():
     require_programs("ip")
     tag = os.urandom(3).hex()
     namespace, host_end, far_end = f"dyout{tag}", f"dyo{tag}", f"dyp{tag}"
-    subnet = free_slash30()
+    subnet = free_subnet(30)
     near, far = [str(a) for a in subnet.hosts()]
     commands = [["ip", "netns", "add", namespace],
                 ["ip", "link", "add", host_end, "type", "veth", "peer", "name", far_end, "netns", namespace],
@@ -255,7 +274,7 @@ def outside():
         for command in commands:
             result = subprocess.run(command, capture_output=True, text=True)
             assert result.returncode == 0, (command, result.stderr)
-        yield namespace, near, far
+        yield namespace, near, far, host_end
     finally:
         subprocess.run(["ip", "link", "del", host_end], capture_output=True)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
@@ -269,7 +288,7 @@ c, peer = s.accept(); c.sendall(peer[0].encode() + b"\\n"); c.close()
 
 
 def test_outbound_traffic_is_masqueraded_behind_the_hosts_address(dockyard, rootfs, outside):
-    namespace, near, far = outside
+    namespace, near, far, _ = outside
     server = subprocess.Popen(["ip", "netns", "exec", namespace, "/usr/bin/python3", "-c", SAY_PEER, far],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -423,6 +442,18 @@ def test_an_overlapping_subnet_is_refused(dockyard):
     refused(dockyard("network", "create", "--subnet", "10.213.8.128/25", "two"), "overlaps")
     refused(dockyard("network", "create", "--subnet", "not-a-subnet", "two"), "invalid subnet")
     refused(dockyard("network", "inspect", "two"), "not found")
+
+
+@pytest.mark.bad_input
+def test_a_subnet_in_use_on_the_host_is_refused_at_create_and_at_the_first_run(dockyard, rootfs, outside):
+    _, near, _, host_end = outside
+    refused(dockyard("network", "create", "--subnet", str(ipaddress.ip_network(f"{near}/24", strict=False)), "clash"),
+            "overlaps", near.rsplit(".", 1)[0])
+    mine = free_subnet(24)
+    ok(dockyard("network", "create", "--subnet", str(mine), "mine"))  # free now ...
+    subprocess.run(["ip", "addr", "add", f"{next(mine.hosts())}/24", "dev", host_end], check=True)  # ... taken now
+    refused(dockyard("run", "--rm", "--network", "mine", "--rootfs", rootfs, "true"), "in use on this host")
+    assert_nothing_left(dockyard, "mine")
 
 
 @pytest.mark.bad_input
