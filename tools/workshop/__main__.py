@@ -6,7 +6,7 @@ import os
 import sys
 
 from .. import exercises
-from . import WorkshopError, clean, doctor, grade, sheet, start
+from . import WorkshopError, clean, doctor, grade, report, sheet, start
 from . import __doc__ as OVERVIEW
 
 MARKS = {True: "ok  ", False: "FAIL", None: "warn"}
@@ -27,10 +27,10 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     groups = grade.grade(args.chapter, args.dir, args.exercise, args.full, args.timeout)
     if args.json:
-        print(json.dumps(grade.as_json(args.chapter, args.dir, groups, args.student), indent=1))
+        print(json.dumps(report.as_json(args.chapter, args.dir, groups, args.student), indent=1))
     else:
-        print(grade.scoreboard(args.chapter, args.dir, groups))
-    return 0 if grade.all_kept(groups) else 1
+        print(report.scoreboard(args.chapter, args.dir, groups))
+    return 0 if report.all_kept(groups) else 1
 
 
 def cmd_doctor(_args: argparse.Namespace) -> int:

@@ -8,10 +8,8 @@ removes what a student's code leaves (mounts, cgroups, processes); after the
 run, clean.py sweeps the run's scratch directory as well.
 """
 
-import getpass
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,10 +17,9 @@ import tempfile
 from dataclasses import dataclass, field
 
 from .. import chapters, exercises
-from . import clean, WorkshopError
+from . import WorkshopError, clean, package
 
 REPO = chapters.ROOT
-MARK = ".workshop.json"  # written by `start`: which chapter a directory began as
 
 
 @dataclass
@@ -54,87 +51,6 @@ class Group:
 
 
 # --- what to grade -------------------------------------------------------------------
-
-def check_package(directory: str, chapter: int) -> str:
-    """The student's package directory, refused with a hint if it cannot be graded as `chapter`."""
-    path = os.path.abspath(directory)
-    if not os.path.isdir(path):
-        raise WorkshopError(f"{directory}: no such directory",
-                            f"make it with: python3 -m tools.workshop start {chapter} {directory}")
-    missing = [name for name in ("__init__.py", "__main__.py", "cli.py") if not os.path.isfile(os.path.join(path, name))]
-    if missing:
-        raise WorkshopError(f"{directory} is not a chapter package (no {', '.join(missing)})",
-                            f"check the folder that `start` made, e.g. python3 -m tools.workshop start {chapter} ~/ch{chapter:02}")
-    check_name(path, chapter)
-    check_syntax(path, directory)
-    started = started_as(path)
-    if started is not None and started != chapter:
-        raise WorkshopError(f"{directory} was started as chapter {started}, not {chapter}",
-                            f"check it as chapter {started}: python3 -m tools.workshop check {started} {directory}")
-    check_chapter_files(path, directory, chapter)
-    return path
-
-
-def check_syntax(path: str, shown: str) -> None:
-    """Refuse a package Python cannot read: every test would fail, and none would say why."""
-    for folder, subfolders, files in os.walk(path):
-        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
-        for name in sorted(f for f in files if f.endswith(".py")):
-            source = os.path.join(folder, name)
-            try:
-                with open(source, "rb") as f:
-                    compile(f.read(), source, "exec", dont_inherit=True)
-            except SyntaxError as err:  # IndentationError and TabError are SyntaxErrors too
-                where = os.path.join(shown, os.path.relpath(source, path))
-                raise WorkshopError(f"{where}, line {err.lineno}: {type(err).__name__}: {err.msg}",
-                                    "fix it first: Python cannot read the file, so no test can run") from None
-
-
-def chapter_files(chapter: int) -> set[str]:
-    """The modules chapter `chapter`'s package has (as the generator makes it)."""
-    found = set()
-    for relative in chapters.source_files():
-        with open(os.path.join(chapters.SOURCE, relative)) as f:
-            if chapters.render(f.read(), chapter, relative) is not None:
-                found.add(relative)
-    return found
-
-
-def check_chapter_files(path: str, shown: str, chapter: int) -> None:
-    """Refuse a package that lacks modules of chapter `chapter` (an earlier chapter's, say)."""
-    missing = sorted(chapter_files(chapter) - package_files(path))
-    if not missing:
-        return
-    like = [n for n in chapters.CHAPTERS if chapter_files(n) <= package_files(path)]
-    guess = f" (it looks like chapter {max(like)})" if like else ""
-    raise WorkshopError(f"{shown} is not a chapter {chapter} package: it has no {', '.join(missing[:4])}"
-                        f"{' ...' if len(missing) > 4 else ''}{guess}",
-                        f"check it as its own chapter, or start chapter {chapter}: "
-                        f"python3 -m tools.workshop start {chapter} NEW_DIR")
-
-
-def package_files(path: str) -> set[str]:
-    return {os.path.relpath(os.path.join(folder, name), path)
-            for folder, _, files in os.walk(path) for name in files if name.endswith(".py")}
-
-
-def check_name(path: str, chapter: int) -> None:
-    """Refuse a folder name that `python3 -m NAME` cannot run as this package."""
-    name = os.path.basename(path)
-    if not re.fullmatch(r"\w+", name, re.ASCII) or name in sys.stdlib_module_names:
-        why = "is a module of Python's own" if name in sys.stdlib_module_names else "is not a Python name"
-        raise WorkshopError(f"{path}: the folder's name {name!r} {why}, so `python3 -m {name}` cannot run it",
-                            f"name the folder with letters, digits and _ only, e.g. ch{chapter:02}")
-
-
-def started_as(path: str) -> int | None:
-    """The chapter `start` made this directory from, if it did."""
-    try:
-        with open(os.path.join(path, MARK)) as f:
-            return int(json.load(f)["chapter"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
 
 def choose(chapter: int, wanted: str | None) -> list[exercises.Exercise]:
     """The chapter's exercises, or the one asked for ('3.2' or '2'), refused with a hint if unknown."""
@@ -237,11 +153,11 @@ def grade(chapter: int, directory: str, wanted: str | None = None, full: bool = 
     """Run the chosen tests against the student's package; group the results by exercise."""
     if chapter not in chapters.CHAPTERS:
         raise WorkshopError(f"there is no chapter {chapter}", "the chapters are 1 to 7")
-    package = check_package(directory, chapter)
+    package_dir = package.check(directory, chapter)
     chosen = choose(chapter, wanted)
     node_ids, cases = node_ids_for(chosen, full and wanted is None)
-    found = run_suite(package, chapter, node_ids, cases, timeout)
-    return group(chosen, found, os.path.basename(package))
+    found = run_suite(package_dir, chapter, node_ids, cases, timeout)
+    return group(chosen, found, os.path.basename(package_dir))
 
 
 RANK = {"not run": 0, "passed": 1, "skipped": 2, "failed": 3, "timeout": 4}
@@ -283,70 +199,3 @@ def matching(promises: dict[str, Promise], test: str) -> list[Promise]:
     """The results a `file::name` names (all its cases), or one 'not run' if none came back."""
     found = [p for name, p in promises.items() if name == test or name.startswith(test + "[")]
     return found or [Promise(test)]
-
-
-# --- the scoreboard -------------------------------------------------------------------
-
-MARKS = {"passed": "PASS", "failed": "FAIL", "timeout": "HANG", "skipped": "SKIP", "not run": "----"}
-
-
-STUB = re.compile(r'raise NotImplementedError\("exercise (\d+\.\d+): ')
-
-
-def todos_left(directory: str) -> list[str]:
-    """The stubs still in a student's package, in the code's order: 'exercise 2.2 (mounts.py, line 78)'."""
-    found = []
-    for folder, subfolders, files in os.walk(directory):
-        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
-        for name in sorted(f for f in files if f.endswith(".py")):
-            with open(os.path.join(folder, name), errors="replace") as f:
-                for number, line in enumerate(f, start=1):
-                    if match := STUB.search(line):
-                        where = os.path.relpath(os.path.join(folder, name), directory)
-                        found.append((match[1], f"exercise {match[1]} ({where}, line {number})"))
-    return [text for _, text in sorted(found, key=lambda item: [int(n) for n in item[0].split(".")])]
-
-
-def scoreboard(chapter: int, directory: str, groups: list[Group]) -> str:
-    """The report a student reads: each promise kept or not, and what a broken one expected."""
-    name = chapters.CHAPTERS[chapter].split("_", 1)[1]
-    lines = [f"chapter {chapter} ({name}), graded in {directory}", ""]
-    if todos := todos_left(directory):
-        lines += ["still a TODO: " + "; ".join(todos),
-                  "(a TODO stops every test whose container passes through it: write them in order)", ""]
-    for g in groups:
-        lines.append(f"exercise {g.id}: {g.title}" if g.id else g.title)
-        for p in g.promises:
-            lines.append(f"  {MARKS.get(p.outcome, p.outcome.upper())}  {p.words}")
-            if p.outcome != "passed" and p.expected:
-                lines.append(f"        {p.expected}")
-        lines.append("")
-    promises = [p for g in groups for p in g.promises]
-    kept = sum(p.outcome == "passed" for p in promises)
-    done = [g.id for g in groups if g.id and g.passed]
-    lines.append(f"{kept} of {len(promises)} promises kept; exercises done: {', '.join(done) or 'none yet'}")
-    if any(p.outcome == "skipped" for p in promises) and os.geteuid() != 0:
-        lines.append("hint: skipped tests need root: sudo python3 -m tools.workshop check ...")
-    return "\n".join(lines)
-
-
-def as_json(chapter: int, directory: str, groups: list[Group], student: str | None = None) -> dict:
-    """The same results for an instructor's class sheet."""
-    return {
-        "student": student or os.environ.get("SUDO_USER") or getpass.getuser(),
-        "host": os.uname().nodename,
-        "chapter": chapter,
-        "directory": os.path.abspath(directory),
-        "exercises": [{"id": g.id, "title": g.title, "passed": g.passed,
-                       "tests": [{"test": p.test, "promise": p.words, "outcome": p.outcome,
-                                  "expected": p.expected, "seconds": round(p.seconds, 2)} for p in g.promises]}
-                      for g in groups],
-        "todo": todos_left(directory),
-        "kept": sum(p.outcome == "passed" for g in groups for p in g.promises),
-        "total": sum(len(g.promises) for g in groups),
-    }
-
-
-def all_kept(groups: list[Group]) -> bool:
-    return all(p.outcome == "passed" for g in groups for p in g.promises)
-

@@ -7,7 +7,7 @@ import tempfile
 
 from .. import chapters, exercises
 from . import WorkshopError
-from .grade import MARK, check_name
+from .package import MARK, check_name
 
 
 def start(chapter: int, directory: str) -> list[exercises.Exercise]:
