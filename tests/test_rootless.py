@@ -7,6 +7,7 @@ nothing that nobody could not.
 
 import os
 import socket
+import subprocess
 
 from conftest import NOBODY, needs_root
 from test_namespaces import ORPHAN, UNTIL_GONE
@@ -81,3 +82,20 @@ def test_rootless_with_init_reaps_and_exits_with_the_commands_code(nobody):
     result = nobody("run", "--init", "--rootfs", nobody.rootfs, "sh", "-c", "exit 5")
     assert result.returncode == 5, result.stderr
 
+
+
+def test_ubuntus_apparmor_restriction_on_user_namespaces_is_named_with_what_to_change(nobody):
+    # Ubuntu 24.04 (kernel.apparmor_restrict_unprivileged_userns=1) lets a user make a user namespace
+    # but gives it no capabilities. Played here in a mount namespace whose /proc is a tmpfs that holds
+    # only the two sysctls the engine reads: the engine's own probe cannot write its id maps there.
+    script = ("mount -t tmpfs tmpfs /proc && mkdir -p /proc/sys/kernel /proc/sys/user && "
+              "echo 1 > /proc/sys/kernel/apparmor_restrict_unprivileged_userns && "
+              "echo 15000 > /proc/sys/user/max_user_namespaces && "
+              'exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"')
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "-",
+                             *nobody.command("run", "--rootfs", nobody.rootfs, "true")],
+                            capture_output=True, text=True, timeout=60, cwd="/",
+                            env={**nobody.impl.env(), "HOME": "/", "USER": "nobody"})
+    assert result.returncode == 125, result.stdout + result.stderr
+    assert "kernel.apparmor_restrict_unprivileged_userns=1" in result.stderr
+    assert "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0" in result.stderr
