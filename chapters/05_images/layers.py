@@ -34,6 +34,7 @@ Not yet:   a rootfs is one directory you made; images arrive in chapter 5.
 import os
 import socket
 import stat
+import sys
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -178,6 +179,57 @@ def copy_root_attributes(source: str, target: str, userns: bool) -> None:
 # another; its init layer is the range's already, and stays as it is.
 
 Channel = tuple[socket.socket, socket.socket]  # a socketpair: the engine's end, the child's end
+
+
+def driver_for(driver: str, lowers: list[str], userns: bool) -> str:
+    """The driver to use: overlay, unless its lowers need idmapping that their filesystem cannot do.
+
+    Then the container gets a copy (vfs), which owns what chapter 2's --userns owned: files
+    of host root are nobody's inside, and only the container's own files are writable.
+    """
+    if not needs_idmapped_lowers(driver, userns):
+        return driver
+    for lower in lowers:
+        if not can_idmap(lower):
+            print(f"warning: {lower} is on {filesystem_of(lower)}, which Linux {os.uname().release} cannot "
+                  "idmap: --userns copies the layers (--storage-driver vfs)", file=sys.stderr)
+            return "vfs"
+    return driver
+
+
+def can_idmap(path: str) -> bool:
+    """Whether the kernel can idmap `path`'s mount: tried with a throwaway child's user namespace."""
+    ready, done = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a user namespace of its own, kept until the parent is done
+        try:
+            libc.unshare(libc.CLONE_NEWUSER)
+            os.write(ready[1], b"x")
+            os.read(done[0], 1)
+        finally:
+            os._exit(0)
+    os.close(ready[1])
+    try:
+        if os.read(ready[0], 1) != b"x":
+            return True  # no user namespace at all: the run itself will say so
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(f"0 {config.USERNS_RANGE[0]} 1")
+        userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        tree = libc.open_tree(path, libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC)
+        try:
+            libc.mount_setattr(tree, libc.MOUNT_ATTR_IDMAP, libc.MS_PRIVATE, userns)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(tree)
+            os.close(userns)
+    finally:
+        os.write(done[1], b"x")
+        os.waitpid(pid, 0)
+        for fd in (ready[0], done[0], done[1]):
+            os.close(fd)
 
 
 def needs_idmapped_lowers(driver: str, userns: bool) -> bool:

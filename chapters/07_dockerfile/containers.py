@@ -86,7 +86,7 @@ def create(spec: Any) -> None:
     if not spec.lowers:  # run --rootfs DIR: the one read-only layer is DIR
         runtime.check_request(spec)
         spec.lowers = [spec.rootfs]
-    layers.check_driver(spec.storage_driver)
+    spec.storage_driver = layers.driver_for(layers.check_driver(spec.storage_driver), spec.lowers, spec.userns)
     spec.name = reserve_name(spec.root, spec.name, spec.id)
     temp = os.path.join(spec.root, "containers", f".new-{spec.id}")
     try:
