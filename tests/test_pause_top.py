@@ -3,7 +3,7 @@
 
 import subprocess
 
-from conftest import needs_root
+from conftest import become_nobody, needs_root
 from test_exec import running
 
 pytestmark = needs_root
@@ -87,3 +87,19 @@ def test_stats_finds_a_container_by_name_and_lists_only_its_own_roots(dockyard, 
         ids = [line.split()[0] for line in mine.stdout.splitlines()[1:]]
         assert ids == [dockyard("ps", "-q").stdout.strip()], mine.stdout
         assert dockyard("stats", "--no-stream", "mine").stdout.splitlines()[1].split()[0] == ids[0]
+
+
+def test_pause_of_a_rootless_container_is_refused_with_a_hint(nobody):
+    engine = subprocess.Popen(nobody.command("run", "--name", "box", "--rootfs", nobody.rootfs,
+                                             "sh", "-c", "echo ready; exec sleep 1000"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                              preexec_fn=become_nobody, cwd="/", env={**nobody.impl.env(), "HOME": "/", "USER": "nobody"})
+    try:
+        assert engine.stdout.readline() == "ready\n", engine.stderr.read()
+        result = nobody("pause", "box")
+        assert result.returncode == 125
+        assert result.stderr.startswith("error: cannot pause: this container has no freezer cgroup\nhint: ")
+        assert nobody("exec", "box", "true").returncode == 0  # still running, not half frozen
+    finally:
+        nobody("rm", "-f", "box")
+        engine.communicate(timeout=60)
