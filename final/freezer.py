@@ -53,8 +53,11 @@ def thaw(dirs: dict[str, str]) -> None:
 
 def thaw_to_kill(dirs: dict[str, str]) -> None:
     """Thaw a container about to be killed, if paused: a frozen v1 process cannot even die."""
-    if is_frozen(dirs):
-        thaw(dirs)
+    try:
+        if is_frozen(dirs):
+            thaw(dirs)
+    except FileNotFoundError:
+        pass  # its processes died meanwhile and its engine removed the cgroup: nothing is frozen
 
 
 def set_state(dirs: dict[str, str], frozen: bool) -> None:
