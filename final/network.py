@@ -34,6 +34,8 @@ rules whose bridge is gone.
 
 import ipaddress
 import os
+import shutil
+import sys
 from dataclasses import dataclass, field
 
 from . import containers, ipam, nat, netlink, proxy
@@ -54,7 +56,7 @@ class Options:
 
 def configure(spec, args, image_config: dict | None) -> None:
     """Check run's network flags onto the spec; bridge is the default for root, none rootless."""
-    spec.network = args.network or ("bridge" if os.geteuid() == 0 else "none")
+    spec.network = args.network or default_mode()
     check_usable(spec.network)
     if spec.network.startswith("container:"):
         spec.network = f"container:{shared_with(spec.root, spec.network.partition(':')[2], spec.userns)[0]}"
@@ -70,6 +72,24 @@ def configure(spec, args, image_config: dict | None) -> None:
                             hint="drop -p (with --network host the container's ports are the host's already)")
     spec.net = Options(aliases=args.network_alias, dns=args.dns, add_hosts=args.add_host,
                        publish=proxy.to_records(ports))
+
+
+def default_mode() -> str:
+    """bridge, as Docker; none rootless, or where this host lacks what a bridge network needs (said on stderr)."""
+    if os.geteuid() != 0:
+        return "none"
+    if missing := missing_for_bridge():
+        # A warning, not an error: the user asked for no network in particular.
+        print(f"warning: {missing}: the container gets --network none\n"
+              f"hint: install it for the default bridge network, or pass --network none|host", file=sys.stderr)
+        return "none"
+    return "bridge"
+
+
+def missing_for_bridge() -> str:
+    """What this host lacks for bridge networks ("" if nothing). A kernel without bridge or veth
+    support is only found out by asking it (attach says so then, with a hint)."""
+    return "" if shutil.which("iptables-restore") else "iptables is not installed"
 
 
 def shared_with(root: str, name: str, userns: bool) -> tuple[str, int]:
@@ -114,10 +134,13 @@ def check_address(text: str, flag: str) -> str:
 
 
 def check_usable(mode: str) -> None:
-    """Bridge networks need root: say so before anything is made."""
+    """Bridge networks need root, and iptables: say so before anything is made."""
     if uses_bridge(mode) and os.geteuid() != 0:
         raise DockyardError(f"--network {mode} needs root (a bridge, veth pairs and NAT are the host's)",
                             hint="run as root, or rootless with --network none (the default then) or host")
+    if uses_bridge(mode) and (missing := missing_for_bridge()):
+        raise DockyardError(f"--network {mode} needs NAT, but {missing}",
+                            hint="install iptables (apt install iptables), or use --network none|host")
 
 
 # --- joining and leaving ----------------------------------------------------------------
@@ -140,9 +163,12 @@ def attach(spec, pid: int) -> None:
             address = join(spec, network, pid, nl, "eth0")
         if ports:
             record_proxy(spec, ports, proxy.start(listeners, address))
-    except BaseException:
+    except BaseException as err:
         proxy.close(listeners)
         detach(spec)
+        if isinstance(err, OSError):  # the kernel refused a netlink request
+            raise DockyardError(f"cannot connect the container to network {spec.network}: {err.strerror}",
+                                hint="check that this kernel has bridge and veth support, or use --network none|host") from err
         raise
 # --8<-- [end:attach]
 
@@ -259,8 +285,10 @@ def bring_up(root: str, network: Network, nl: netlink.Netlink) -> None:
 
 def take_down(network: Network, nl: netlink.Netlink) -> None:
     """Remove the bridge and its rules (rules first: no rule may outlive its bridge)."""
-    nat.remove(network.bridge, network.subnet)
-    nl.delete_link(network.bridge)
+    try:
+        nat.remove(network.bridge, network.subnet)
+    finally:
+        nl.delete_link(network.bridge)
 
 
 def reconcile(root: str) -> None:
