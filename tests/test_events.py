@@ -16,7 +16,7 @@ def past_events(dockyard, *flags: str) -> list[str]:
 
 
 def test_a_containers_life_shows_as_create_start_die_destroy(dockyard, rootfs):
-    assert dockyard("run", "--name", "brief", "--rootfs", rootfs, "sh", "-c", "exit 3").returncode == 3
+    assert dockyard("run", "--network", "none", "--name", "brief", "--rootfs", rootfs, "sh", "-c", "exit 3").returncode == 3
     assert dockyard("rm", "brief").returncode == 0
     lines = past_events(dockyard)
     assert [line.split()[1:3] for line in lines] == [["container", action] for action in
@@ -26,7 +26,7 @@ def test_a_containers_life_shows_as_create_start_die_destroy(dockyard, rootfs):
 
 
 def test_format_json_prints_one_docker_shaped_object_per_event(dockyard, rootfs):
-    dockyard("run", "--name", "brief", "--rootfs", rootfs, "true")
+    dockyard("run", "--network", "none", "--name", "brief", "--rootfs", rootfs, "true")
     events = [json.loads(line) for line in past_events(dockyard, "--format", "{{json .}}")]
     assert [e["Action"] for e in events] == ["create", "start", "die"]
     container_id = dockyard("ps", "-a", "-q").stdout.strip()
@@ -37,17 +37,17 @@ def test_format_json_prints_one_docker_shaped_object_per_event(dockyard, rootfs)
 
 
 def test_format_fields_and_filters_pick_what_is_shown(dockyard, rootfs):
-    dockyard("run", "--name", "one", "--rootfs", rootfs, "true")
-    dockyard("run", "--name", "two", "--rootfs", rootfs, "sh", "-c", "exit 5")
+    dockyard("run", "--network", "none", "--name", "one", "--rootfs", rootfs, "true")
+    dockyard("run", "--network", "none", "--name", "two", "--rootfs", rootfs, "sh", "-c", "exit 5")
     lines = past_events(dockyard, "--filter", "event=die", "--format", "{{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")
     assert lines == ["one 0", "two 5"]
     assert past_events(dockyard, "--filter", "container=two", "--format", "{{.Action}}") == ["create", "start", "die"]
 
 
 def test_since_and_until_bound_the_events_shown(dockyard, rootfs):
-    dockyard("run", "--name", "early", "--rootfs", rootfs, "true")
+    dockyard("run", "--network", "none", "--name", "early", "--rootfs", rootfs, "true")
     middle = time.time()
-    dockyard("run", "--name", "late", "--rootfs", rootfs, "true")
+    dockyard("run", "--network", "none", "--name", "late", "--rootfs", rootfs, "true")
     names = {line.split("name=")[1].rstrip(")") for line in
              dockyard("events", "--since", str(middle), "--until", str(time.time())).stdout.splitlines()}
     assert names == {"late"}
@@ -57,12 +57,12 @@ def test_since_and_until_bound_the_events_shown(dockyard, rootfs):
 
 
 def test_events_follows_the_log_as_containers_come_and_go(dockyard, rootfs):
-    dockyard("run", "--name", "before", "--rootfs", rootfs, "true")
+    dockyard("run", "--network", "none", "--name", "before", "--rootfs", rootfs, "true")
     watcher = dockyard.popen("events", "--since", "1h", "--format", "{{.Action}} {{.Actor.Attributes.name}}",
                              stdin=subprocess.DEVNULL)
     try:
         seen = [watcher.stdout.readline().strip() for _ in range(3)]  # the past, then it follows
-        dockyard("run", "--rm", "--name", "after", "--rootfs", rootfs, "true")
+        dockyard("run", "--network", "none", "--rm", "--name", "after", "--rootfs", rootfs, "true")
         while seen[-1] != "destroy after":
             seen.append(watcher.stdout.readline().strip())
     finally:

@@ -16,7 +16,7 @@ pytestmark = needs_root
 @contextlib.contextmanager
 def running(dockyard, rootfs, name, *flags, command=("sleep", "1000")):
     """A container running `command` in the foreground, until the `with` ends."""
-    engine = dockyard.popen("run", "--name", name, *flags, "--rootfs", rootfs,
+    engine = dockyard.popen("run", "--network", "none", "--name", name, *flags, "--rootfs", rootfs,
                             "sh", "-c", f'echo ready; exec {" ".join(command)}', stdin=subprocess.DEVNULL)
     try:
         assert engine.stdout.readline() == "ready\n", engine.stderr.read()
@@ -103,7 +103,7 @@ def test_with_init_what_exec_d_leaves_behind_is_reaped(dockyard, rootfs):
 
 
 def test_exec_into_a_stopped_container_is_refused_with_a_hint(dockyard, rootfs):
-    assert dockyard("run", "--name", "done", "--rootfs", rootfs, "true").returncode == 0
+    assert dockyard("run", "--network", "none", "--name", "done", "--rootfs", rootfs, "true").returncode == 0
     result = dockyard("exec", "done", "true")
     assert result.returncode == 125
     assert result.stderr == "error: container done is not running\nhint: start it first (start done), or see ps -a\n"
@@ -118,7 +118,7 @@ def test_exec_into_an_unknown_container_is_refused_with_a_hint(dockyard, rootfs)
 def test_exec_with_an_ambiguous_id_prefix_is_refused_with_a_hint(dockyard, rootfs):
     firsts: set[str] = set()
     while True:  # ids are random: 17 containers are sure to share a first digit
-        dockyard("run", "--rootfs", rootfs, "true")
+        dockyard("run", "--network", "none", "--rootfs", rootfs, "true")
         ids = dockyard("ps", "-a", "-q").stdout.split()
         shared = next((i[0] for i in ids if [j[0] for j in ids].count(i[0]) > 1), None)
         if shared:
@@ -136,7 +136,7 @@ def test_exec_into_a_user_namespace_container_is_root_inside_it(dockyard, rootfs
 
 
 def test_an_ordinary_user_can_exec_into_its_rootless_container(nobody):
-    engine = subprocess.Popen(nobody.command("run", "--name", "box", "--rootfs", nobody.rootfs,
+    engine = subprocess.Popen(nobody.command("run", "--network", "none", "--name", "box", "--rootfs", nobody.rootfs,
                                              "sh", "-c", "echo ready; exec sleep 1000"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                               preexec_fn=become_nobody, cwd="/",
@@ -153,7 +153,7 @@ def test_an_ordinary_user_can_exec_into_its_rootless_container(nobody):
 # --- terminals from the container's own devpts -------------------------------------
 
 def test_run_t_gives_a_terminal_of_the_containers_own_devpts(dockyard, rootfs):
-    result = dockyard("run", "-t", "--rootfs", rootfs, "sh", "-c", "tty; readlink /proc/self/fd/0")
+    result = dockyard("run", "--network", "none", "-t", "--rootfs", rootfs, "sh", "-c", "tty; readlink /proc/self/fd/0")
     assert result.stdout.split() == ["/dev/pts/0", "/dev/pts/0"], result.stderr
 
 

@@ -45,13 +45,13 @@ def test_pausing_twice_or_unpausing_a_running_container_is_refused_with_a_hint(d
 
 
 def test_pause_of_a_stopped_container_is_refused_with_a_hint(dockyard, rootfs):
-    assert dockyard("run", "--name", "done", "--rootfs", rootfs, "true").returncode == 0
+    assert dockyard("run", "--network", "none", "--name", "done", "--rootfs", rootfs, "true").returncode == 0
     result = dockyard("pause", "done")
     assert result.returncode == 125 and result.stderr.startswith("error: container done is not running\nhint: ")
 
 
 def test_rm_f_removes_a_paused_container(dockyard, rootfs):
-    engine = dockyard.popen("run", "--name", "box", "--rootfs", rootfs, "sh", "-c", "echo ready; exec sleep 1000",
+    engine = dockyard.popen("run", "--network", "none", "--name", "box", "--rootfs", rootfs, "sh", "-c", "echo ready; exec sleep 1000",
                             stdin=subprocess.DEVNULL)
     assert engine.stdout.readline() == "ready\n"
     assert dockyard("pause", "box").returncode == 0
@@ -75,7 +75,7 @@ def test_top_lists_every_process_of_the_container_with_host_pids(dockyard, rootf
 
 
 def test_top_of_a_stopped_container_is_refused_with_a_hint(dockyard, rootfs):
-    assert dockyard("run", "--name", "done", "--rootfs", rootfs, "true").returncode == 0
+    assert dockyard("run", "--network", "none", "--name", "done", "--rootfs", rootfs, "true").returncode == 0
     result = dockyard("top", "done")
     assert result.returncode == 125 and "\nhint: " in result.stderr
 
@@ -90,7 +90,7 @@ def test_stats_finds_a_container_by_name_and_lists_only_its_own_roots(dockyard, 
 
 
 def test_pause_of_a_rootless_container_is_refused_with_a_hint(nobody):
-    engine = subprocess.Popen(nobody.command("run", "--name", "box", "--rootfs", nobody.rootfs,
+    engine = subprocess.Popen(nobody.command("run", "--network", "none", "--name", "box", "--rootfs", nobody.rootfs,
                                              "sh", "-c", "echo ready; exec sleep 1000"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                               preexec_fn=become_nobody, cwd="/", env={**nobody.impl.env(), "HOME": "/", "USER": "nobody"})

@@ -22,8 +22,8 @@ def state_of(dockyard, name: str) -> dict:
 
 
 def test_ps_filters_by_status_name_and_exit_code(dockyard, rootfs):
-    dockyard("run", "--name", "ok-one", "--rootfs", rootfs, "true")
-    dockyard("run", "--name", "failed-one", "--rootfs", rootfs, "sh", "-c", "exit 3")
+    dockyard("run", "--network", "none", "--name", "ok-one", "--rootfs", rootfs, "true")
+    dockyard("run", "--network", "none", "--name", "failed-one", "--rootfs", rootfs, "sh", "-c", "exit 3")
     with running(dockyard, rootfs, "up-one"):
         assert names(dockyard("ps", "--format", "{{.Names}}")) == ["up-one"]
         assert names(dockyard("ps", "--filter", "status=exited", "--format", "{{.Names}}")) == ["failed-one", "ok-one"]
@@ -35,8 +35,8 @@ def test_ps_filters_by_status_name_and_exit_code(dockyard, rootfs):
 
 def test_ps_filters_by_the_labels_a_container_has_from_its_image(dockyard, rootfs):
     assert dockyard("import", "-c", "LABEL tier=web", "-c", 'CMD ["true"]', rootfs, "labelled").returncode == 0
-    dockyard("run", "--name", "web", "labelled")
-    dockyard("run", "--name", "plain", "--rootfs", rootfs, "true")
+    dockyard("run", "--network", "none", "--name", "web", "labelled")
+    dockyard("run", "--network", "none", "--name", "plain", "--rootfs", rootfs, "true")
     assert names(dockyard("ps", "-a", "--filter", "label=tier", "--format", "{{.Names}}")) == ["web"]
     assert names(dockyard("ps", "-a", "--filter", "label=tier=web", "--format", "{{.Names}}")) == ["web"]
     assert names(dockyard("ps", "-a", "--filter", "label=tier=db", "--format", "{{.Names}}")) == []
@@ -44,7 +44,7 @@ def test_ps_filters_by_the_labels_a_container_has_from_its_image(dockyard, rootf
 
 
 def test_ps_format_prints_fields_json_and_tables(dockyard, rootfs):
-    dockyard("run", "--name", "done", "--rootfs", rootfs, "sh", "-c", "exit 2")
+    dockyard("run", "--network", "none", "--name", "done", "--rootfs", rootfs, "sh", "-c", "exit 2")
     container_id = dockyard("ps", "-a", "-q").stdout.strip()
     assert dockyard("ps", "-a", "--format", "{{.ID}}: {{.Names}}").stdout == f"{container_id}: done\n"
     fields = json.loads(dockyard("ps", "-a", "--format", "{{json .}}").stdout)
@@ -73,14 +73,14 @@ def test_inspect_state_of_a_running_and_of_an_exited_container(dockyard, rootfs)
         pid1 = [line.split()[1] for line in dockyard("top", "box").stdout.splitlines()[1:]]
         assert str(state["Pid"]) in pid1
         assert state["FinishedAt"] == "0001-01-01T00:00:00Z" and state["StartedAt"] != state["FinishedAt"]
-    dockyard("run", "--name", "done", "--rootfs", rootfs, "sh", "-c", "exit 4")
+    dockyard("run", "--network", "none", "--name", "done", "--rootfs", rootfs, "sh", "-c", "exit 4")
     state = state_of(dockyard, "done")
     assert (state["Status"], state["Running"], state["Pid"], state["ExitCode"]) == ("exited", False, 0, 4)
     assert "0001" not in state["StartedAt"] + state["FinishedAt"]
 
 
 def test_a_container_whose_engine_was_killed_is_dead_in_ps_and_inspect(dockyard, rootfs):
-    engine = dockyard.popen("run", "--name", "orphan", "--rootfs", rootfs, "sh", "-c", "echo ready; exec sleep 1000",
+    engine = dockyard.popen("run", "--network", "none", "--name", "orphan", "--rootfs", rootfs, "sh", "-c", "echo ready; exec sleep 1000",
                             stdin=subprocess.DEVNULL)
     assert engine.stdout.readline() == "ready\n"
     with open(f"/proc/{engine.pid}/task/{engine.pid}/children") as f:
@@ -95,8 +95,8 @@ def test_a_container_whose_engine_was_killed_is_dead_in_ps_and_inspect(dockyard,
 
 
 def test_container_prune_removes_only_stopped_containers(dockyard, rootfs):
-    dockyard("run", "--name", "old-one", "--rootfs", rootfs, "true")
-    dockyard("run", "--name", "old-two", "--rootfs", rootfs, "false")
+    dockyard("run", "--network", "none", "--name", "old-one", "--rootfs", rootfs, "true")
+    dockyard("run", "--network", "none", "--name", "old-two", "--rootfs", rootfs, "false")
     with running(dockyard, rootfs, "alive"):
         refused = dockyard("container", "prune", input="n\n")
         assert "Are you sure you want to continue?" in refused.stdout
