@@ -287,8 +287,8 @@ def blob_path(dockyard, digest: str) -> str:
 
 def test_a_missing_blob_breaks_only_its_image_which_images_marks_and_rmi_f_removes(dockyard, busybox_image):
     dockyard("run", "--name", "cx", "busybox", "true")  # unpacks busybox's layer
-    assert dockyard("commit", "cx", "second").returncode == 0
-    assert dockyard("commit", "cx", "third").returncode == 0
+    assert dockyard("commit", "-c", "ENV WHICH=second", "cx", "second").returncode == 0  # two images, even
+    assert dockyard("commit", "-c", "ENV WHICH=third", "cx", "third").returncode == 0   # within one second
     dockyard("rm", "cx")
     inspect = lambda name: json.loads(output(dockyard, "inspect", name))[0]
     second_id, third = inspect("second")["Id"], inspect("third")
