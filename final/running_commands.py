@@ -57,6 +57,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
     from . import exec as exec_
     if not args.command:
         raise UsageError("exec needs a command", hint=f"for example: exec {args.container} sh -c 'echo hi'")
+    if args.workdir and not args.workdir.startswith("/"):
+        raise UsageError(f"the working directory {args.workdir!r} is not an absolute path",
+                         hint="give -w a path from the container's /, e.g. -w /tmp")
     container = running_container(args.root, args.container)
     if container.paused:  # joining its cgroup would freeze us too
         raise DockyardError(f"container {args.container} is paused", hint=f"unpause it first: unpause {args.container}")

@@ -2,8 +2,12 @@
 `-t` gives a process a terminal from the container's own devpts."""
 
 import contextlib
+import fcntl
 import os
+import signal
+import struct
 import subprocess
+import termios
 import time
 
 import pytest
@@ -169,3 +173,40 @@ def test_exec_it_relays_keys_and_the_exit_code(dockyard, rootfs):
         result = dockyard("exec", "-i", "-t", "box", "sh", input="echo typed-$((6*7))\nexit 4\n")
         assert result.returncode == 4
         assert "typed-42" in result.stdout
+
+
+def test_exec_w_with_a_relative_path_is_refused_with_a_hint(dockyard, rootfs):
+    with running(dockyard, rootfs, "box"):
+        result = dockyard("exec", "-w", "tmp", "box", "pwd")
+        assert result.returncode == 125 and result.stderr.startswith("error: the working directory 'tmp' is not")
+        assert "\nhint: " in result.stderr
+
+
+def test_a_signal_to_exec_reaches_the_command_inside(dockyard, rootfs):
+    with running(dockyard, rootfs, "box"):
+        client = dockyard.popen("exec", "box", "sh", "-c", "trap 'echo got-term; exit 5' TERM; echo ready; "
+                                "while :; do sleep 0.1; done", stdin=subprocess.DEVNULL)
+        assert client.stdout.readline() == "ready\n"
+        client.send_signal(signal.SIGTERM)
+        out, _ = client.communicate(timeout=60)
+        assert (client.returncode, out) == (5, "got-term\n")
+
+
+def test_exec_t_gives_the_command_the_callers_window_size(dockyard, rootfs):
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    with running(dockyard, rootfs, "box"):
+        client = dockyard.popen("exec", "-t", "box", "stty", "size", stdin=slave, stdout=slave, stderr=slave)
+        os.close(slave)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:  # EIO: the client closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        client.wait(timeout=60)
+        os.close(master)
+    assert b"33 101" in output, output
