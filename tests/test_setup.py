@@ -6,7 +6,6 @@ machine is part of their promise.
 
 import os
 import shutil
-import stat
 import subprocess
 
 from conftest import NOBODY, REPO, needs_root

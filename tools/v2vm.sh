@@ -47,6 +47,18 @@ done
         mkdir -p "$ROOT$(dirname "$lib")" && cp -L "$lib" "$ROOT$lib"
     done
 [ -e "$ROOT"/lib64/ld-linux-x86-64.so.2 ] || cp -L /lib64/ld-linux-x86-64.so.2 "$ROOT"/lib64/
+# iptables (nft flavour), for final's default bridge network: the program, its libraries, its extensions.
+XTABLES=$(readlink -f /usr/sbin/iptables 2>/dev/null || true)
+if [ -x "$XTABLES" ]; then
+    mkdir -p "$ROOT"/usr/sbin && cp "$XTABLES" "$ROOT"/usr/sbin/
+    for name in iptables iptables-restore iptables-save; do ln -sf "$(basename "$XTABLES")" "$ROOT/usr/sbin/$name"; done
+    extensions=$(dirname "$(find /usr/lib -maxdepth 3 -type d -name xtables | head -n 1)")/xtables
+    mkdir -p "$ROOT$extensions" && cp "$extensions"/*.so "$ROOT$extensions"/
+    { ldd "$XTABLES"; for so in "$extensions"/*.so; do ldd "$so"; done; } 2>/dev/null |
+        awk '/=> \//{print $3}' | sort -u | while read -r lib; do
+            mkdir -p "$ROOT$(dirname "$lib")" && cp -L "$lib" "$ROOT$lib"
+        done
+fi
 # Modules of Debian's kernel: overlayfs (chapter 4's storage driver), bridge and veth (final's
 # default network), and ext4 on a virtio disk
 # for the tests' files. The root is a tmpfs, which Linux idmaps only from 6.3 on, and root's
@@ -55,7 +67,11 @@ mkdir -p "$ROOT/modules"
 for module in fs/overlayfs/overlay lib/crc16 crypto/crc32c_generic lib/libcrc32c fs/mbcache fs/jbd2/jbd2 fs/ext4/ext4 drivers/virtio/virtio \
               drivers/virtio/virtio_ring drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci_modern_dev \
               drivers/virtio/virtio_pci drivers/block/virtio_blk net/llc/llc net/802/stp net/bridge/bridge \
-              drivers/net/veth; do
+              drivers/net/veth net/netfilter/nfnetlink net/netfilter/x_tables net/ipv4/netfilter/nf_defrag_ipv4 \
+              net/ipv6/netfilter/nf_defrag_ipv6 net/netfilter/nf_conntrack net/netfilter/nf_nat \
+              net/netfilter/nf_tables net/netfilter/nft_compat net/netfilter/nft_chain_nat net/netfilter/nft_nat \
+              net/netfilter/nft_masq net/netfilter/nft_ct net/netfilter/xt_comment net/netfilter/xt_MASQUERADE \
+              net/netfilter/xt_addrtype net/netfilter/xt_conntrack net/netfilter/xt_tcpudp; do
     if [ -e "$MODULES/kernel/$module.ko" ]; then cp "$MODULES/kernel/$module.ko" "$ROOT/modules/"; fi  # else built in
 done
 truncate -s "${SCRATCH:-4096}M" "$WORK"/scratch.img
@@ -90,7 +106,7 @@ mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs 
 mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /run
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 # Each pass loads the modules whose dependencies an earlier pass loaded; the rest fail quietly.
-for pass in 1 2 3 4 5; do for module in /modules/*.ko; do insmod "$module" 2>/dev/null; done; done
+for pass in 1 2 3 4 5 6 7 8; do for module in /modules/*.ko; do insmod "$module" 2>/dev/null; done; done
 for second in 1 2 3 4 5; do [ -b /dev/vda ] && break; sleep 1; done
 mkdir -p /scratch && mount -t ext4 /dev/vda /scratch && export TMPDIR=/scratch
 echo "v2vm: the tests' files are on $(stat -fc %T "${TMPDIR:-/tmp}")"
