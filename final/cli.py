@@ -28,67 +28,46 @@ def prog_name() -> str:
 # --- commands ------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import process, runtime
-    # >>> chapter 03
-    from .limits import parse_limits
-    # <<< chapter 03
-    # >>> chapter 05
-    from . import image_run
-    image = image_run.prepare(args)  # run IMAGE: its layers, and its config as flags
-    # <<< chapter 05
+    from . import process, request
+    from .limits import parse_limits  # ch 03
+    from . import image_run  # ch 05
+    image = image_run.prepare(args)  # run IMAGE: its layers, and its config as flags  # ch 05
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
-    spec = runtime.Spec(
+    spec = request.Request(
         rootfs=os.path.abspath(args.rootfs),
         argv=args.command,
         env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
         workdir=args.workdir or "/",
         interactive=args.interactive,
         debug=args.debug,
-        # >>> chapter 02
         root=args.root,
-        network=args.network,
-        userns=args.userns or os.geteuid() != 0,  # rootless needs a user namespace
-        init=args.init,
-        # <<< chapter 02
-        # >>> chapter 03
-        limits=parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit),
-        # <<< chapter 03
+        network=args.network,  # ch 02
+        userns=args.userns or os.geteuid() != 0,  # rootless needs a user namespace  # ch 02
+        init=args.init,  # ch 02
+        limits=parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit),  # ch 03
         # >>> chapter 04
         name=args.name,
         remove=args.rm,
         storage_driver=args.storage_driver,
         volumes=args.volume,
         # <<< chapter 04
-        # >>> chapter 05
-        user=args.user,
-        # <<< chapter 05
-        # >>> chapter final
-        tty=args.tty,
-        # <<< chapter final
+        user=args.user,  # ch 05
+        tty=args.tty,  # ch final
     )
-    # >>> chapter final
-    from . import security
-    spec.security = security.profile_from(args)
-    security.check_volumes(list((image or {}).get("config", {}).get("Volumes") or {}), args.volume, args.root)
-    # <<< chapter final
-    # >>> chapter 02
-    from . import namespaces
-    spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
-    spec.env["HOSTNAME"] = spec.hostname
-    # <<< chapter 02
-    # >>> chapter 05
-    image_run.apply(spec, image)
-    # <<< chapter 05
-    runtime.network.configure(spec, args, image and image["config"])  # ch final
-    # >>> chapter 01-03
-    # return runtime.run(spec)
-    # <<< chapter 01-03
-    # >>> chapter 04
-    from . import containers
-    containers.create(spec)  # a record, and a writable layer of its own
-    return containers.run(spec)
-    # <<< chapter 04
+    from . import security  # ch final
+    spec.security = security.profile_from(args)  # ch final
+    security.check_volumes(list((image or {}).get("config", {}).get("Volumes") or {}), args.volume, args.root)  # ch final
+    from . import namespaces  # ch 02
+    spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])  # ch 02
+    spec.env["HOSTNAME"] = spec.hostname  # ch 02
+    image_run.apply(spec, image)  # ch 05
+    from . import network  # ch final
+    network.configure(spec, args, image and image["config"])  # ch final
+    # return request.run_once(spec)  # ch 01-03
+    from . import containers  # ch 04
+    containers.create(spec)  # a record, and a writable layer of its own  # ch 04
+    return containers.run(spec)  # ch 04
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -106,10 +85,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     # <<< chapter final
     # >>> chapter 02
     p.add_argument("--hostname", metavar="NAME", help="hostname inside (default: the short container id)")
-    # >>> chapter 02-07
-    # p.add_argument("--network", choices=("none", "host"), default="none",
-    #                help="none: only lo, in a namespace of its own (default); host: share the host's")
-    # <<< chapter 02-07
+    # p.add_argument("--network", choices=("none", "host"), default="none",  # ch 02-07
+    #                help="none: only lo, in a namespace of its own (default); host: share the host's")  # ch 02-07
     # >>> chapter final
     p.add_argument("--network", metavar="MODE", help="bridge (default as root), NAME, none (rootless default), host")
     p.add_argument("--network-alias", action="append", default=[], metavar="NAME",
@@ -137,14 +114,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
                    help="bind a host path or a named volume into the container")
     # <<< chapter 04
-    # >>> chapter 01-04
-    # p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")
-    # <<< chapter 01-04
-    # >>> chapter 05
-    p.add_argument("--rootfs", metavar="DIR", help="run this directory as the container's / (instead of an IMAGE)")
-    p.add_argument("--entrypoint", metavar="CMD", help="replace the image's Entrypoint (and drop its Cmd)")
-    p.add_argument("-u", "--user", default="", metavar="USER[:GROUP]", help="user inside, by name or id")
-    # <<< chapter 05
+    # p.add_argument("--rootfs", required=True, metavar="DIR", help="directory to use as the container's /")  # ch 01-04
+    p.add_argument("--rootfs", metavar="DIR", help="run this directory as the container's / (instead of an IMAGE)")  # ch 05
+    p.add_argument("--entrypoint", metavar="CMD", help="replace the image's Entrypoint (and drop its Cmd)")  # ch 05
+    p.add_argument("-u", "--user", default="", metavar="USER[:GROUP]", help="user inside, by name or id")  # ch 05
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and its arguments")
 
 
@@ -163,27 +136,17 @@ COMMANDS = {
     "run": ("Run a command in a new container", add_run_arguments, cmd_run),
     "version": ("Show the versions of Dockyard, Python and the kernel", lambda p: None, cmd_version),
 }
-# >>> chapter 03
-from . import info, stats  # noqa: E402
-COMMANDS.update(info.COMMANDS)
-COMMANDS.update(stats.COMMANDS)
-# <<< chapter 03
-# >>> chapter 04
-from . import container_commands  # noqa: E402
-COMMANDS.update(container_commands.COMMANDS)
-# <<< chapter 04
-# >>> chapter 05
-from . import image_commands  # noqa: E402
-COMMANDS.update(image_commands.COMMANDS)
-# <<< chapter 05
-# >>> chapter 06
-from .registry import commands as registry_commands  # noqa: E402
-COMMANDS.update(registry_commands.COMMANDS)
-# <<< chapter 06
-# >>> chapter 07
-from .dockerfile import commands as dockerfile_commands  # noqa: E402
-COMMANDS.update(dockerfile_commands.COMMANDS)
-# <<< chapter 07
+from . import info, stats  # noqa: E402  # ch 03
+COMMANDS.update(info.COMMANDS)  # ch 03
+COMMANDS.update(stats.COMMANDS)  # ch 03
+from . import container_commands  # noqa: E402  # ch 04
+COMMANDS.update(container_commands.COMMANDS)  # ch 04
+from . import image_commands  # noqa: E402  # ch 05
+COMMANDS.update(image_commands.COMMANDS)  # ch 05
+from .registry import commands as registry_commands  # noqa: E402  # ch 06
+COMMANDS.update(registry_commands.COMMANDS)  # ch 06
+from .dockerfile import commands as dockerfile_commands  # noqa: E402  # ch 07
+COMMANDS.update(dockerfile_commands.COMMANDS)  # ch 07
 # >>> chapter final
 from . import running_commands  # noqa: E402
 COMMANDS.update(running_commands.COMMANDS)
@@ -212,10 +175,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                         help=f"where state lives (default {config.default_root()})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--explain", action="store_true", help="print each step asked of the kernel and the disk")
-    # >>> chapter 04
-    parser.add_argument("--storage-driver", choices=("overlay", "vfs"), default="overlay",
-                        help="how a new container gets its own layer: overlay (default) or vfs (copies)")
-    # <<< chapter 04
+    parser.add_argument("--storage-driver", choices=("overlay", "vfs"), default="overlay",  # ch 04
+                        help="how a new container gets its own layer: overlay (default) or vfs (copies)")  # ch 04
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
     for name, (summary, add_arguments, handler) in COMMANDS.items():
         if only and name != only:

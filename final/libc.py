@@ -165,11 +165,9 @@ PR_SET_PDEATHSIG = 1
 def prctl(option: int, arg2: int = 0) -> None:
     """Change one attribute of this process, such as its parent-death signal."""
     _check(_libc.prctl(option, arg2, 0, 0, 0), "prctl")
-# <<< chapter 02
-# >>> chapter 04
 
 
-# --- resolving paths inside a root (chapter 4) ------------------------------------
+# --- resolving paths inside a root (chapter 2) ------------------------------------
 
 O_PATH = 0o10000000
 RESOLVE_NO_MAGICLINKS = 0x02   # no /proc/self/fd/N-style jumps
@@ -187,6 +185,8 @@ def openat2(dir_fd: int, path: str, flags: int, resolve: int) -> int:
     how = _OpenHow(flags=flags | os.O_CLOEXEC, mode=0, resolve=resolve)
     return _check(_libc.syscall(ctypes.c_long(SYS_OPENAT2), ctypes.c_int(dir_fd), os.fsencode(path),
                                 ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))), "openat2", path)
+# <<< chapter 02
+# >>> chapter 04
 
 
 # --- idmapped mounts (chapter 4) ---------------------------------------------------

@@ -105,14 +105,11 @@ def shared_with(root: str, name: str, userns: bool) -> tuple[str, int]:
     return container_id, state.pid
 
 
-def join_shared_namespace(spec) -> None:
-    """--network container:ID: swap the new network namespace for that container's. Call in the child, early."""
+def share_namespace(spec, runtime_spec) -> None:
+    """--network container:ID: the new container joins that one's network namespace (the runtime's setns)."""
     if spec.network.startswith("container:"):
-        from . import libc
         _, pid = shared_with(spec.root, spec.network.partition(":")[2], spec.userns)
-        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)  # the host's /proc: before pivot_root
-        libc.setns(fd, libc.CLONE_NEWNET)
-        os.close(fd)
+        runtime_spec.join["network"] = f"/proc/{pid}/ns/net"
 
 
 def uses_bridge(mode: str) -> bool:

@@ -3,170 +3,115 @@
     engine (parent)                      container (child)
     ───────────────                      ─────────────────
     check the request
-    clone into new namespaces ─────────▶ wait for "go"
-    map ids, join cgroups, ... ── go ──▶ build the mount tree, pivot_root
-    forward signals                      mount /proc, bring up lo, ...
-    wait for exec, or its error  ◀────── exec the command (or report why not)
+    start the child ───────────────────▶ enter its root, mount /proc, ...
+    forward signals                      exec the command (or report why not)
+    wait for exec, or its error  ◀──────
     wait for exit
     clean up, return the exit code
 
-Chapter 1 forks and chroots; chapter 2 clones into namespaces and pivots.
+The runtime reads one description of the container, a RuntimeSpec (spec.py),
+and knows nothing of the engine that wrote it. Chapter 1 forks and chroots;
+from chapter 2 on the child is cloned into new namespaces and waits for a
+"go" while the engine sets it up from outside (chapter 3 adds its cgroup).
 """
 
 import os
-# >>> chapter 02-03
-# import shutil
-# <<< chapter 02-03
 import signal
-# >>> chapter 04
-import socket
-# <<< chapter 04
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from . import config, process
 from .errors import DockyardError
-# >>> chapter 01-01
-# from . import chroot
-# <<< chapter 01-01
-# >>> chapter 02
-from . import init, libc, mounts, namespaces
-# <<< chapter 02
-# >>> chapter 03
-from . import cgroups
-# <<< chapter 03
-# >>> chapter 04
-from . import containers, layers, volumes
-from .layers import Channel
-# <<< chapter 04
-# >>> chapter final
-from . import devices, network, security, terminal
-from .network import Options as NetworkOptions
-# <<< chapter final
+from .spec import RuntimeSpec
+# from . import chroot  # ch 01-01
+from . import init, libc, mounts, namespaces  # ch 02
+from . import cgroups  # ch 03
+from . import layers  # ch 04
+# from . import users  # ch 05-07
+from . import devices, security, terminal  # ch final
+
+
+def pipe() -> tuple[int, int]:
+    return os.pipe2(os.O_CLOEXEC)
 
 
 @dataclass
-class Spec:
-    """Everything `run` was asked for, after the CLI has checked it."""
-    rootfs: str
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    workdir: str = "/"
-    interactive: bool = False
-    debug: bool = False
-    # >>> chapter 02
-    root: str = config.DEFAULT_ROOT
-    id: str = field(default_factory=lambda: os.urandom(32).hex())
-    hostname: str = ""
-    network: str = "none"
-    userns: bool = False
-    init: bool = False
-    # <<< chapter 02
-    # >>> chapter final
-    tty: bool = False
-    terminal: "terminal.Terminal | None" = None
-    security: "security.Profile" = field(default_factory=security.Profile)  # what root inside may do
-    net: NetworkOptions = field(default_factory=NetworkOptions)  # -p, --dns, --add-host, --network-alias
-    # <<< chapter final
-    # >>> chapter 03
-    limits: cgroups.Limits = field(default_factory=cgroups.Limits)
-    # <<< chapter 03
-    # >>> chapter 04
-    name: str = ""
-    remove: bool = False                                # --rm: no record once it exits
-    storage_driver: str = "overlay"
-    lowers: list[str] = field(default_factory=list)     # read-only layers, the top-most first
-    volumes: list[str] = field(default_factory=list)    # -v SOURCE:DEST[:ro], checked
-    idmapped: "Channel | None" = None                   # root with --userns: how the lowers reach the child
-    # <<< chapter 04
-    # >>> chapter 05
-    image: str = ""                                     # as the user named it; "" for --rootfs
-    image_id: str = ""
-    user: str = ""                                      # -u, or the image's User
-    stop_signal: str = ""
-    container_config: dict = field(default_factory=dict)  # the image's config as run changed it
-    # <<< chapter 05
+class Child:
+    """What the engine and the container's process share across the fork: pipes and handles."""
+    error: tuple[int, int] = field(default_factory=pipe)   # the child's error report, if exec fails
+    go: tuple[int, int] = field(default_factory=pipe)      # the engine's "go", once it set the child up  # ch 02
+    lowers: "layers.Channel | None" = None                 # idmapped layers, engine to child  # ch 04
+    terminal: "terminal.Terminal | None" = None            # with -t: the pty  # ch final
+    pid: int = 0
+    closed: set[int] = field(default_factory=set)
+
+    def close(self, *fds: int) -> None:
+        """Close `fds`, or with none every pipe end still open; each fd is closed once."""
+        # for fd in set(fds or self.error) - self.closed:  # ch 01-01
+        for fd in set(fds or (*self.error, *self.go)) - self.closed:  # ch 02
+            os.close(fd)  # closing a number twice could close a file opened meanwhile
+            self.closed.add(fd)
 
 
 # --8<-- [start:run]
-def run(spec: Spec) -> int:
-    """Run one container in the foreground and return its exit code."""
+def run(spec: RuntimeSpec, started: Callable[[int], None] = lambda pid: None) -> int:
+    """Run one container in the foreground and return its exit code; `started(pid)` once it runs."""
     check_request(spec)
-    error_read, error_write = os.pipe2(os.O_CLOEXEC)
+    child = Child()
     try:
-        # >>> chapter 02
-        go_read, go_write = os.pipe2(os.O_CLOEXEC)
-        etc_files = write_etc_files(spec)
-        # <<< chapter 02
         # >>> chapter 03
-        cgroups.create(spec.id, spec.limits)  # before the child exists, so it never runs unlimited
-        devices.restrict(spec.id, spec.security.devices, spec.security.privileged)  # ch final
+        cgroups.create(spec.id, spec.resources)  # before the child exists, so it never runs unlimited
+        devices.restrict(spec.id, spec.process.security.devices, spec.process.security.privileged)  # ch final
         # <<< chapter 03
-        # >>> chapter 04
-        if layers.needs_idmapped_lowers(spec.storage_driver, spec.userns):
-            spec.idmapped = socket.socketpair()  # the engine's end, the child's end
-        # <<< chapter 04
-        # >>> chapter final
-        spec.terminal = terminal.Terminal() if spec.tty else None
-        if spec.tty:
-            spec.env.setdefault("TERM", "xterm")
-        # <<< chapter final
+        child.lowers = layers.idmap_channel() if spec.root.idmapped else None  # ch 04
+        child.terminal = terminal.Terminal() if spec.process.terminal else None  # ch final
         with signals_held():
-            # >>> chapter 01-01
-            # pid = os.fork()
-            # if pid == 0:
-            #     os.close(error_read)
-            #     container_main(spec, error_write)
-            # <<< chapter 01-01
-            # >>> chapter 02
-            pid = libc_clone(namespaces.clone_flags(spec.network, spec.userns))
-            if pid == 0:
-                os.close(error_read)
-                os.close(go_write)
-                container_main(spec, error_write, go_read, etc_files)
-            # <<< chapter 02
-            forward_signals(pid)
-        os.close(error_write)
-        # >>> chapter 02
-        os.close(go_read)
-        prepare_child(spec, pid, go_write)
-        # <<< chapter 02
-        # >>> chapter final
-        if spec.terminal:
-            terminal.relay(spec.terminal)  # until the container closes its terminal
-        # <<< chapter final
-        # >>> chapter 01-02
-        # return wait_for(pid, error_read)
-        # <<< chapter 01-02
-        # >>> chapter 03
-        exit_code = wait_for(pid, error_read)
-        cgroups.check_oom(spec.id, exit_code)  # SIGKILL does not say who sent it: the cgroup knows
+            child.pid = launch(spec, child)
+            forward_signals(child.pid)
+        child.close(child.error[1])
+        prepare_child(spec, child, started)  # ch 02
+        if child.terminal:  # ch final
+            terminal.relay(child.terminal)  # until the container closes its terminal  # ch final
+        child.closed.add(child.error[0])  # wait_for closes it
+        exit_code = wait_for(child.pid, child.error[0])
+        cgroups.check_oom(spec.id, exit_code)  # SIGKILL does not say who sent it: the cgroup knows  # ch 03
         return exit_code
-        # <<< chapter 03
     finally:
+        child.close()
         clean_up(spec)  # also when a step above failed: nothing may outlive the request
 # --8<-- [end:run]
 
 
-def check_request(spec: Spec) -> None:
+def check_request(spec: RuntimeSpec) -> None:
     """Refuse early, with a hint, what would otherwise fail deep in the child."""
-    # >>> chapter 01-01
-    # if os.geteuid() != 0:
-    #     raise DockyardError("running a container needs root",
-    #                         hint="run it with sudo (inside the Vagrant VM: vagrant ssh, then sudo ...)")
-    # <<< chapter 01-01
-    # >>> chapter 02
-    if spec.userns:
-        namespaces.check_userns_allowed()
-    # <<< chapter 02
-    if not os.path.isdir(spec.rootfs):
-        raise DockyardError(f"rootfs {spec.rootfs!r} is not a directory",
+    # if os.geteuid() != 0:  # ch 01-01
+    #     raise DockyardError("running a container needs root",  # ch 01-01
+    #                         hint="run it with sudo (inside the Vagrant VM: vagrant ssh, then sudo ...)")  # ch 01-01
+    if "user" in spec.namespaces:  # ch 02
+        namespaces.check_userns_allowed()  # ch 02
+    # check_rootfs(spec.root.path)  # ch 01-03
+    check_rootfs(spec.root.lowers[0] if spec.root.lowers else spec.root.path)  # an overlay: its top layer  # ch 04
+
+
+def check_rootfs(rootfs: str) -> None:
+    """Refuse a rootfs that is no directory, or has no /proc to mount over."""
+    if not os.path.isdir(rootfs):
+        raise DockyardError(f"rootfs {rootfs!r} is not a directory",
                             hint="make one with: python3 -m tools.busybox_rootfs DIR")
-    # >>> chapter 02
-    if not os.path.isdir(os.path.join(spec.rootfs, "proc")):
-        raise DockyardError(f"{spec.rootfs!r} does not look like a root filesystem: it has no /proc",
-                            hint=f"is it the right directory? if so: mkdir {spec.rootfs}/proc")
-    # <<< chapter 02
+    if not os.path.isdir(os.path.join(rootfs, "proc")):  # ch 02
+        raise DockyardError(f"{rootfs!r} does not look like a root filesystem: it has no /proc",  # ch 02
+                            hint=f"is it the right directory? if so: mkdir {rootfs}/proc")  # ch 02
+
+
+def launch(spec: RuntimeSpec, child: Child) -> int:
+    """Start the container's process: the child runs container_main and never returns."""
+    # pid = os.fork()  # ch 01-01
+    pid = libc_clone(namespaces.clone_flags(spec.namespaces))  # ch 02
+    if pid == 0:
+        child.close(child.error[0])
+        child.close(child.go[1])  # ch 02
+        container_main(spec, child)
+    return pid
 
 
 # >>> chapter 02
@@ -179,59 +124,23 @@ def libc_clone(flags: int) -> int:
                             hint="run as root, or rootless with --userns where user namespaces are enabled") from err
 
 
-def container_dir(spec: Spec) -> str:
-    return os.path.join(spec.root, "containers", spec.id)
-
-
-def write_etc_files(spec: Spec) -> dict[str, str]:
-    """Write the container's /etc/hostname, hosts and resolv.conf; return path -> source."""
-    directory = container_dir(spec)
-    os.makedirs(directory, exist_ok=True)
-    files = {"/etc/hostname": f"{spec.hostname}\n",
-             "/etc/hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                           f"127.0.1.1\t{spec.hostname}\n",
-             "/etc/resolv.conf": host_resolv_conf(spec.network)}
-    sources = {}
-    for path, text in files.items():
-        sources[path] = os.path.join(directory, os.path.basename(path))
-        with open(sources[path], "w") as f:
-            f.write(text)
-    return sources
-
-
-def host_resolv_conf(network: str) -> str:
-    """The host's resolv.conf, less servers on its loopback that a new netns cannot reach."""
-    try:
-        with open("/etc/resolv.conf") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = []
-    if network != "host":
-        lines = [line for line in lines if not line.startswith("nameserver 127.")]
-    return "\n".join(lines) + "\n"
-
-
-def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
+def prepare_child(spec: RuntimeSpec, child: Child, started: Callable[[int], None]) -> None:
     """Set up from outside what the child cannot do itself, then let it go on."""
+    child.close(child.go[0])
     try:
-        # >>> chapter 03
-        cgroups.join(spec.id, pid)
-        # <<< chapter 03
-        network.attach(spec, pid)  # ch final
-        if spec.userns:
-            namespaces.write_id_maps(pid)
-        # >>> chapter 04
-        if spec.idmapped:
-            layers.send_idmapped_lowers(spec.idmapped, pid, spec.lowers)
-        containers.mark_running(spec, pid)
-        # <<< chapter 04
-        os.write(go_fd, b"go")
+        cgroups.join(spec.id, child.pid)  # ch 03
+        if "user" in spec.namespaces:
+            namespaces.write_id_maps(child.pid, spec.uid_map, spec.gid_map)
+        if child.lowers:  # ch 04
+            layers.send_idmapped_lowers(child.lowers, child.pid, spec.root.idmapped)  # ch 04
+        started(child.pid)
+        os.write(child.go[1], b"go")
     except BaseException:
-        os.kill(pid, signal.SIGKILL)  # it never got "go": nothing of the user's has run
-        os.waitpid(pid, 0)
+        os.kill(child.pid, signal.SIGKILL)  # it never got "go": nothing of the user's has run
+        os.waitpid(child.pid, 0)
         raise
     finally:
-        os.close(go_fd)
+        child.close(child.go[1])
 
 
 def wait_for_go(go_fd: int) -> None:
@@ -245,76 +154,54 @@ def wait_for_go(go_fd: int) -> None:
 
 
 # --8<-- [start:container_main]
-def container_main(spec: Spec, error_fd: int,
-                   # >>> chapter 02
-                   go_fd: int, etc_files: dict[str, str],
-                   # <<< chapter 02
-                   ) -> NoReturn:
+def container_main(spec: RuntimeSpec, child: Child) -> NoReturn:
     """Become the container: enter its world and exec its command. Call in the child."""
     try:
         reset_signals()
-        stdin = None if spec.interactive else os.open("/dev/null", os.O_RDONLY)
-        # >>> chapter 01-01
-        # chroot.enter_rootfs(spec.rootfs)
-        # chroot.mount_proc()
-        # <<< chapter 01-01
-        # >>> chapter 02
-        wait_for_go(go_fd)
-        # <<< chapter 02
-        # >>> chapter 03
-        cgroups.enter_namespace()
-        # <<< chapter 03
-        # >>> chapter 02
-        enter_namespaces(spec, etc_files)
-        # <<< chapter 02
-        enter_workdir(spec.workdir)
-        # >>> chapter 05-07
-        # if spec.user:
-        #     from .image_run import switch_user
-        #     switch_user(spec.user, spec.env)
-        # <<< chapter 05-07
+        stdin = None if spec.process.stdin else os.open("/dev/null", os.O_RDONLY)
+        # chroot.enter_rootfs(spec.root.path)  # ch 01-01
+        # chroot.mount_proc()  # ch 01-01
+        wait_for_go(child.go[0])  # ch 02
+        cgroups.enter_namespace()  # ch 03
+        enter_namespaces(spec, child)  # ch 02
+        enter_workdir(spec.process.cwd)
+        # if spec.process.user:  # ch 05-07
+        #     users.switch_user(spec.process.user, spec.process.env)  # ch 05-07
         if stdin is not None:
             os.dup2(stdin, 0)
             os.close(stdin)
-        # >>> chapter final
-        if spec.terminal:
-            terminal.attach(spec.terminal)
-        security.confine(spec.security, spec.user, spec.env)  # the final step, less exec (--init forks first)
-        # <<< chapter final
-        # >>> chapter 02
-        if spec.init:
-            init.run_as_init(spec.argv, spec.env, error_fd)
-        # <<< chapter 02
-        process.exec_command(spec.argv, spec.env)
+        if child.terminal:  # ch final
+            terminal.attach(child.terminal)  # ch final
+        security.confine(spec.process.security, spec.process.user, spec.process.env)  # the final step, less exec  # ch final
+        if spec.process.init:  # ch 02
+            init.run_as_init(spec.process.args, spec.process.env, child.error[1])  # ch 02
+        process.exec_command(spec.process.args, spec.process.env)
     except BaseException as err:  # nothing may escape a forked child
         if spec.debug:
             import traceback
             traceback.print_exc()
-        process.report_to_parent(error_fd, err)
+        process.report_to_parent(child.error[1], err)
 # --8<-- [end:container_main]
 
 
 # >>> chapter 02
 # --8<-- [start:enter_namespaces]
-def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
+def enter_namespaces(spec: RuntimeSpec, child: Child) -> None:
     """Finish the container's world from inside its new namespaces."""
-    network.join_shared_namespace(spec)  # ch final
+    namespaces.join_all(spec.join)
     namespaces.set_hostname(spec.hostname)
     mounts.make_mounts_private()
-    # >>> chapter 04
-    # From here on the rootfs is the union of its read-only layers and the container's own.
-    spec.rootfs = layers.mount(layers.Layers(spec.storage_driver, spec.lowers, container_dir(spec)), spec.userns,
-                               spec.idmapped)
-    # <<< chapter 04
-    mounts.build_root(spec.rootfs, etc_files, spec.userns)
-    # >>> chapter 04
-    volumes.mount_all(spec.rootfs, spec.volumes, spec.root)
-    # <<< chapter 04
-    security.prepare_root(spec.rootfs, spec.security)  # ch final
-    mounts.pivot(spec.rootfs)
-    if spec.userns:
+    # rootfs = spec.root.path  # ch 02-03
+    rootfs = layers.mount_root(spec.root, "user" in spec.namespaces, child.lowers)  # ch 04
+    mounts.build_root(rootfs, "user" in spec.namespaces)
+    mounts.mount_all(rootfs, spec.mounts)
+    security.prepare_root(rootfs, spec.process.security)  # ch final
+    mounts.pivot(rootfs)
+    if spec.root.readonly:  # ch final
+        mounts.make_root_read_only()  # ch final
+    if "user" in spec.namespaces:
         namespaces.become_root()  # only now: the host's path to the rootfs may be closed to it
-    if spec.network != "host":
+    if "network" in spec.namespaces:
         namespaces.bring_up_loopback()
 # --8<-- [end:enter_namespaces]
 # <<< chapter 02
@@ -331,27 +218,19 @@ def enter_workdir(workdir: str) -> None:
 
 
 def wait_for(pid: int, error_fd: int) -> int:
-    """Wait until the child has exec'd (or failed to) and then exited."""
+    """Wait until the child has exec'd (or failed to) and then exited; closes `error_fd`."""
     try:
         process.raise_child_error(error_fd)
     finally:
+        os.close(error_fd)
         _, status = os.waitpid(pid, 0)
     return process.exit_code_of(status)
 
 
-def clean_up(spec: Spec) -> None:
+def clean_up(spec: RuntimeSpec) -> None:
     """Remove what the container needed only while it ran."""
-    # >>> chapter 01-01
-    # chroot.unmount_proc(spec.rootfs)
-    # <<< chapter 01-01
-    # >>> chapter 02-03
-    # # Its mounts vanished with its mount namespace; only its files remain.
-    # shutil.rmtree(container_dir(spec), ignore_errors=True)
-    # <<< chapter 02-03
-    # >>> chapter 03
-    cgroups.remove(spec.id)
-    # <<< chapter 03
-    network.detach(spec)  # ch final
+    # chroot.unmount_proc(spec.root.path)  # ch 01-01
+    cgroups.remove(spec.id)  # ch 03
 
 
 # --- signals -----------------------------------------------------------------

@@ -32,7 +32,7 @@ import os
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from . import capabilities, devices, libc, mounts, process, seccomp
+from . import capabilities, devices, libc, mounts, process, seccomp, users  # users: now, before pivot_root or setns
 from .errors import DockyardError, UsageError
 
 # Beyond chapter 2's masks (mounts.py): more of /proc and /sys that describe or steer the host.
@@ -81,8 +81,7 @@ def confine(profile: Profile, user: str, env: dict[str, str]) -> None:
         libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
     load_seccomp(profile)
     if user:
-        from .image_run import switch_user
-        switch_user(user, env)
+        users.switch_user(user, env)
     capabilities.set_process_sets(keep, is_root=os.getuid() == 0)
 # --8<-- [end:final_step]
 
@@ -94,8 +93,8 @@ def prepare_root(rootfs: str, profile: Profile) -> None:
         unmask(rootfs)
     else:
         mask(rootfs, profile)
-    for device in profile.devices:
-        mounts.bind_file(device["host"], mounts.mountpoint_file(rootfs, device["container"]))
+    from .spec import Mount  # spec.py imports this module: a late import breaks the cycle
+    mounts.mount_all(rootfs, [Mount(device["container"], device["host"]) for device in profile.devices])
     for item in profile.tmpfs:
         mount_tmpfs(rootfs, item)
     own_ptys_by_tty_group(mounts.inside(rootfs, "/dev/pts"))

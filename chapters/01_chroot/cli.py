@@ -28,18 +28,19 @@ def prog_name() -> str:
 # --- commands ------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import process, runtime
+    from . import process, request
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
-    spec = runtime.Spec(
+    spec = request.Request(
         rootfs=os.path.abspath(args.rootfs),
         argv=args.command,
         env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
         workdir=args.workdir or "/",
         interactive=args.interactive,
         debug=args.debug,
+        root=args.root,
     )
-    return runtime.run(spec)
+    return request.run_once(spec)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:

@@ -3,85 +3,108 @@
     engine (parent)                      container (child)
     ───────────────                      ─────────────────
     check the request
-    clone into new namespaces ─────────▶ wait for "go"
-    map ids, join cgroups, ... ── go ──▶ build the mount tree, pivot_root
-    forward signals                      mount /proc, bring up lo, ...
-    wait for exec, or its error  ◀────── exec the command (or report why not)
+    start the child ───────────────────▶ enter its root, mount /proc, ...
+    forward signals                      exec the command (or report why not)
+    wait for exec, or its error  ◀──────
     wait for exit
     clean up, return the exit code
 
-Chapter 1 forks and chroots; chapter 2 clones into namespaces and pivots.
+The runtime reads one description of the container, a RuntimeSpec (spec.py),
+and knows nothing of the engine that wrote it. Chapter 1 forks and chroots;
+from chapter 2 on the child is cloned into new namespaces and waits for a
+"go" while the engine sets it up from outside (chapter 3 adds its cgroup).
 """
 
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from . import config, process
 from .errors import DockyardError
+from .spec import RuntimeSpec
 from . import chroot
 
 
+def pipe() -> tuple[int, int]:
+    return os.pipe2(os.O_CLOEXEC)
+
+
 @dataclass
-class Spec:
-    """Everything `run` was asked for, after the CLI has checked it."""
-    rootfs: str
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    workdir: str = "/"
-    interactive: bool = False
-    debug: bool = False
+class Child:
+    """What the engine and the container's process share across the fork: pipes and handles."""
+    error: tuple[int, int] = field(default_factory=pipe)   # the child's error report, if exec fails
+    pid: int = 0
+    closed: set[int] = field(default_factory=set)
+
+    def close(self, *fds: int) -> None:
+        """Close `fds`, or with none every pipe end still open; each fd is closed once."""
+        for fd in set(fds or self.error) - self.closed:
+            os.close(fd)  # closing a number twice could close a file opened meanwhile
+            self.closed.add(fd)
 
 
 # --8<-- [start:run]
-def run(spec: Spec) -> int:
-    """Run one container in the foreground and return its exit code."""
+def run(spec: RuntimeSpec, started: Callable[[int], None] = lambda pid: None) -> int:
+    """Run one container in the foreground and return its exit code; `started(pid)` once it runs."""
     check_request(spec)
-    error_read, error_write = os.pipe2(os.O_CLOEXEC)
+    child = Child()
     try:
         with signals_held():
-            pid = os.fork()
-            if pid == 0:
-                os.close(error_read)
-                container_main(spec, error_write)
-            forward_signals(pid)
-        os.close(error_write)
-        return wait_for(pid, error_read)
+            child.pid = launch(spec, child)
+            forward_signals(child.pid)
+        child.close(child.error[1])
+        child.closed.add(child.error[0])  # wait_for closes it
+        exit_code = wait_for(child.pid, child.error[0])
+        return exit_code
     finally:
+        child.close()
         clean_up(spec)  # also when a step above failed: nothing may outlive the request
 # --8<-- [end:run]
 
 
-def check_request(spec: Spec) -> None:
+def check_request(spec: RuntimeSpec) -> None:
     """Refuse early, with a hint, what would otherwise fail deep in the child."""
     if os.geteuid() != 0:
         raise DockyardError("running a container needs root",
                             hint="run it with sudo (inside the Vagrant VM: vagrant ssh, then sudo ...)")
-    if not os.path.isdir(spec.rootfs):
-        raise DockyardError(f"rootfs {spec.rootfs!r} is not a directory",
+    check_rootfs(spec.root.path)
+
+
+def check_rootfs(rootfs: str) -> None:
+    """Refuse a rootfs that is no directory, or has no /proc to mount over."""
+    if not os.path.isdir(rootfs):
+        raise DockyardError(f"rootfs {rootfs!r} is not a directory",
                             hint="make one with: python3 -m tools.busybox_rootfs DIR")
 
 
+def launch(spec: RuntimeSpec, child: Child) -> int:
+    """Start the container's process: the child runs container_main and never returns."""
+    pid = os.fork()
+    if pid == 0:
+        child.close(child.error[0])
+        container_main(spec, child)
+    return pid
+
+
 # --8<-- [start:container_main]
-def container_main(spec: Spec, error_fd: int,
-                   ) -> NoReturn:
+def container_main(spec: RuntimeSpec, child: Child) -> NoReturn:
     """Become the container: enter its world and exec its command. Call in the child."""
     try:
         reset_signals()
-        stdin = None if spec.interactive else os.open("/dev/null", os.O_RDONLY)
-        chroot.enter_rootfs(spec.rootfs)
+        stdin = None if spec.process.stdin else os.open("/dev/null", os.O_RDONLY)
+        chroot.enter_rootfs(spec.root.path)
         chroot.mount_proc()
-        enter_workdir(spec.workdir)
+        enter_workdir(spec.process.cwd)
         if stdin is not None:
             os.dup2(stdin, 0)
             os.close(stdin)
-        process.exec_command(spec.argv, spec.env)
+        process.exec_command(spec.process.args, spec.process.env)
     except BaseException as err:  # nothing may escape a forked child
         if spec.debug:
             import traceback
             traceback.print_exc()
-        process.report_to_parent(error_fd, err)
+        process.report_to_parent(child.error[1], err)
 # --8<-- [end:container_main]
 
 
@@ -96,17 +119,18 @@ def enter_workdir(workdir: str) -> None:
 
 
 def wait_for(pid: int, error_fd: int) -> int:
-    """Wait until the child has exec'd (or failed to) and then exited."""
+    """Wait until the child has exec'd (or failed to) and then exited; closes `error_fd`."""
     try:
         process.raise_child_error(error_fd)
     finally:
+        os.close(error_fd)
         _, status = os.waitpid(pid, 0)
     return process.exit_code_of(status)
 
 
-def clean_up(spec: Spec) -> None:
+def clean_up(spec: RuntimeSpec) -> None:
     """Remove what the container needed only while it ran."""
-    chroot.unmount_proc(spec.rootfs)
+    chroot.unmount_proc(spec.root.path)
 
 
 # --- signals -----------------------------------------------------------------

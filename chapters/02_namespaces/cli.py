@@ -28,10 +28,10 @@ def prog_name() -> str:
 # --- commands ------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import process, runtime
+    from . import process, request
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
-    spec = runtime.Spec(
+    spec = request.Request(
         rootfs=os.path.abspath(args.rootfs),
         argv=args.command,
         env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
@@ -46,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import namespaces
     spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
     spec.env["HOSTNAME"] = spec.hostname
-    return runtime.run(spec)
+    return request.run_once(spec)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:

@@ -33,14 +33,26 @@ HOSTNAME = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A
 
 
 # --8<-- [start:clone_flags]
-def clone_flags(network: str, userns: bool) -> int:
-    """The namespaces a container gets: all of them, less those shared on request."""
-    flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
-    if network != "host":
-        flags |= libc.CLONE_NEWNET
-    if userns:
-        flags |= libc.CLONE_NEWUSER
+CLONE_FLAGS = {"mount": libc.CLONE_NEWNS, "uts": libc.CLONE_NEWUTS, "ipc": libc.CLONE_NEWIPC,
+               "pid": libc.CLONE_NEWPID, "network": libc.CLONE_NEWNET, "user": libc.CLONE_NEWUSER}
+
+
+def clone_flags(kinds: list[str]) -> int:
+    """The clone(2) flags that make a new namespace of each kind."""
+    flags = 0
+    for kind in kinds:
+        flags |= CLONE_FLAGS[kind]
     return flags
+
+
+def kinds_for(network: str, userns: bool) -> list[str]:
+    """The namespaces a container gets: all of them, less those shared on request."""
+    kinds = ["mount", "uts", "ipc", "pid"]
+    if network != "host":
+        kinds.append("network")
+    if userns:
+        kinds.append("user")
+    return kinds
 # --8<-- [end:clone_flags]
 
 
@@ -67,9 +79,8 @@ def id_maps() -> tuple[str, str]:
     return f"0 {start} {count}\n", f"0 {start} {count}\n"
 
 
-def write_id_maps(pid: int) -> None:
+def write_id_maps(pid: int, uid_map: str, gid_map: str) -> None:
     """Map the child's ids; call in the parent after clone and before the child goes on."""
-    uid_map, gid_map = id_maps()
     try:
         if os.geteuid() != 0:
             # Without CAP_SETGID outside, setgroups(2) must be disabled before gid_map is written.
@@ -167,6 +178,20 @@ def userns_is_capable() -> bool:
 
 
 # --- inside the new namespaces ------------------------------------------------
+
+def join_all(paths: dict[str, str]) -> None:
+    """setns(2) into each namespace named by a path (/proc/PID/ns/net ...). Call in the child."""
+    for kind, path in paths.items():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                libc.setns(fd, CLONE_FLAGS[kind])
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise DockyardError(f"cannot join the {kind} namespace {path}: {err.strerror}",
+                                hint="is the process or namespace it names still there?") from err
+
 
 def set_hostname(name: str) -> None:
     """Name the container's UTS namespace; the host's hostname is untouched."""

@@ -3,78 +3,93 @@
     engine (parent)                      container (child)
     ───────────────                      ─────────────────
     check the request
-    clone into new namespaces ─────────▶ wait for "go"
-    map ids, join cgroups, ... ── go ──▶ build the mount tree, pivot_root
-    forward signals                      mount /proc, bring up lo, ...
-    wait for exec, or its error  ◀────── exec the command (or report why not)
+    start the child ───────────────────▶ enter its root, mount /proc, ...
+    forward signals                      exec the command (or report why not)
+    wait for exec, or its error  ◀──────
     wait for exit
     clean up, return the exit code
 
-Chapter 1 forks and chroots; chapter 2 clones into namespaces and pivots.
+The runtime reads one description of the container, a RuntimeSpec (spec.py),
+and knows nothing of the engine that wrote it. Chapter 1 forks and chroots;
+from chapter 2 on the child is cloned into new namespaces and waits for a
+"go" while the engine sets it up from outside (chapter 3 adds its cgroup).
 """
 
 import os
-import shutil
 import signal
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from . import config, process
 from .errors import DockyardError
+from .spec import RuntimeSpec
 from . import init, libc, mounts, namespaces
 
 
+def pipe() -> tuple[int, int]:
+    return os.pipe2(os.O_CLOEXEC)
+
+
 @dataclass
-class Spec:
-    """Everything `run` was asked for, after the CLI has checked it."""
-    rootfs: str
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    workdir: str = "/"
-    interactive: bool = False
-    debug: bool = False
-    root: str = config.DEFAULT_ROOT
-    id: str = field(default_factory=lambda: os.urandom(32).hex())
-    hostname: str = ""
-    network: str = "none"
-    userns: bool = False
-    init: bool = False
+class Child:
+    """What the engine and the container's process share across the fork: pipes and handles."""
+    error: tuple[int, int] = field(default_factory=pipe)   # the child's error report, if exec fails
+    go: tuple[int, int] = field(default_factory=pipe)      # the engine's "go", once it set the child up
+    pid: int = 0
+    closed: set[int] = field(default_factory=set)
+
+    def close(self, *fds: int) -> None:
+        """Close `fds`, or with none every pipe end still open; each fd is closed once."""
+        for fd in set(fds or (*self.error, *self.go)) - self.closed:
+            os.close(fd)  # closing a number twice could close a file opened meanwhile
+            self.closed.add(fd)
 
 
 # --8<-- [start:run]
-def run(spec: Spec) -> int:
-    """Run one container in the foreground and return its exit code."""
+def run(spec: RuntimeSpec, started: Callable[[int], None] = lambda pid: None) -> int:
+    """Run one container in the foreground and return its exit code; `started(pid)` once it runs."""
     check_request(spec)
-    error_read, error_write = os.pipe2(os.O_CLOEXEC)
+    child = Child()
     try:
-        go_read, go_write = os.pipe2(os.O_CLOEXEC)
-        etc_files = write_etc_files(spec)
         with signals_held():
-            pid = libc_clone(namespaces.clone_flags(spec.network, spec.userns))
-            if pid == 0:
-                os.close(error_read)
-                os.close(go_write)
-                container_main(spec, error_write, go_read, etc_files)
-            forward_signals(pid)
-        os.close(error_write)
-        os.close(go_read)
-        prepare_child(spec, pid, go_write)
-        return wait_for(pid, error_read)
+            child.pid = launch(spec, child)
+            forward_signals(child.pid)
+        child.close(child.error[1])
+        prepare_child(spec, child, started)
+        child.closed.add(child.error[0])  # wait_for closes it
+        exit_code = wait_for(child.pid, child.error[0])
+        return exit_code
     finally:
+        child.close()
         clean_up(spec)  # also when a step above failed: nothing may outlive the request
 # --8<-- [end:run]
 
 
-def check_request(spec: Spec) -> None:
+def check_request(spec: RuntimeSpec) -> None:
     """Refuse early, with a hint, what would otherwise fail deep in the child."""
-    if spec.userns:
+    if "user" in spec.namespaces:
         namespaces.check_userns_allowed()
-    if not os.path.isdir(spec.rootfs):
-        raise DockyardError(f"rootfs {spec.rootfs!r} is not a directory",
+    check_rootfs(spec.root.path)
+
+
+def check_rootfs(rootfs: str) -> None:
+    """Refuse a rootfs that is no directory, or has no /proc to mount over."""
+    if not os.path.isdir(rootfs):
+        raise DockyardError(f"rootfs {rootfs!r} is not a directory",
                             hint="make one with: python3 -m tools.busybox_rootfs DIR")
-    if not os.path.isdir(os.path.join(spec.rootfs, "proc")):
-        raise DockyardError(f"{spec.rootfs!r} does not look like a root filesystem: it has no /proc",
-                            hint=f"is it the right directory? if so: mkdir {spec.rootfs}/proc")
+    if not os.path.isdir(os.path.join(rootfs, "proc")):
+        raise DockyardError(f"{rootfs!r} does not look like a root filesystem: it has no /proc",
+                            hint=f"is it the right directory? if so: mkdir {rootfs}/proc")
+
+
+def launch(spec: RuntimeSpec, child: Child) -> int:
+    """Start the container's process: the child runs container_main and never returns."""
+    pid = libc_clone(namespaces.clone_flags(spec.namespaces))
+    if pid == 0:
+        child.close(child.error[0])
+        child.close(child.go[1])
+        container_main(spec, child)
+    return pid
 
 
 def libc_clone(flags: int) -> int:
@@ -86,50 +101,20 @@ def libc_clone(flags: int) -> int:
                             hint="run as root, or rootless with --userns where user namespaces are enabled") from err
 
 
-def container_dir(spec: Spec) -> str:
-    return os.path.join(spec.root, "containers", spec.id)
-
-
-def write_etc_files(spec: Spec) -> dict[str, str]:
-    """Write the container's /etc/hostname, hosts and resolv.conf; return path -> source."""
-    directory = container_dir(spec)
-    os.makedirs(directory, exist_ok=True)
-    files = {"/etc/hostname": f"{spec.hostname}\n",
-             "/etc/hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                           f"127.0.1.1\t{spec.hostname}\n",
-             "/etc/resolv.conf": host_resolv_conf(spec.network)}
-    sources = {}
-    for path, text in files.items():
-        sources[path] = os.path.join(directory, os.path.basename(path))
-        with open(sources[path], "w") as f:
-            f.write(text)
-    return sources
-
-
-def host_resolv_conf(network: str) -> str:
-    """The host's resolv.conf, less servers on its loopback that a new netns cannot reach."""
-    try:
-        with open("/etc/resolv.conf") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = []
-    if network != "host":
-        lines = [line for line in lines if not line.startswith("nameserver 127.")]
-    return "\n".join(lines) + "\n"
-
-
-def prepare_child(spec: Spec, pid: int, go_fd: int) -> None:
+def prepare_child(spec: RuntimeSpec, child: Child, started: Callable[[int], None]) -> None:
     """Set up from outside what the child cannot do itself, then let it go on."""
+    child.close(child.go[0])
     try:
-        if spec.userns:
-            namespaces.write_id_maps(pid)
-        os.write(go_fd, b"go")
+        if "user" in spec.namespaces:
+            namespaces.write_id_maps(child.pid, spec.uid_map, spec.gid_map)
+        started(child.pid)
+        os.write(child.go[1], b"go")
     except BaseException:
-        os.kill(pid, signal.SIGKILL)  # it never got "go": nothing of the user's has run
-        os.waitpid(pid, 0)
+        os.kill(child.pid, signal.SIGKILL)  # it never got "go": nothing of the user's has run
+        os.waitpid(child.pid, 0)
         raise
     finally:
-        os.close(go_fd)
+        child.close(child.go[1])
 
 
 def wait_for_go(go_fd: int) -> None:
@@ -142,40 +127,41 @@ def wait_for_go(go_fd: int) -> None:
 
 
 # --8<-- [start:container_main]
-def container_main(spec: Spec, error_fd: int,
-                   go_fd: int, etc_files: dict[str, str],
-                   ) -> NoReturn:
+def container_main(spec: RuntimeSpec, child: Child) -> NoReturn:
     """Become the container: enter its world and exec its command. Call in the child."""
     try:
         reset_signals()
-        stdin = None if spec.interactive else os.open("/dev/null", os.O_RDONLY)
-        wait_for_go(go_fd)
-        enter_namespaces(spec, etc_files)
-        enter_workdir(spec.workdir)
+        stdin = None if spec.process.stdin else os.open("/dev/null", os.O_RDONLY)
+        wait_for_go(child.go[0])
+        enter_namespaces(spec, child)
+        enter_workdir(spec.process.cwd)
         if stdin is not None:
             os.dup2(stdin, 0)
             os.close(stdin)
-        if spec.init:
-            init.run_as_init(spec.argv, spec.env, error_fd)
-        process.exec_command(spec.argv, spec.env)
+        if spec.process.init:
+            init.run_as_init(spec.process.args, spec.process.env, child.error[1])
+        process.exec_command(spec.process.args, spec.process.env)
     except BaseException as err:  # nothing may escape a forked child
         if spec.debug:
             import traceback
             traceback.print_exc()
-        process.report_to_parent(error_fd, err)
+        process.report_to_parent(child.error[1], err)
 # --8<-- [end:container_main]
 
 
 # --8<-- [start:enter_namespaces]
-def enter_namespaces(spec: Spec, etc_files: dict[str, str]) -> None:
+def enter_namespaces(spec: RuntimeSpec, child: Child) -> None:
     """Finish the container's world from inside its new namespaces."""
+    namespaces.join_all(spec.join)
     namespaces.set_hostname(spec.hostname)
     mounts.make_mounts_private()
-    mounts.build_root(spec.rootfs, etc_files, spec.userns)
-    mounts.pivot(spec.rootfs)
-    if spec.userns:
+    rootfs = spec.root.path
+    mounts.build_root(rootfs, "user" in spec.namespaces)
+    mounts.mount_all(rootfs, spec.mounts)
+    mounts.pivot(rootfs)
+    if "user" in spec.namespaces:
         namespaces.become_root()  # only now: the host's path to the rootfs may be closed to it
-    if spec.network != "host":
+    if "network" in spec.namespaces:
         namespaces.bring_up_loopback()
 # --8<-- [end:enter_namespaces]
 
@@ -191,18 +177,17 @@ def enter_workdir(workdir: str) -> None:
 
 
 def wait_for(pid: int, error_fd: int) -> int:
-    """Wait until the child has exec'd (or failed to) and then exited."""
+    """Wait until the child has exec'd (or failed to) and then exited; closes `error_fd`."""
     try:
         process.raise_child_error(error_fd)
     finally:
+        os.close(error_fd)
         _, status = os.waitpid(pid, 0)
     return process.exit_code_of(status)
 
 
-def clean_up(spec: Spec) -> None:
+def clean_up(spec: RuntimeSpec) -> None:
     """Remove what the container needed only while it ran."""
-    # Its mounts vanished with its mount namespace; only its files remain.
-    shutil.rmtree(container_dir(spec), ignore_errors=True)
 
 
 # --- signals -----------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 
 from . import cgroups, layers
 from .errors import DockyardError
+from .request import Request, runtime_spec
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ADJECTIVES = ("brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
@@ -80,11 +81,11 @@ def read_json(path: str) -> Any:
 
 # --- making one --------------------------------------------------------------------
 
-def create(spec: Any) -> None:
+def create(spec: Request) -> None:
     """Give a new container its name, layers and record; nothing is left if a step fails."""
     from . import runtime, volumes
     if not spec.lowers:  # run --rootfs DIR: the one read-only layer is DIR
-        runtime.check_request(spec)
+        runtime.check_rootfs(spec.rootfs)
         spec.lowers = [spec.rootfs]
     spec.storage_driver = layers.driver_for(layers.check_driver(spec.storage_driver), spec.lowers, spec.userns)
     spec.name = reserve_name(spec.root, spec.name, spec.id)
@@ -151,17 +152,16 @@ def find(root: str, text: str) -> str:
     raise DockyardError(f"{problem}: {text!r}", hint="give its name or more of its id (see ps -a)")
 
 
-def load_spec(root: str, container_id: str) -> Any:
-    """The container's run spec, from config.json."""
-    from .runtime import Spec
+def load_spec(root: str, container_id: str) -> Request:
+    """The container's run request, from config.json."""
     data = read_json(os.path.join(directory(root, container_id), "config.json"))
     values = {}
-    for f in fields(Spec):
+    for f in fields(Request):
         if f.name in data:
             nested = f.default_factory if f.default_factory is not MISSING else None
             # A field that is itself a dataclass (chapter 3's Limits) comes back as a dict.
             values[f.name] = nested(**data[f.name]) if is_dataclass(nested) else data[f.name]
-    return Spec(**values)
+    return Request(**values)
 
 
 def read_state(root: str, container_id: str) -> State:
@@ -201,7 +201,7 @@ def is_locked(path: str) -> bool:
 # --- running ------------------------------------------------------------------------
 
 # --8<-- [start:run]
-def run(spec: Any) -> int:
+def run(spec: Request) -> int:
     """Run the container in the foreground, holding its lock; record how it ended."""
     from . import runtime
     held = lock(directory(spec.root, spec.id))
@@ -209,7 +209,8 @@ def run(spec: Any) -> int:
         raise DockyardError(f"container {spec.name} is already running", hint="wait for it, or: rm -f " + spec.name)
     exit_code, oom = 125, False
     try:
-        exit_code = runtime.run(spec)
+        exit_code = runtime.run(runtime_spec(spec, directory(spec.root, spec.id)),
+                                started=lambda pid: started(spec, pid))
         return exit_code
     except DockyardError as err:
         exit_code, oom = err.exit_code, type(err).__name__ == "OOMKilled"
@@ -225,7 +226,12 @@ def run(spec: Any) -> int:
 # --8<-- [end:run]
 
 
-def mark_running(spec: Any, pid: int) -> None:
+def started(spec: Request, pid: int) -> None:
+    """PID 1 is set up and waits for its go: put it on its network (final), record that it runs."""
+    mark_running(spec, pid)
+
+
+def mark_running(spec: Request, pid: int) -> None:
     """Record that the container runs as `pid`; call in the engine, after clone."""
     write_state(spec.root, spec.id, status="running", pid=pid, started=now(), exit_code=None,
                 finished="", oom_killed=False)

@@ -166,7 +166,7 @@ def prctl(option: int, arg2: int = 0) -> None:
     _check(_libc.prctl(option, arg2, 0, 0, 0), "prctl")
 
 
-# --- resolving paths inside a root (chapter 4) ------------------------------------
+# --- resolving paths inside a root (chapter 2) ------------------------------------
 
 O_PATH = 0o10000000
 RESOLVE_NO_MAGICLINKS = 0x02   # no /proc/self/fd/N-style jumps

@@ -11,8 +11,8 @@
                   (removed by --rm; a new volume starts with the image's files there)
 
 The user is looked up after pivot_root, in the container's own /etc/passwd
-and /etc/group (`switch_user`), so a hostile image's symlinks resolve inside
-it, never on the host.
+and /etc/group (users.py), so a hostile image's symlinks resolve inside it,
+never on the host.
 """
 
 import argparse
@@ -71,21 +71,3 @@ def apply(spec, image: dict | None) -> None:
     # which always has one: an image's top layer is only a diff.
     from . import containers
     spec.rootfs = os.path.join(containers.directory(spec.root, spec.id), "init")
-
-
-def switch_user(user: str, env: dict[str, str]) -> None:
-    """Become `user` (name, uid, name:group ...) as the container's /etc/passwd says. Call in the child."""
-    uid, gid, groups, home = imageconfig.lookup_user(user, read_text("/etc/passwd"), read_text("/etc/group"))
-    os.setgroups([gid, *groups])  # as Docker: the primary group is among the groups too
-    os.setgid(gid)
-    os.setuid(uid)
-    if env.get("HOME") in (None, "/root") and home:
-        env["HOME"] = home
-
-
-def read_text(path: str) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            return f.read(1 << 20)
-    except OSError:
-        return ""

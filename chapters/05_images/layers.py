@@ -40,6 +40,7 @@ from typing import Iterator
 
 from . import config, libc, namespaces, vfs
 from .errors import DockyardError
+from .spec import Root
 
 DRIVERS = ("overlay", "vfs")
 # Mount points that the engine binds over at start: they live in the init
@@ -114,17 +115,31 @@ def create(layers: Layers, userns: bool) -> None:
         os.chown(layers.path("work"), *owner_inside(userns))
 
 
-def mount(layers: Layers, userns: bool, idmapped: "Channel | None" = None) -> str:
-    """Mount the container's rootfs and return its path; call in the child, mounts private."""
+def root_of(layers: Layers, userns: bool) -> Root:
+    """The container's root as the runtime takes it: an overlay of the stack, or the vfs copy."""
     if layers.driver == "vfs":
-        return layers.top()  # a plain directory: build_root binds it onto itself
+        return Root(layers.top())
+    idmapped = layers.lowers if needs_idmapped_lowers(layers.driver, userns) else []
+    return Root(layers.path("merged"), lowers=layers.stack(), upper=layers.path("upper"),
+                work=layers.path("work"), idmapped=idmapped)
+
+
+def mount(layers: Layers, userns: bool) -> str:
+    """Mount the container's rootfs and return its path; call in the child, mounts private."""
+    return mount_root(root_of(layers, userns), userns, None)
+
+
+def mount_root(root: Root, userns: bool, idmapped: "Channel | None") -> str:
+    """Mount the overlay of `root`, if it is one, at its path; call in the child, mounts private."""
+    if not root.lowers:
+        return root.path  # a plain directory: build_root binds it onto itself
     if idmapped:
-        attach_idmapped_lowers(idmapped, layers.lowers)
+        attach_idmapped_lowers(idmapped, root.idmapped)
     # Open every dir while we can still reach it through the host's private dirs
     # (root with --userns is host root until pivot), and name them by fd: the
     # options stay short however many layers there are, and show no host path.
     fds = [os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-           for path in (*layers.stack(), layers.path("upper"), layers.path("work"), layers.path("merged"))]
+           for path in (*root.lowers, root.upper, root.work, root.path)]
     *lowers, upper, work, merged = (f"/proc/self/fd/{fd}" for fd in fds)
     options = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
     # A renamed directory is copied, not redirected, so upper/ reads as a diff;
@@ -139,7 +154,7 @@ def mount(layers: Layers, userns: bool, idmapped: "Channel | None" = None) -> st
     finally:
         for fd in fds:
             os.close(fd)
-    return layers.path("merged")
+    return root.path
 # --8<-- [end:create]
 
 
@@ -230,6 +245,11 @@ def can_idmap(path: str) -> bool:
         os.waitpid(pid, 0)
         for fd in (ready[0], done[0], done[1]):
             os.close(fd)
+
+
+def idmap_channel() -> Channel:
+    """A socketpair to hand idmapped layers from the engine to the child."""
+    return socket.socketpair()
 
 
 def needs_idmapped_lowers(driver: str, userns: bool) -> bool:

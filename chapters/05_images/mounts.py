@@ -6,20 +6,26 @@ and then makes it the root, in this order:
     make every mount private        nothing we do propagates back to the host
     bind the rootfs onto itself     pivot_root needs the new root to be a mount
     mount /proc, /sys, /dev, ...    kernel views and device nodes of its own
-    bind /etc/hostname, hosts ...   files the engine writes for the container
+    bind /etc/hostname, hosts ...   the spec's mounts: files the engine wrote, volumes
     pivot_root(".", ".")            the rootfs becomes "/", the host's root
     umount2(".", MNT_DETACH)        stacked beneath it is detached: no way back
 
 Every mount target is resolved inside the rootfs, as the container will see
-it (see `inside`), so a rootfs whose /dev is a symlink to /dev gets its own
-/dev, never a mount over the host's.
+it, so a rootfs whose /dev is a symlink to /dev gets its own /dev, never a
+mount over the host's. The spec's mounts are resolved with openat2(2) and
+RESOLVE_IN_ROOT: every symlink, even an absolute one or "..", resolves as if
+the rootfs were "/"; we mount onto the file descriptor that lookup returned
+(/proc/self/fd/N), so nothing can swap the path in between.
 """
 
-import errno
 import os
+from typing import TYPE_CHECKING, Callable
 
 from . import libc, namespaces
 from .errors import DockyardError
+
+if TYPE_CHECKING:  # spec.py imports security.py (final), which imports this module
+    from .spec import Mount
 
 NOSUID_NODEV_NOEXEC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
 
@@ -32,6 +38,9 @@ DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc
 # /dev/null for a file, an empty read-only tmpfs for a directory).
 PROC_READ_ONLY = ("bus", "fs", "irq", "sys", "sysrq-trigger")
 PROC_MASKED = ("kcore", "keys", "timer_list", "sched_debug", "acpi", "scsi")
+# Flags that a mount in a user namespace inherits locked; a read-only
+# remount must repeat them or the kernel refuses it (statvfs ST_* = MS_*).
+LOCKED_FLAGS = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | 1024 | 2048  # MS_NOATIME, MS_NODIRATIME
 
 
 def make_mounts_private() -> None:
@@ -62,14 +71,12 @@ def inside(rootfs: str, path: str) -> str:
 
 
 # --8<-- [start:build_root]
-def build_root(rootfs: str, etc_files: dict[str, str], userns: bool) -> None:
-    """Assemble the container's mount tree on `rootfs`; call before pivot."""
+def build_root(rootfs: str, userns: bool) -> None:
+    """Assemble the container's mount tree on `rootfs`; call before mount_all and pivot."""
     libc.mount(rootfs, rootfs, None, libc.MS_BIND | libc.MS_REC)
     mount_proc(inside(rootfs, "/proc"))
     mount_sys(inside(rootfs, "/sys"), userns)
     mount_dev(inside(rootfs, "/dev"))
-    for path, source in etc_files.items():
-        bind_file(source, mountpoint_file(rootfs, path))
 
 
 def pivot(rootfs: str) -> None:
@@ -143,19 +150,85 @@ def make_dev_entries(dev: int) -> None:
         os.mkdir(name, 0o755, dir_fd=dev)
 
 
-def mountpoint_file(rootfs: str, path: str) -> str:
-    """An empty file to bind over at `path`, created in the rootfs if it is missing."""
-    target = inside(rootfs, path)
-    if not os.path.lexists(target):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        open(target, "w").close()
-    return inside(rootfs, path)
-
-
-def bind_file(source: str, target: str) -> None:
+# --8<-- [start:mount_all]
+def mount_all(rootfs: str, entries: "list[Mount]") -> None:
+    """Make each of the spec's mounts on the rootfs, in order; call after build_root, before pivot."""
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        libc.mount(source, target, None, libc.MS_BIND)
+        for entry in entries:
+            mount_inside(root_fd, entry)
+    finally:
+        os.close(root_fd)
+
+
+def mount_inside(root_fd: int, entry: "Mount") -> None:
+    """One mount, its destination resolved inside the root open as `root_fd`."""
+    directory = entry.type != "bind" or os.path.isdir(entry.source)
+    target = open_inside(root_fd, entry.destination, directory)
+    try:
+        mount_entry(entry, f"/proc/self/fd/{target}")
+    finally:
+        os.close(target)
+    if entry.read_only:
+        remount_read_only(root_fd, entry.destination)
+
+
+def mount_entry(entry: "Mount", target: str) -> None:
+    """One mount(2): a bind of a host path, or a filesystem of its own."""
+    try:
+        if entry.type == "bind":
+            libc.mount(entry.source, target, None, libc.MS_BIND | libc.MS_REC | entry.flags)
+        else:
+            libc.mount(entry.source or entry.type, target, entry.type, entry.flags, entry.data or None)
     except OSError as err:
-        if err.errno != errno.ENOENT:
-            raise
-        raise DockyardError(f"cannot provide {target}", hint="does the rootfs have an /etc directory?") from err
+        raise DockyardError(f"cannot mount {entry.source or entry.type} on {entry.destination}: {err.strerror}",
+                            hint="check that the source exists and the destination can hold it") from err
+
+
+def open_inside(root_fd: int, path: str, directory: bool, hops: int = 0) -> int:
+    """An O_PATH fd of `path` inside the root, made (mkdir -p, or an empty file) if missing."""
+    try:
+        return libc.openat2(root_fd, path, libc.O_PATH, libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS)
+    except FileNotFoundError:
+        pass
+    parent, name = os.path.split(os.path.normpath(path))
+    parent_fd = open_inside(root_fd, parent, True, hops)
+    try:
+        link = os.readlink(name, dir_fd=parent_fd)  # a dangling link: make what it names, inside
+    except OSError:
+        link = None
+    def make() -> None:
+        if directory:
+            os.mkdir(name, 0o755, dir_fd=parent_fd)
+        else:
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent_fd))
+    try:
+        if link is None:
+            make_as_root_inside(make)
+    finally:
+        os.close(parent_fd)
+    if link is not None:
+        if hops >= 40:
+            raise DockyardError(f"{path} in the rootfs is a loop of symlinks", hint=f"fix the links along {path}")
+        return open_inside(root_fd, os.path.join(parent, link), directory, hops + 1)
+    return open_inside(root_fd, path, directory, hops)
+# --8<-- [end:mount_all]
+
+
+def make_as_root_inside(make: Callable[[], None]) -> None:
+    """Make a mountpoint as root of the user namespace, or else as we are."""
+    try:
+        namespaces.as_root_inside(make)  # an overlay's upper layer takes only owners it can map
+    except OSError:
+        make()  # a plain rootfs of the host's root: only the host's root may write there
+
+
+def remount_read_only(root_fd: int, path: str) -> None:
+    """Make the bind mount now at `path` read-only, keeping the flags it must keep."""
+    fd = libc.openat2(root_fd, path, libc.O_PATH, libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS)
+    try:
+        locked = os.statvfs(f"/proc/self/fd/{fd}").f_flag & LOCKED_FLAGS
+        libc.mount(None, f"/proc/self/fd/{fd}", None,
+                   libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | locked)
+    finally:
+        os.close(fd)

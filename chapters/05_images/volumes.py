@@ -14,12 +14,10 @@ A volume is a plain directory, but an empty one would hide what the image
 has at that path; so, as Docker does, a volume that is empty when a container
 is created starts with a copy of the layers' files there (volume_copy.py).
 
-The child mounts them after building its root and before pivot_root. The
-destination is resolved *inside* the rootfs: with openat2(RESOLVE_IN_ROOT)
-every symlink, even an absolute one or "..", resolves as if the rootfs were
-"/", so a rootfs whose /data links to /etc gets the volume on its own /etc,
-never on the host's. We mount onto the file descriptor that lookup returned
-(/proc/self/fd/N), so nothing can swap the path in between.
+Each -v becomes a bind mount in the RuntimeSpec; the child makes it after
+building its root and before pivot_root (mounts.mount_all), resolving the
+destination *inside* the rootfs, so a rootfs whose /data links to /etc gets
+the volume on its own /etc, never on the host's.
 """
 
 import errno
@@ -28,14 +26,11 @@ import re
 import shutil
 from dataclasses import dataclass
 
-from . import libc, namespaces
 from .errors import DockyardError
+from .spec import Mount as SpecMount
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANONYMOUS = "anonymous"  # the mark, in the volume's dir, of one that -v /PATH made
-# Flags that a mount in a user namespace inherits locked; a read-only
-# remount must repeat them or the kernel refuses it (statvfs ST_* = MS_*).
-LOCKED_FLAGS = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | 1024 | 2048  # MS_NOATIME, MS_NODIRATIME
 
 
 @dataclass
@@ -127,55 +122,11 @@ def create(root: str, name: str, userns: bool = False, anonymous: bool = False) 
     return data
 
 
-# --- in the child -------------------------------------------------------------------
+# --- for the runtime ----------------------------------------------------------------
 
-# --8<-- [start:mount_all]
-def mount_all(rootfs: str, texts: list[str], root: str) -> None:
-    """Bind every volume into the rootfs; call in the child, after build_root and before pivot."""
-    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for mount in (parse(text, root) for text in texts):
-            target = open_inside(root_fd, mount.destination, os.path.isdir(mount.source))
-            try:
-                libc.mount(mount.source, f"/proc/self/fd/{target}", None, libc.MS_BIND | libc.MS_REC)
-            finally:
-                os.close(target)
-            if mount.read_only:
-                remount_read_only(root_fd, mount.destination)
-    finally:
-        os.close(root_fd)
-
-
-def open_inside(root_fd: int, path: str, directory: bool) -> int:
-    """An O_PATH fd of `path` inside the root, made (mkdir -p, or an empty file) if missing."""
-    try:
-        return libc.openat2(root_fd, path, libc.O_PATH, libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS)
-    except FileNotFoundError:
-        pass
-    parent, name = os.path.split(os.path.normpath(path))
-    parent_fd = open_inside(root_fd, parent, True)
-    def make() -> None:
-        if directory:
-            os.mkdir(name, 0o755, dir_fd=parent_fd)
-        else:
-            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent_fd))
-    try:
-        namespaces.as_root_inside(make)  # the container's layer takes only owners it can map
-    finally:
-        os.close(parent_fd)
-    return open_inside(root_fd, path, directory)
-# --8<-- [end:mount_all]
-
-
-def remount_read_only(root_fd: int, path: str) -> None:
-    """Make the bind mount now at `path` read-only, keeping the flags it must keep."""
-    fd = libc.openat2(root_fd, path, libc.O_PATH, libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS)
-    try:
-        locked = os.statvfs(f"/proc/self/fd/{fd}").f_flag & LOCKED_FLAGS
-        libc.mount(None, f"/proc/self/fd/{fd}", None,
-                   libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY | locked)
-    finally:
-        os.close(fd)
+def binds(root: str, texts: list[str]) -> list[SpecMount]:
+    """The runtime's mounts for the -v list (prepared): binds made inside the rootfs (mounts.py)."""
+    return [SpecMount(m.destination, m.source, read_only=m.read_only) for m in (parse(t, root) for t in texts)]
 
 
 # --- the `volume` commands ------------------------------------------------------------

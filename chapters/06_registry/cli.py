@@ -28,13 +28,13 @@ def prog_name() -> str:
 # --- commands ------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import process, runtime
+    from . import process, request
     from .limits import parse_limits
     from . import image_run
     image = image_run.prepare(args)  # run IMAGE: its layers, and its config as flags
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
-    spec = runtime.Spec(
+    spec = request.Request(
         rootfs=os.path.abspath(args.rootfs),
         argv=args.command,
         env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),

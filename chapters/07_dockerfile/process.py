@@ -90,7 +90,6 @@ def raise_child_error(pipe_fd: int) -> None:
     chunks = []
     while chunk := os.read(pipe_fd, 65536):
         chunks.append(chunk)
-    os.close(pipe_fd)
     if chunks:
         message = json.loads(b"".join(chunks))
         raise _ERRORS.get(message["kind"], DockyardError)(message["problem"], message["hint"])

@@ -5,7 +5,7 @@ A `Step` knows its cache inputs before it runs (`inputs`), so the builder
 can look the key up first, and produces the state after it (`run`): the new
 image config and the layer list, which is what the cache stores.
 
-    RUN    the command runs in a chapter 02-04 container (runtime.run) whose
+    RUN    the command runs in a chapter 02-04 container (containers.run) whose
            root is an overlay of the layers so far; its upper dir is the layer
     COPY   the files are written into the same kind of overlay
     ADD    like COPY, plus URLs (downloaded here) and local tar archives
@@ -18,7 +18,7 @@ import posixpath
 import shutil
 from typing import Any
 
-from .. import config as settings, containers, image_run, imagespec, runtime
+from .. import config as settings, containers, image_run, imagespec, request
 from ..errors import DockyardError
 from . import copy, sandbox, steps
 from .context import Context
@@ -79,7 +79,7 @@ class Step:
         argv = run_argv(self.instruction, self.state.shell())
         env = {"PATH": settings.DEFAULT_PATH, "HOME": settings.DEFAULT_HOME, **self.state.scope()}
         lowers = self.lowers() or [image_run.empty_layer(self.builder.store)]
-        spec = runtime.Spec(rootfs=lowers[0], argv=argv, env=env, workdir=c.get("WorkingDir") or "/",
+        spec = request.Request(rootfs=lowers[0], argv=argv, env=env, workdir=c.get("WorkingDir") or "/",
                             root=options.root, network=options.network, lowers=lowers,
                             user=c.get("User") or "")
         spec.hostname = spec.id[:12]

@@ -51,6 +51,7 @@ class Sandbox:
         try:
             process.raise_child_error(error_read)
         finally:
+            os.close(error_read)
             _, status = os.waitpid(pid, 0)
         return process.exit_code_of(status)
 
