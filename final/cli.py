@@ -34,27 +34,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     image = image_run.prepare(args)  # run IMAGE: its layers, and its config as flags  # ch 05
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
-    spec = request.Request(
-        rootfs=os.path.abspath(args.rootfs),
-        argv=args.command,
-        env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
-        workdir=args.workdir or "/",
-        interactive=args.interactive,
-        debug=args.debug,
-        root=args.root,
-        network=args.network,  # ch 02
-        userns=args.userns or os.geteuid() != 0,  # rootless needs a user namespace  # ch 02
-        init=args.init,  # ch 02
-        limits=parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit),  # ch 03
-        # >>> chapter 04
-        name=args.name,
-        remove=args.rm,
-        storage_driver=args.storage_driver,
-        volumes=args.volume,
-        # <<< chapter 04
-        user=args.user,  # ch 05
-        tty=args.tty,  # ch final
-    )
+    spec = request.Request(rootfs=os.path.abspath(args.rootfs), argv=args.command,
+                           env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
+                           workdir=args.workdir or "/", interactive=args.interactive, debug=args.debug, root=args.root)
+    spec.network, spec.init = args.network, args.init  # ch 02
+    spec.userns = args.userns or os.geteuid() != 0  # rootless needs a user namespace  # ch 02
+    spec.limits = parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit)  # ch 03
+    spec.name, spec.remove, spec.volumes = args.name, args.rm, args.volume  # ch 04
+    spec.storage_driver = args.storage_driver  # ch 04
+    spec.user = args.user  # ch 05
+    spec.tty = args.tty  # ch final
     from . import security  # ch final
     spec.security = security.profile_from(args)  # ch final
     security.check_volumes(list((image or {}).get("config", {}).get("Volumes") or {}), args.volume, args.root)  # ch final
@@ -175,8 +164,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                         help=f"where state lives (default {config.default_root()})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--explain", action="store_true", help="print each step asked of the kernel and the disk")
-    parser.add_argument("--storage-driver", choices=("overlay", "vfs"), default="overlay",  # ch 04
-                        help="how a new container gets its own layer: overlay (default) or vfs (copies)")  # ch 04
+    # >>> chapter 04
+    parser.add_argument("--storage-driver", choices=("overlay", "vfs"), default="overlay",
+                        help="how a new container gets its own layer: overlay (default) or vfs (copies)")
+    # <<< chapter 04
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
     for name, (summary, add_arguments, handler) in COMMANDS.items():
         if only and name != only:

@@ -36,22 +36,13 @@ import ipaddress
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
 
 from . import containers, ipam, nat, netlink, proxy
 from .errors import DockyardError
 from .ipam import Lease, Network
+from .network_options import Options  # noqa: F401  (network.Options, as the record keeps it)
 
 LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-
-
-@dataclass
-class Options:
-    """The network flags of `run`, as the container's record keeps them."""
-    aliases: list[str] = field(default_factory=list)      # --network-alias
-    dns: list[str] = field(default_factory=list)          # --dns
-    add_hosts: list[str] = field(default_factory=list)    # --add-host NAME:IP
-    publish: list[dict] = field(default_factory=list)     # -p and -P, as proxy.Port fields
 
 
 def configure(spec, args, image_config: dict | None) -> None:

@@ -20,8 +20,7 @@ from . import namespaces  # ch 02
 from .spec import Mount  # ch 02
 from .limits import Limits  # ch 03
 from . import layers, volumes  # ch 04
-from . import network  # ch final
-from .network import Options as NetworkOptions  # ch final
+from .network_options import Options as NetworkOptions  # ch final
 from .security import Profile  # ch final
 
 
@@ -36,30 +35,24 @@ class Request:
     debug: bool = False
     root: str = config.DEFAULT_ROOT
     id: str = field(default_factory=lambda: os.urandom(32).hex())
-    # >>> chapter 02
-    hostname: str = ""
-    network: str = "none"
-    userns: bool = False
-    init: bool = False
-    # <<< chapter 02
+    hostname: str = ""  # ch 02
+    network: str = "none"  # ch 02
+    userns: bool = False  # ch 02
+    init: bool = False  # ch 02
     tty: bool = False  # ch final
     security: Profile = field(default_factory=Profile)  # ch final
     net: NetworkOptions = field(default_factory=NetworkOptions)  # -p, --dns, --add-host, --network-alias  # ch final
     limits: Limits = field(default_factory=Limits)  # ch 03
-    # >>> chapter 04
-    name: str = ""
-    remove: bool = False                                # --rm: no record once it exits
-    storage_driver: str = "overlay"
-    lowers: list[str] = field(default_factory=list)     # read-only layers, the top-most first
-    volumes: list[str] = field(default_factory=list)    # -v SOURCE:DEST[:ro], checked
-    # <<< chapter 04
-    # >>> chapter 05
-    image: str = ""                                     # as the user named it; "" for --rootfs
-    image_id: str = ""
-    user: str = ""                                      # -u, or the image's User
-    stop_signal: str = ""
-    container_config: dict = field(default_factory=dict)  # the image's config as run changed it
-    # <<< chapter 05
+    name: str = ""  # ch 04
+    remove: bool = False                                # --rm: no record once it exits  # ch 04
+    storage_driver: str = "overlay"  # ch 04
+    lowers: list[str] = field(default_factory=list)     # read-only layers, the top-most first  # ch 04
+    volumes: list[str] = field(default_factory=list)    # -v SOURCE:DEST[:ro], checked  # ch 04
+    image: str = ""                                     # as the user named it; "" for --rootfs  # ch 05
+    image_id: str = ""  # ch 05
+    user: str = ""                                      # -u, or the image's User  # ch 05
+    stop_signal: str = ""  # ch 05
+    container_config: dict = field(default_factory=dict)  # the image's config as run changed it  # ch 05
 
 
 def runtime_spec(request: Request, directory: str) -> RuntimeSpec:
@@ -72,7 +65,8 @@ def runtime_spec(request: Request, directory: str) -> RuntimeSpec:
     if request.userns:
         spec.uid_map, spec.gid_map = namespaces.id_maps()
     spec.mounts = write_etc_files(directory, request.hostname, request.network)
-    network.share_namespace(request, spec)  # --network container:NAME  # ch final
+    from .network import share_namespace  # ch final
+    share_namespace(request, spec)  # --network container:NAME joins that one's  # ch final
     # <<< chapter 02
     spec.resources = request.limits  # ch 03
     spec.root = layers.root_of(layers.Layers(request.storage_driver, request.lowers, directory), request.userns)  # ch 04

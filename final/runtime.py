@@ -98,9 +98,11 @@ def check_rootfs(rootfs: str) -> None:
     if not os.path.isdir(rootfs):
         raise DockyardError(f"rootfs {rootfs!r} is not a directory",
                             hint="make one with: python3 -m tools.busybox_rootfs DIR")
-    if not os.path.isdir(os.path.join(rootfs, "proc")):  # ch 02
-        raise DockyardError(f"{rootfs!r} does not look like a root filesystem: it has no /proc",  # ch 02
-                            hint=f"is it the right directory? if so: mkdir {rootfs}/proc")  # ch 02
+    # >>> chapter 02
+    if not os.path.isdir(os.path.join(rootfs, "proc")):
+        raise DockyardError(f"{rootfs!r} does not look like a root filesystem: it has no /proc",
+                            hint=f"is it the right directory? if so: mkdir {rootfs}/proc")
+    # <<< chapter 02
 
 
 def launch(spec: RuntimeSpec, child: Child) -> int:

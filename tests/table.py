@@ -15,6 +15,7 @@ FINAL = 99
 TABLE: dict[str, int | tuple[int, int] | None] = {
     # Tooling
     "test_generator.py": None,
+    "test_imports.py": None,
     "test_suite.py": None,
     "test_workshop.py": None,
     "test_lessons.py": None,

@@ -31,15 +31,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import process, request
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
-    spec = request.Request(
-        rootfs=os.path.abspath(args.rootfs),
-        argv=args.command,
-        env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
-        workdir=args.workdir or "/",
-        interactive=args.interactive,
-        debug=args.debug,
-        root=args.root,
-    )
+    spec = request.Request(rootfs=os.path.abspath(args.rootfs), argv=args.command,
+                           env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
+                           workdir=args.workdir or "/", interactive=args.interactive, debug=args.debug, root=args.root)
     return request.run_once(spec)
 
 

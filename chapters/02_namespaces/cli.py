@@ -31,18 +31,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import process, request
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
-    spec = request.Request(
-        rootfs=os.path.abspath(args.rootfs),
-        argv=args.command,
-        env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
-        workdir=args.workdir or "/",
-        interactive=args.interactive,
-        debug=args.debug,
-        root=args.root,
-        network=args.network,
-        userns=args.userns or os.geteuid() != 0,  # rootless needs a user namespace
-        init=args.init,
-    )
+    spec = request.Request(rootfs=os.path.abspath(args.rootfs), argv=args.command,
+                           env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
+                           workdir=args.workdir or "/", interactive=args.interactive, debug=args.debug, root=args.root)
+    spec.network, spec.init = args.network, args.init
+    spec.userns = args.userns or os.geteuid() != 0  # rootless needs a user namespace
     from . import namespaces
     spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
     spec.env["HOSTNAME"] = spec.hostname

@@ -34,24 +34,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     image = image_run.prepare(args)  # run IMAGE: its layers, and its config as flags
     if not args.command:
         raise UsageError("run needs a command", hint="for example: run --rootfs DIR /bin/sh -c 'echo hi'")
-    spec = request.Request(
-        rootfs=os.path.abspath(args.rootfs),
-        argv=args.command,
-        env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
-        workdir=args.workdir or "/",
-        interactive=args.interactive,
-        debug=args.debug,
-        root=args.root,
-        network=args.network,
-        userns=args.userns or os.geteuid() != 0,  # rootless needs a user namespace
-        init=args.init,
-        limits=parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit),
-        name=args.name,
-        remove=args.rm,
-        storage_driver=args.storage_driver,
-        volumes=args.volume,
-        user=args.user,
-    )
+    spec = request.Request(rootfs=os.path.abspath(args.rootfs), argv=args.command,
+                           env=process.default_env("dockyard", sys.stdin.isatty() and args.interactive, args.env),
+                           workdir=args.workdir or "/", interactive=args.interactive, debug=args.debug, root=args.root)
+    spec.network, spec.init = args.network, args.init
+    spec.userns = args.userns or os.geteuid() != 0  # rootless needs a user namespace
+    spec.limits = parse_limits(args.memory, args.memory_swap, args.cpus, args.cpu_shares, args.pids_limit)
+    spec.name, spec.remove, spec.volumes = args.name, args.rm, args.volume
+    spec.storage_driver = args.storage_driver
+    spec.user = args.user
     from . import namespaces
     spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])
     spec.env["HOSTNAME"] = spec.hostname
