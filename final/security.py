@@ -170,7 +170,7 @@ def has_own_terminal() -> bool:
 def take_terminal(user: str) -> None:
     """Give the user its pty (as Docker does); PID 1's pty is also /dev/console."""
     if user:
-        from .image_run import read_text
+        from .users import read_text
         from .imageconfig import lookup_user
         uid = lookup_user(user, read_text("/etc/passwd"), read_text("/etc/group"))[0]
         os.fchown(0, uid, -1)  # the group stays tty (5), mode 620: others may write to it, as with `write`
