@@ -19,7 +19,7 @@ the container's cgroup, which the kernel asks at each open (devices_bpf.py).
 import os
 import stat
 
-from . import cgroups, config, devices_bpf
+from . import cgroups, config
 from .errors import DockyardError
 
 # Docker's default rules, less /dev/net/tun: the standard nodes and the container's ptys.
@@ -52,6 +52,7 @@ def restrict(container_id: str, devices: list[dict], privileged: bool) -> None:
     if privileged or os.geteuid() != 0:
         return  # rootless: no cgroup of its own, and a user namespace cannot open host devices anyway
     if layout.version == 2:
+        from . import devices_bpf  # only v2 needs the program
         devices_bpf.attach(cgroups.cgroup_dirs(layout, container_id)[""], rules)
         return
     path = os.path.join(layout.trees.get("devices", ""), config.CGROUP_PARENT, container_id)
