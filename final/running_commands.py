@@ -11,6 +11,7 @@ does not pay for it.
 """
 
 import argparse
+import os
 from dataclasses import dataclass
 
 from .errors import DockyardError, UsageError
@@ -69,7 +70,23 @@ def cmd_exec(args: argparse.Namespace) -> int:
                          user=args.user if args.user is not None else container.config.get("user", ""),
                          interactive=args.interactive, tty=args.tty, detach=args.detach, debug=args.debug,
                          security=container.config.get("security") or {})
-    return exec_.exec_in(request, container.pid1)
+    record = exec_event_recorder(args.root, container, " ".join(args.command))
+    record("exec_start")
+    exit_code = exec_.exec_in(request, container.pid1)
+    if not args.detach:
+        record("exec_die", exitCode=str(exit_code))
+    return exit_code
+
+
+def exec_event_recorder(root: str, container: Running, command: str):
+    """events.record for this exec: Docker names the command in the action ("exec_start: sh -c ...")."""
+    from . import events
+    exec_id = os.urandom(32).hex()
+
+    def record(action: str, **attributes: str) -> None:
+        events.record(root, f"{action}: {command}" if action == "exec_start" else action, container.id,
+                      container.config["name"], container.config.get("image", ""), execID=exec_id, **attributes)
+    return record
 
 
 def add_exec_arguments(p: argparse.ArgumentParser) -> None:

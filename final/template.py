@@ -41,11 +41,14 @@ def action(text: str, value: dict) -> tuple[object, bool]:
     if not match:
         raise unsupported(text)
     found: object = value
-    for name in filter(None, match.group(2).split(".")):
-        if not isinstance(found, dict) or name not in found:
+    for depth, name in enumerate(filter(None, match.group(2).split("."))):
+        if isinstance(found, dict) and name in found:
+            found = found[name]
+        elif depth > 0 and isinstance(found, dict):
+            return "<no value>", False  # a map without that key, as Go prints it
+        else:  # a field the object does not have: Go refuses the template
             raise UsageError(f"--format: there is no field {name!r}",
                              hint=f"the fields are: {', '.join(sorted(found)) if isinstance(found, dict) else 'none'}")
-        found = found[name]
     return found, bool(match.group(1))
 
 

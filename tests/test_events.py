@@ -78,6 +78,26 @@ def test_a_template_action_that_is_not_supported_is_refused_with_a_hint(dockyard
     assert "\nhint: " in result.stderr
 
 
+def test_a_template_field_that_events_lack_is_refused_naming_the_fields(dockyard, rootfs):
+    dockyard("run", "--network", "none", "--rootfs", rootfs, "true")
+    result = dockyard("events", "--since", "1h", "--until", str(time.time()), "--format", "{{.Colour}}")
+    assert result.returncode == 125 and result.stderr.startswith("error: --format: there is no field 'Colour'\nhint: ")
+    assert "Action" in result.stderr
+
+
 def test_a_time_that_cannot_be_read_is_refused_with_a_hint(dockyard):
     result = dockyard("events", "--since", "yesterday-ish")
     assert result.returncode == 125 and result.stderr.startswith("error: cannot read the time 'yesterday-ish'\nhint: ")
+
+
+def test_exec_shows_as_exec_start_and_exec_die_with_its_exit_code(dockyard, rootfs):
+    engine = dockyard.popen("run", "--network", "none", "--name", "box", "--rootfs", rootfs, "sh", "-c",
+                            "echo ready; exec sleep 1000", stdin=subprocess.DEVNULL)
+    try:
+        assert engine.stdout.readline() == "ready\n"
+        assert dockyard("exec", "box", "sh", "-c", "exit 6").returncode == 6
+    finally:
+        dockyard("rm", "-f", "box")
+        engine.communicate(timeout=60)
+    lines = past_events(dockyard, "--filter", "container=box", "--format", "{{.Action}}|{{.Actor.Attributes.exitCode}}")
+    assert lines[2:4] == ["exec_start: sh -c exit 6|<no value>", "exec_die|6"], lines
