@@ -14,6 +14,7 @@ import sys
 import time
 
 from . import commit
+from . import template  # ch final
 from .errors import DockyardError, UsageError
 
 
@@ -103,6 +104,7 @@ def split_name(name: str | None) -> tuple[str, str]:
 
 
 def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", metavar="TEMPLATE", help="a Go template per object, e.g. '{{.State.Status}}'")  # ch final
     p.add_argument("names", nargs="+", metavar="IMAGE")
 
 
@@ -114,6 +116,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             found.append(describe(store.resolve(name)))
         except ImageNotFound:
             found.append(describe_container(args.root, name))
+    if args.format:  # ch final
+        return template.print_each(args.format, found)  # ch final
     print(json.dumps(found, indent=4))
     return 0
 

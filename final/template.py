@@ -87,3 +87,10 @@ def header_of(text: str) -> str:
 
 
 HEADERS = {"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
+
+
+def print_each(template: str, values: list[dict]) -> int:
+    """inspect -f: the template once per object, each on a line of its own."""
+    for line in render_all(check(template), values):
+        print(line)
+    return 0

@@ -115,3 +115,11 @@ def test_bad_filters_and_templates_are_refused_with_a_hint(dockyard):
         result = dockyard(*args)
         assert result.returncode == 125, args
         assert result.stderr.startswith("error: ") and "\nhint: " in result.stderr, result.stderr
+
+
+def test_inspect_format_prints_fields_of_each_object(dockyard, rootfs):
+    dockyard("run", "--network", "none", "--name", "done", "--rootfs", rootfs, "sh", "-c", "exit 9")
+    result = dockyard("inspect", "-f", "{{.Name}} {{.State.Status}} {{.State.ExitCode}}", "done")
+    assert (result.returncode, result.stdout) == (0, "/done exited 9\n"), result.stderr
+    state = json.loads(dockyard("inspect", "--format", "{{json .State}}", "done").stdout)
+    assert (state["Running"], state["ExitCode"]) == (False, 9)
