@@ -16,14 +16,7 @@ down, so an idle network leaves nothing on the host), leases an address,
 makes the veth pair with the container's end born inside the container's
 namespace as eth0, and gives that end its address and default route.
 
-Names: on a user network every member's /etc/hosts lists the others (name
-and --network-alias), and the engine rewrites the files of all members
-when one joins or leaves. Docker answers names with a DNS server inside
-the engine; a file needs no server that must stay alive, and an address
-change is one write. /etc/hosts is a bind mount of one inode, so it is
-rewritten in place (a rename would leave the container on the old file),
-in one pwrite(2) that never shrinks the file: a shorter text is padded with
-blank lines, so a reader sees the old list or the new, never a truncation.
+Names: see hosts.py.
 
 A lease lives exactly as long as its veth: when a container's namespace
 dies, the kernel destroys the pair. So after a SIGKILL of the engine, the
@@ -37,12 +30,10 @@ import os
 import shutil
 import sys
 
-from . import containers, ipam, nat, netlink, proxy
+from . import containers, hosts, ipam, nat, netlink, proxy
 from .errors import DockyardError
 from .ipam import Lease, Network
 from .network_options import Options  # noqa: F401  (network.Options, as the record keeps it)
-
-LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 def configure(spec, args, image_config: dict | None) -> None:
@@ -55,9 +46,9 @@ def configure(spec, args, image_config: dict | None) -> None:
     if args.publish_all:
         ports += proxy.exposed(image_config or {})
     for text in args.add_host:
-        parse_add_host(text)
+        hosts.parse_add_host(text)
     for address in args.dns:
-        check_address(address, "--dns")
+        hosts.check_address(address, "--dns")
     if ports and not uses_bridge(spec.network):
         raise DockyardError(f"-p needs a bridge network, not --network {spec.network}",
                             hint="drop -p (with --network host the container's ports are the host's already)")
@@ -107,20 +98,6 @@ def uses_bridge(mode: str) -> bool:
     return mode not in ("none", "host") and not mode.startswith("container:")
 
 
-def parse_add_host(text: str) -> tuple[str, str]:
-    name, sep, address = text.partition(":")
-    if not sep or not name:
-        raise DockyardError(f"invalid --add-host {text!r}", hint="write --add-host NAME:IP")
-    return name, check_address(address.strip("[]"), "--add-host")
-
-
-def check_address(text: str, flag: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        raise DockyardError(f"invalid address {text!r} in {flag}", hint="give an IPv4 or IPv6 address") from None
-
-
 def check_usable(mode: str) -> None:
     """Bridge networks need root, and iptables: say so before anything is made."""
     if uses_bridge(mode) and os.geteuid() != 0:
@@ -136,11 +113,11 @@ def check_usable(mode: str) -> None:
 # --8<-- [start:attach]
 def attach(spec, pid: int) -> None:
     """Put container `pid` on its network and publish its ports; undo all of it if a step fails."""
-    write_resolv_conf(spec)
+    hosts.write_resolv_conf(spec)
     if spec.network.startswith("container:"):
-        share_etc_files(spec.root, spec.id, spec.network.partition(":")[2])
+        hosts.share_etc_files(spec.root, spec.id, spec.network.partition(":")[2])
     if not uses_bridge(spec.network):
-        write_hosts(spec.root, spec.id, spec.hostname, spec.net.add_hosts)
+        hosts.write_hosts(spec.root, spec.id, spec.hostname, spec.net.add_hosts)
         return
     ports = [proxy.Port(**p) for p in spec.net.publish]
     listeners = proxy.bind_all(ports)  # a port in use fails here, before anything else is made
@@ -177,7 +154,7 @@ def join(spec, network: Network, pid: int, nl: netlink.Netlink, interface: str) 
         if not network.leases:
             take_down(network, nl)
         raise
-    update_hosts_files(spec.root, network)
+    hosts.update_hosts_files(spec.root, network)
     return address
 
 
@@ -214,7 +191,7 @@ def leave(root: str, network: Network, address: str, nl: netlink.Netlink) -> Non
     """Free one lease: its veth, the others' /etc/hosts, the bridge if it was the last."""
     nl.delete_link(network.leases.pop(address).veth)
     ipam.save(root, network)
-    update_hosts_files(root, network)
+    hosts.update_hosts_files(root, network)
     if not network.leases:
         take_down(network, nl)
 
@@ -299,62 +276,6 @@ def reconcile_locked(root: str, nl: netlink.Netlink) -> None:
             take_down(network, nl)
 
 
-# --- /etc/hosts and /etc/resolv.conf ---------------------------------------------------------
-
-def container_file(root: str, container_id: str, name: str) -> str:
-    return os.path.join(root, "containers", container_id, name)
-
-
-def update_hosts_files(root: str, network: Network) -> None:
-    """Rewrite the /etc/hosts of every member of `network` (each lists the others)."""
-    for _, lease in network.members():
-        write_hosts(root, lease.container, lease.hostname, lease.add_hosts)
-
-
-def write_hosts(root: str, container_id: str, hostname: str, add_hosts: list[str]) -> None:
-    """The container's /etc/hosts: localhost, itself, --add-host, and its peers on user networks."""
-    own, peers = [], []
-    for network in ipam.all_networks(root):
-        for address, lease in network.members():
-            if lease.container == container_id:
-                own.append(f"{address}\t{' '.join(dict.fromkeys([hostname, lease.name, *lease.aliases]))}\n")
-            elif network.name != "bridge" and any(m.container == container_id for _, m in network.members()):
-                peers.append(f"{address}\t{' '.join(dict.fromkeys([lease.name, *lease.aliases]))}\n")
-    own = own or [f"127.0.1.1\t{hostname}\n"]
-    extra = [f"{address}\t{name}\n" for name, address in (parse_add_host(t) for t in add_hosts)]
-    rewrite_in_place(container_file(root, container_id, "hosts"), LOCALHOST + "".join(own + extra + peers))
-
-
-def rewrite_in_place(path: str, text: str) -> None:
-    """Replace a bind-mounted file's content in one write, padding with blank lines rather than shrinking."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        data = text.encode()
-        data += b"\n" * max(0, os.fstat(fd).st_size - len(data))
-        os.pwrite(fd, data, 0)
-    finally:
-        os.close(fd)
-
-
-def share_etc_files(root: str, container_id: str, other: str) -> None:
-    """--network container:ID: the other container's resolv.conf, as Docker shares it."""
-    with open(container_file(root, other, "resolv.conf")) as f:
-        rewrite_in_place(container_file(root, container_id, "resolv.conf"), f.read())
-
-
-def write_resolv_conf(spec) -> None:
-    """--dns replaces the host's nameservers (its search and options lines stay)."""
-    if not spec.net.dns:
-        return
-    path = container_file(spec.root, spec.id, "resolv.conf")
-    with open(path) as f:
-        kept = [line for line in f.read().splitlines() if not line.startswith("nameserver")]
-    rewrite_in_place(path, "".join(f"nameserver {a}\n" for a in spec.net.dns) + "".join(f"{k}\n" for k in kept))
-
-
 def settings(root: str, container_id: str) -> dict:
     """The NetworkSettings block of `inspect CONTAINER`, as Docker lays it out."""
     block: dict = {"Ports": {}, "IPAddress": "", "Gateway": "", "IPPrefixLen": 0, "Networks": {}}
@@ -382,14 +303,14 @@ _proxies: dict[str, int] = {}  # container id -> pid of its proxy, in the proces
 def record_proxy(spec, ports: list[proxy.Port], pid: int) -> None:
     """Remember the proxy, and record the ports as bound (for `port`)."""
     _proxies[spec.id] = pid
-    containers.write_json(container_file(spec.root, spec.id, "ports.json"), proxy.to_records(ports))
+    containers.write_json(hosts.container_file(spec.root, spec.id, "ports.json"), proxy.to_records(ports))
 
 
 def stop_proxy(spec) -> None:
     if pid := _proxies.pop(spec.id, None):
         proxy.stop(pid)
     try:
-        os.unlink(container_file(spec.root, spec.id, "ports.json"))
+        os.unlink(hosts.container_file(spec.root, spec.id, "ports.json"))
     except FileNotFoundError:
         pass
 
@@ -397,6 +318,6 @@ def stop_proxy(spec) -> None:
 def published(root: str, container_id: str) -> list[proxy.Port]:
     """The ports a running container publishes now."""
     try:
-        return [proxy.Port(**p) for p in containers.read_json(container_file(root, container_id, "ports.json"))]
+        return [proxy.Port(**p) for p in containers.read_json(hosts.container_file(root, container_id, "ports.json"))]
     except FileNotFoundError:
         return []
