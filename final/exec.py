@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from . import cgroups, libc, namespaces, process, runtime, security, terminal
-from . import image_run  # noqa: F401  imported now: after setns, "/" is the container's (the final step's user switch)
 from .errors import DockyardError
 
 PR_SET_CHILD_SUBREAPER = 36  # orphaned descendants come to us, not to init
