@@ -59,6 +59,18 @@ class Exec:
 # --8<-- [start:exec_in]
 def exec_in(request: Exec, pid1: int) -> int:
     """Run `request` inside the container whose first process is `pid1`; return its exit code."""
+    pid, error_read = spawn(request, pid1)
+    if request.terminal:
+        terminal.relay(request.terminal)
+    if request.detach:
+        process.raise_child_error(error_read)  # its command has started, or could not
+        os.waitpid(pid, 0)  # it left the command to a grandchild: see detach()
+        return 0
+    return runtime.wait_for(pid, error_read)
+
+
+def spawn(request: Exec, pid1: int) -> tuple[int, int]:
+    """Start `request` inside the container; return its pid and the read end of its error pipe."""
     pidfd, flags = open_pid1(request.name, pid1)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
     pid_read, pid_write = os.pipe2(os.O_CLOEXEC)
@@ -75,13 +87,7 @@ def exec_in(request: Exec, pid1: int) -> int:
         os.close(error_write)
         pid = process_pid(helper, pid_read)
         runtime.forward_signals(pid)
-    if request.terminal:
-        terminal.relay(request.terminal)
-    if request.detach:
-        process.raise_child_error(error_read)  # its command has started, or could not
-        os.waitpid(pid, 0)  # it left the command to a grandchild: see detach()
-        return 0
-    return runtime.wait_for(pid, error_read)
+    return pid, error_read
 # --8<-- [end:exec_in]
 
 

@@ -28,7 +28,7 @@ from . import init, libc, mounts, namespaces  # ch 02
 from . import cgroups  # ch 03
 from . import layers  # ch 04
 # from . import users  # ch 05-07
-from . import devices, security, terminal  # ch final
+from . import devices, exec_fifo, security, terminal  # ch final
 
 
 def pipe() -> tuple[int, int]:
@@ -59,17 +59,7 @@ def run(spec: RuntimeSpec, started: Callable[[int], None] = lambda pid: None) ->
     check_request(spec)
     child = Child()
     try:
-        # >>> chapter 03
-        cgroups.create(spec.id, spec.resources)  # before the child exists, so it never runs unlimited
-        devices.restrict(spec.id, spec.process.security.devices, spec.process.security.privileged)  # ch final
-        # <<< chapter 03
-        child.lowers = layers.idmap_channel() if spec.root.idmapped else None  # ch 04
-        child.terminal = terminal.Terminal() if spec.process.terminal else None  # ch final
-        with signals_held():
-            child.pid = launch(spec, child)
-            forward_signals(child.pid)
-        child.close(child.error[1])
-        prepare_child(spec, child, started)  # ch 02
+        set_up(spec, child, started)
         if child.terminal:  # ch final
             terminal.relay(child.terminal)  # until the container closes its terminal  # ch final
         child.closed.add(child.error[0])  # wait_for closes it
@@ -79,7 +69,45 @@ def run(spec: RuntimeSpec, started: Callable[[int], None] = lambda pid: None) ->
     finally:
         child.close()
         clean_up(spec)  # also when a step above failed: nothing may outlive the request
+
+
+def set_up(spec: RuntimeSpec, child: Child, started: Callable[[int], None]) -> None:
+    """Make the container's process and everything it needs from outside, then let it go on."""
+    # >>> chapter 03
+    cgroups.create(spec.id, spec.resources)  # before the child exists, so it never runs unlimited
+    devices.restrict(spec.id, spec.process.security.devices, spec.process.security.privileged)  # ch final
+    # <<< chapter 03
+    child.lowers = layers.idmap_channel() if spec.root.idmapped else None  # ch 04
+    child.terminal = terminal.Terminal() if spec.process.terminal else None  # ch final
+    with signals_held():
+        child.pid = launch(spec, child)
+        forward_signals(child.pid)
+    child.close(child.error[1])
+    prepare_child(spec, child, started)  # ch 02
 # --8<-- [end:run]
+
+
+# >>> chapter final
+def create(spec: RuntimeSpec) -> tuple[int, int | None]:
+    """Set the container up and leave PID 1 waiting at spec.exec_fifo; return its pid (and pty master)."""
+    check_request(spec)
+    child = Child()
+    try:
+        set_up(spec, child, lambda pid: None)
+        master = terminal.receive_master(child.terminal) if child.terminal else None
+        process.raise_child_error(child.error[0])  # EOF: PID 1 is at the fifo (see exec_fifo.py)
+        if os.waitpid(child.pid, os.WNOHANG)[0]:
+            raise DockyardError("the container's process died while it was set up", hint="run again with --debug")
+        return child.pid, master
+    except BaseException:
+        if child.pid:
+            os.kill(child.pid, signal.SIGKILL)
+            os.waitpid(child.pid, 0)
+        clean_up(spec)
+        raise
+    finally:
+        child.close()
+# <<< chapter final
 
 
 def check_request(spec: RuntimeSpec) -> None:
@@ -164,6 +192,7 @@ def container_main(spec: RuntimeSpec, child: Child) -> NoReturn:
         # chroot.enter_rootfs(spec.root.path)  # ch 01-01
         # chroot.mount_proc()  # ch 01-01
         wait_for_go(child.go[0])  # ch 02
+        gate = exec_fifo.open_gate(spec.exec_fifo)  # create: PID 1 will wait for start  # ch final
         cgroups.enter_namespace()  # ch 03
         enter_namespaces(spec, child)  # ch 02
         enter_workdir(spec.process.cwd)
@@ -175,6 +204,7 @@ def container_main(spec: RuntimeSpec, child: Child) -> NoReturn:
         if child.terminal:  # ch final
             terminal.attach(child.terminal)  # ch final
         security.confine(spec.process.security, spec.process.user, spec.process.env)  # the final step, less exec  # ch final
+        exec_fifo.wait_for_start(gate, spec.process.args, spec.process.env, child.error[1])  # ch final
         if spec.process.init:  # ch 02
             init.run_as_init(spec.process.args, spec.process.env, child.error[1])  # ch 02
         process.exec_command(spec.process.args, spec.process.env)

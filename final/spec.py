@@ -78,3 +78,4 @@ class RuntimeSpec:
     mounts: list[Mount] = field(default_factory=list)
     # <<< chapter 02
     resources: Limits = field(default_factory=Limits)  # ch 03
+    exec_fifo: str = ""          # create, not run: PID 1 waits at this fifo until start  # ch final

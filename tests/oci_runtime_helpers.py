@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 
 class OciRuntime:
@@ -19,6 +20,21 @@ class OciRuntime:
         kwargs.setdefault("cwd", os.path.dirname(self.impl.path))
         kwargs.setdefault("capture_output", True)
         return subprocess.run(self.command(*args), text=True, timeout=timeout, env=self.impl.env(), **kwargs)
+
+    def leaving_running(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """A command that leaves a container running (create, run --detach).
+
+        The container inherits the command's stdout and stderr, as containerd's
+        shim wants it to: pipes would stay open as long as it runs. So they go
+        to files, read back when the command returns.
+        """
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            result = self(*args, timeout=timeout, capture_output=False, stdin=subprocess.DEVNULL,
+                          stdout=out, stderr=err)
+            out.seek(0)
+            err.seek(0)
+            result.stdout, result.stderr = out.read(), err.read()
+        return result
 
     def state(self, container_id: str) -> dict:
         result = self("state", container_id)

@@ -40,6 +40,8 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_run.py::test_running_as_an_ordinary_user_without_root_is_refused_with_a_hint": (1, 1),
     # Beyond the chapters: final/ only
     "test_terminal.py": FINAL,
+    "test_oci_runtime.py": FINAL,
+    "test_containerd.py": FINAL,
     "test_crashes.py": FINAL,
     "test_exec.py": FINAL,
     "test_pause_top.py": FINAL,

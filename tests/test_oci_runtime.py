@@ -23,10 +23,23 @@ pytestmark = needs_root
 
 @pytest.fixture
 def oci(impl, tmp_path) -> OciRuntime:
+    """The runtime; the test runner plays containerd's shim, the subreaper that reaps containers."""
     runtime = OciRuntime(impl, str(tmp_path / "oci-state"))
     yield runtime
     for container_id in os.listdir(runtime.root) if os.path.isdir(runtime.root) else []:
         runtime("delete", "--force", container_id)
+    reap_exited()
+
+
+def reap_exited() -> None:
+    """Reap the containers' processes that exited: after `create` exits, they are the runner's children."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 @pytest.fixture
@@ -35,6 +48,7 @@ def bundle(tmp_path, rootfs) -> str:
     path = str(tmp_path / "bundle")
     os.makedirs(path)
     os.rename(rootfs, os.path.join(path, "rootfs"))
+    os.chmod(os.path.join(path, "rootfs"), 0o755)  # a copy of a temp dir is 0700: no "/" for a non-root user
     return path
 
 
@@ -63,7 +77,7 @@ def test_run_gives_the_containers_output_and_exit_code(oci, bundle):
 def test_create_leaves_the_process_waiting_until_start(oci, bundle, tmp_path):
     make(bundle, ["sh", "-c", "echo started > /tmp/mark; sleep 30"])
     pid_file = str(tmp_path / "pid")
-    result = oci("create", "--bundle", bundle, "--pid-file", pid_file, "c1")
+    result = oci.leaving_running("create", "--bundle", bundle, "--pid-file", pid_file, "c1")
     assert result.returncode == 0, result.stderr
     state = oci.state("c1")
     assert state["status"] == "created"
@@ -81,7 +95,7 @@ def test_create_leaves_the_process_waiting_until_start(oci, bundle, tmp_path):
 
 def test_kill_then_delete_leaves_no_container(oci, bundle):
     make(bundle, ["sleep", "30"])
-    assert oci("create", "--bundle", bundle, "c1").returncode == 0
+    assert oci.leaving_running("create", "--bundle", bundle, "c1").returncode == 0
     pid = oci.state("c1")["pid"]
     assert oci("start", "c1").returncode == 0
     assert oci("kill", "c1", "KILL").returncode == 0
@@ -94,14 +108,14 @@ def test_kill_then_delete_leaves_no_container(oci, bundle):
 
 def test_kill_takes_signal_names_and_numbers(oci, bundle):
     make(bundle, ["sh", "-c", "trap 'exit 42' USR1; while :; do sleep 0.1; done"])
-    assert oci("run", "--detach", "--bundle", bundle, "c1").returncode == 0
+    assert oci.leaving_running("run", "--detach", "--bundle", bundle, "c1").returncode == 0
     time.sleep(0.3)  # let the shell install its trap
     assert oci("kill", "c1", str(signal.SIGUSR1.value)).returncode == 0
     assert wait_for_status(oci, "c1", "stopped")["status"] == "stopped"
 
 
 def test_the_process_is_pid_1_in_its_own_namespaces(oci, bundle):
-    make(bundle, ["sh", "-c", "echo $$; readlink /proc/self/ns/pid /proc/self/ns/mnt"])
+    make(bundle, ["sh", "-c", "echo $$; readlink /proc/self/ns/pid; readlink /proc/self/ns/mnt"])
     result = oci("run", "--bundle", bundle, "c1")
     assert result.returncode == 0, result.stderr
     pid, pid_ns, mnt_ns = result.stdout.split()
@@ -111,7 +125,7 @@ def test_the_process_is_pid_1_in_its_own_namespaces(oci, bundle):
 
 def test_exec_runs_a_process_json_in_a_running_container(oci, bundle, tmp_path):
     make(bundle, ["sleep", "30"])
-    assert oci("run", "--detach", "--bundle", bundle, "c1").returncode == 0
+    assert oci.leaving_running("run", "--detach", "--bundle", bundle, "c1").returncode == 0
     process = {"args": ["sh", "-c", "echo in $(hostname) as $(id -u); cat /proc/1/cmdline; exit 5"],
                "env": ["PATH=/bin:/usr/bin"], "cwd": "/tmp", "user": {"uid": 0, "gid": 0}}
     (tmp_path / "process.json").write_text(json.dumps(process))
@@ -122,14 +136,15 @@ def test_exec_runs_a_process_json_in_a_running_container(oci, bundle, tmp_path):
 
 def test_exec_into_a_stopped_container_is_refused(oci, bundle):
     make(bundle, ["true"])
-    assert oci("run", "--bundle", bundle, "c1").returncode == 0
+    assert oci.leaving_running("run", "--detach", "--bundle", bundle, "c1").returncode == 0
+    assert wait_for_status(oci, "c1", "stopped")["status"] == "stopped"
     result = oci("exec", "c1", "true")
     assert result.returncode == 1 and "not running" in result.stderr
 
 
 def test_ps_lists_the_containers_processes_as_json(oci, bundle):
     make(bundle, ["sleep", "30"])
-    assert oci("run", "--detach", "--bundle", bundle, "c1").returncode == 0
+    assert oci.leaving_running("run", "--detach", "--bundle", bundle, "c1").returncode == 0
     result = oci("ps", "--format", "json", "c1")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [oci.state("c1")["pid"]]
@@ -137,7 +152,7 @@ def test_ps_lists_the_containers_processes_as_json(oci, bundle):
 
 def test_pause_freezes_and_resume_thaws(oci, bundle):
     make(bundle, ["sleep", "30"])
-    assert oci("run", "--detach", "--bundle", bundle, "c1").returncode == 0
+    assert oci.leaving_running("run", "--detach", "--bundle", bundle, "c1").returncode == 0
     assert oci("pause", "c1").returncode == 0
     assert oci.state("c1")["status"] == "paused"
     assert oci("resume", "c1").returncode == 0
@@ -146,7 +161,7 @@ def test_pause_freezes_and_resume_thaws(oci, bundle):
 
 def test_list_shows_every_container_with_its_status(oci, bundle):
     make(bundle, ["sleep", "30"])
-    assert oci("create", "--bundle", bundle, "c1").returncode == 0
+    assert oci.leaving_running("create", "--bundle", bundle, "c1").returncode == 0
     result = oci("list", "--format", "json")
     assert [(c["id"], c["status"]) for c in json.loads(result.stdout)] == [("c1", "created")]
 
@@ -155,7 +170,7 @@ def test_list_shows_every_container_with_its_status(oci, bundle):
 
 def test_the_memory_limit_lands_in_the_containers_cgroup(oci, bundle):
     make(bundle, ["sleep", "30"], linux__resources__memory={"limit": 67108864})
-    assert oci("run", "--detach", "--bundle", bundle, "c1").returncode == 0
+    assert oci.leaving_running("run", "--detach", "--bundle", bundle, "c1").returncode == 0
     pid = oci.state("c1")["pid"]
     limits = []
     for line in open(f"/proc/{pid}/cgroup"):
@@ -213,18 +228,37 @@ def test_runcs_own_default_spec_runs_unchanged(oci, bundle, tmp_path):
     (tmp_path / "bundle" / "config.json").write_text(json.dumps(config))
     pid, fd = pty.fork()
     if pid == 0:
-        os.execvpe(oci.command("run", "--bundle", bundle, "c1")[0], oci.command("run", "--bundle", bundle, "c1"),
-                   {**oci.impl.env(), "PYTHONPATH": os.path.dirname(oci.impl.path)})
-    os.write(fd, b"echo $((6*7)); tty; exit 7\n")
-    output = read_until_exit(fd)
-    _, status = os.waitpid(pid, 0)
+        argv = oci.command("run", "--bundle", bundle, "c1")
+        os.execvpe(argv[0], argv, {**oci.impl.env(), "PYTHONPATH": os.path.dirname(oci.impl.path)})
+    try:
+        prompt = read_until(fd, b"# ")  # type only once the shell reads: ash eats early input
+        os.write(fd, b"echo $((6*7)); tty; exit 7\n")
+        output = prompt + read_until(fd, None)
+    finally:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 7, output
     assert "42" in output and "/dev/pts/0" in output
 
 
-def read_until_exit(fd: int, timeout: float = 30) -> str:
-    chunks, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def test_the_containers_own_cgroup_is_mounted_where_config_json_says(oci, bundle):
+    config = make(bundle, ["true"])
+    mounts = config["mounts"] + [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                                  "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}]
+    make(bundle, ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null;"
+                  "mkdir /sys/fs/cgroup/memory/x /sys/fs/cgroup/x 2>/dev/null || echo ro"],
+         mounts=mounts, linux__resources__memory={"limit": 50331648})
+    result = oci("run", "--bundle", bundle, "c1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["50331648", "ro"]  # the container's own limit, at the root of its view
+
+
+def read_until(fd: int, marker: bytes | None, timeout: float = 30) -> str:
+    """What the terminal shows until `marker` appears (or, with None, until it closes)."""
+    chunks, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline and not (marker and marker in chunks):
         if select.select([fd], [], [], 0.5)[0]:
             try:
                 chunk = os.read(fd, 4096)
@@ -232,14 +266,14 @@ def read_until_exit(fd: int, timeout: float = 30) -> str:
                 break
             if not chunk:
                 break
-            chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
+            chunks += chunk
+    return chunks.decode(errors="replace")
 
 
 # --- bad input ---------------------------------------------------------------------
 
 def test_a_bundle_without_config_json_is_refused(oci, tmp_path):
-    result = oci("create", "--bundle", str(tmp_path), "c1")
+    result = oci.leaving_running("create", "--bundle", str(tmp_path), "c1")
     assert result.returncode == 1
     assert "config.json" in result.stderr and "hint:" in result.stderr
     assert not os.path.exists(os.path.join(oci.root, "c1"))
@@ -247,29 +281,29 @@ def test_a_bundle_without_config_json_is_refused(oci, tmp_path):
 
 def test_an_unknown_field_is_refused_by_name(oci, bundle):
     make(bundle, ["true"], linux__intelRdt={"closID": "x"})
-    result = oci("create", "--bundle", bundle, "c1")
+    result = oci.leaving_running("create", "--bundle", bundle, "c1")
     assert result.returncode == 1 and "linux.intelRdt" in result.stderr
     assert not os.path.exists(os.path.join(oci.root, "c1"))
 
 
 def test_an_id_in_use_is_refused(oci, bundle):
     make(bundle, ["sleep", "30"])
-    assert oci("create", "--bundle", bundle, "c1").returncode == 0
-    result = oci("create", "--bundle", bundle, "c1")
+    assert oci.leaving_running("create", "--bundle", bundle, "c1").returncode == 0
+    result = oci.leaving_running("create", "--bundle", bundle, "c1")
     assert result.returncode == 1 and "exists" in result.stderr
     assert oci.state("c1")["status"] == "created"
 
 
 def test_start_of_a_container_that_is_not_created_is_refused(oci, bundle):
     make(bundle, ["sleep", "30"])
-    assert oci("run", "--detach", "--bundle", bundle, "c1").returncode == 0
+    assert oci.leaving_running("run", "--detach", "--bundle", bundle, "c1").returncode == 0
     result = oci("start", "c1")
     assert result.returncode == 1 and "running" in result.stderr
 
 
 def test_delete_of_a_running_container_needs_force(oci, bundle):
     make(bundle, ["sleep", "30"])
-    assert oci("run", "--detach", "--bundle", bundle, "c1").returncode == 0
+    assert oci.leaving_running("run", "--detach", "--bundle", bundle, "c1").returncode == 0
     result = oci("delete", "c1")
     assert result.returncode == 1 and "--force" in result.stderr
     assert oci.state("c1")["status"] == "running"

@@ -15,11 +15,13 @@ its flags (final/spec.py):
 
 import json
 import os
+import resource
+import socket
 
 from ..errors import DockyardError
 from ..limits import Limits
-from ..security import Profile
 from ..spec import Process, Root, RuntimeSpec
+from ..security import Profile
 from . import log, mounts, schema
 
 # config.json's namespace names -> the runtime's (clone(2)'s) names.
@@ -48,17 +50,21 @@ def load(bundle: str) -> dict:
 def to_spec(container_id: str, bundle: str, config: dict) -> RuntimeSpec:
     """The runtime's description of the container that config.json describes."""
     linux = config.get("linux") or {}
+    if linux.get("rootfsPropagation", "rprivate") not in ("private", "rprivate"):
+        raise DockyardError(f"config.json: linux.rootfsPropagation {linux['rootfsPropagation']!r} is not supported",
+                            hint="this runtime makes every mount of the container private (rprivate)")
     namespaces = [NAMESPACES[n["type"]] for n in linux.get("namespaces", []) if not n.get("path")]
     return RuntimeSpec(
         id=container_id,
         process=to_process(config["process"], linux.get("seccomp")),
         root=to_root(config.get("root") or {}, bundle),
-        hostname=config.get("hostname", ""),
+        hostname=config.get("hostname") or socket.gethostname(),  # a new UTS namespace starts with ours
         namespaces=namespaces,
         join={NAMESPACES[n["type"]]: n["path"] for n in linux.get("namespaces", []) if n.get("path")},
         uid_map=id_map(linux.get("uidMappings")),
         gid_map=id_map(linux.get("gidMappings")),
-        mounts=[mounts.to_mount(m, bundle) for m in config.get("mounts") or [] if not mounts.made_by_runtime(m)],
+        mounts=[mount for m in config.get("mounts") or [] if not mounts.made_by_runtime(m)
+                for mount in mounts.to_mounts(m, bundle)],
         resources=to_limits(linux.get("resources") or {}),
     )
 
@@ -79,12 +85,37 @@ def to_profile(process: dict, seccomp: dict | None) -> Profile:
         if sorted(sets.get(name) or []) != sorted(bounding):
             raise DockyardError(f"config.json: process.capabilities.{name} differs from the bounding set",
                                 hint="this runtime gives one set to bounding, effective and permitted")
-    for name in ("inheritable", "ambient"):
-        if sets.get(name):
-            raise DockyardError(f"config.json: process.capabilities.{name} is not supported",
-                                hint="leave it empty: inheritable and ambient capabilities stay empty here")
+    if sets.get("inheritable"):
+        raise DockyardError("config.json: process.capabilities.inheritable is not supported",
+                            hint="leave it empty: the inheritable set stays empty here")
+    # Ambient capabilities survive exec for a non-root user; root's exec gets the bounding set anyway.
+    uid = (process.get("user") or {}).get("uid", 0)
+    if sets.get("ambient") and (uid != 0 or not set(sets["ambient"]) <= set(bounding)):
+        raise DockyardError("config.json: process.capabilities.ambient is supported only for uid 0, "
+                            "within the bounding set", hint="leave it empty, or run the process as root")
     return Profile(capabilities=list(bounding), no_new_privileges=bool(process.get("noNewPrivileges")),
                    seccomp=json.dumps(seccomp) if seccomp else "unconfined")
+
+
+def set_rlimits(process: dict) -> None:
+    """Apply process.rlimits to ourselves: the container's process inherits them across clone and exec."""
+    for limit in process.get("rlimits") or []:
+        name = limit.get("type", "")
+        number = getattr(resource, name, None)
+        if not name.startswith("RLIMIT_") or number is None:
+            raise DockyardError(f"config.json: unknown rlimit {name!r}", hint="use RLIMIT_NOFILE, RLIMIT_NPROC ...")
+        try:
+            resource.setrlimit(number, (limit["soft"], limit["hard"]))
+        except (ValueError, OSError) as err:
+            raise DockyardError(f"cannot set {name} to {limit['soft']}/{limit['hard']}: {err}",
+                                hint="a hard limit above this machine's own needs CAP_SYS_RESOURCE") from None
+
+
+def set_oom_score_adj(process: dict) -> None:
+    """process.oomScoreAdj, inherited the same way."""
+    if process.get("oomScoreAdj") is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(process["oomScoreAdj"]))
 
 
 def to_root(root: dict, bundle: str) -> Root:

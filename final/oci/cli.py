@@ -9,6 +9,7 @@ create failed). The exit status is 1 for any failure, as runc's is.
 """
 
 import argparse
+import os
 import sys
 
 from ..errors import DockyardError
@@ -33,7 +34,7 @@ def build_parser() -> Parser:
     parser.add_argument("--systemd-cgroup", action="store_true", help="not supported: cgroupfs only")
     parser.add_argument("--rootless", default="auto", help="accepted for runc compatibility")
     parser.add_argument("-v", "--version", action="store_true", help="print the version")
-    commands = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="verb", parser_class=Parser, metavar="COMMAND")
     for name, (helptext, add_arguments) in COMMANDS.items():
         add_arguments(commands.add_parser(name, help=helptext, description=helptext))
     return parser
@@ -131,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `... | head` closed our stdout: nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as err:  # a bug of ours: say so on one line unless --debug
         if args is not None and args.debug:
             raise

@@ -14,12 +14,12 @@ import argparse
 import json
 import os
 import signal
-import sys
+import socket
 
 from .. import config as engine_config
 from ..errors import DockyardError
 from . import bundle as bundles
-from . import features, hooks, state
+from . import cgroup, features, hooks, schema, state
 from .state import State
 
 
@@ -30,60 +30,86 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.systemd_cgroup:
         raise DockyardError("--systemd-cgroup is not supported: this runtime manages cgroupfs directly",
                             hint="configure containerd with SystemdCgroup = false for this runtime")
-    if not args.command:
+    if not args.verb:
         raise DockyardError("no command given", hint="see 'python3 -m final.oci --help'")
-    return COMMANDS[args.command](args)
+    return COMMANDS[args.verb](args)
 
 
 def create(args: argparse.Namespace) -> int:
     """Build the container and leave its process waiting for `start`."""
-    from .. import runtime
+    master = make_container(args)
+    if master is not None:
+        os.close(master)
+    return 0
+
+
+def make_container(args: argparse.Namespace) -> int | None:
+    """create's work; returns the pty master when the process has a terminal and no console socket."""
+    from .. import exec_fifo, runtime
     bundle = os.path.abspath(args.bundle)
     config = bundles.load(bundle)
-    spec = bundles.to_spec(args.id, bundle, config)
+    cgroups_path = (config.get("linux") or {}).get("cgroupsPath", "")
+    spec = bundles.to_spec(cgroup.use(cgroups_path, args.id), bundle, config)
+    cgroup.check_free(spec.id)
+    spec.process.stdin = True  # the caller's stdin is the container's, as its stdout and stderr are
+    if spec.process.terminal and not args.console_socket and args.verb == "create":
+        raise DockyardError("process.terminal is true but no --console-socket was given",
+                            hint="pass --console-socket SOCKET, or set process.terminal to false")
     directory = state.make(args.root, args.id)
+    record = State(id=args.id, bundle=bundle, rootfs=spec.root.path, created=state.now_rfc3339(),
+                   cgroup=cgroups_path, annotations=config.get("annotations") or {},
+                   poststop=(config.get("hooks") or {}).get("poststop", []))
     try:
-        record = State(id=args.id, bundle=bundle, rootfs=spec.root.path, created=state.now_rfc3339(),
-                       annotations=config.get("annotations") or {},
-                       poststop=(config.get("hooks") or {}).get("poststop", []))
         state.save(args.root, record)
-        record.pid = runtime.create(spec, directory, console_socket=args.console_socket)
+        spec.exec_fifo = exec_fifo.make(directory)
+        bundles.set_rlimits(config["process"])  # inherited by the container's process
+        bundles.set_oom_score_adj(config["process"])
+        record.pid, master = runtime.create(spec)
+        cgroup.hand_over(spec.id)
         record.pid_start = state.start_time(record.pid)
         state.save(args.root, record)
-        hooks.run(config, "prestart", state.spec_state(args.root, record))
-        hooks.run(config, "createRuntime", state.spec_state(args.root, record))
+        for point in ("prestart", "createRuntime"):
+            hooks.run(config, point, state.spec_state(args.root, record))
         if args.pid_file:
             write_pid_file(args.pid_file, record.pid)
+        if master is not None and args.console_socket:
+            send_console(args.console_socket, master)
+            return None
+        return master
     except BaseException:
         destroy(args.root, args.id)  # nothing half-made: no process, no cgroup, no directory
         raise
-    return 0
 
 
 def start(args: argparse.Namespace) -> int:
     """Let a created container exec its command."""
-    from .. import runtime
+    from .. import exec_fifo
     record = state.load(args.root, args.id)
     status = state.status(args.root, record)
     if status != "created":
         raise DockyardError(f"cannot start a container that is {status}",
                             hint="only a created container starts; make a new one with create")
-    runtime.start(state.container_dir(args.root, args.id), record.pid)
-    hooks.run(load_config(record), "poststart", state.spec_state(args.root, record))
+    fifo = os.path.join(state.container_dir(args.root, args.id), exec_fifo.NAME)
+    exec_fifo.release(fifo, lambda: state.alive(record))
+    hooks.run(load_config(record), "poststart", state.spec_state(args.root, record), fatal=False)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """create + start, then (without --detach) wait and return the command's exit code."""
-    create(args)
+    from .. import process, terminal
+    master = make_container(args)
     start(args)
     if args.detach:
+        if master is not None:
+            os.close(master)
         return 0
-    record = state.load(args.root, args.id)
-    from .. import runtime
-    code = runtime.wait_exit(record.pid)
+    if master is not None:
+        terminal.relay_master(master)  # runc spec's default: a terminal, and no console socket
+    pid = state.load(args.root, args.id).pid
+    _, status = os.waitpid(pid, 0)  # we cloned it, so it is our child
     destroy(args.root, args.id)
-    return code
+    return process.exit_code_of(status)
 
 
 def show_state(args: argparse.Namespace) -> int:
@@ -97,8 +123,11 @@ def kill(args: argparse.Namespace) -> int:
     if state.status(args.root, record) == "stopped":
         raise DockyardError(f"container {args.id} is not running", hint="its process has exited")
     if args.all:
-        from .. import runtime
-        runtime.signal_all(record.id, record.pid, signum)
+        for pid in cgroup.pids(cgroup.use(record.cgroup, record.id)):
+            try:
+                os.kill(pid, signum)  # each a process of the container's own cgroup, read just now
+            except ProcessLookupError:
+                pass
     else:
         state.signal_process(record, signum)
     return 0
@@ -116,7 +145,6 @@ def delete(args: argparse.Namespace) -> int:
 
 def destroy(root: str, container_id: str) -> None:
     """Kill whatever is left of the container, remove its cgroup and state, run poststop hooks."""
-    from .. import runtime
     try:
         record = state.load(root, container_id)
     except DockyardError:
@@ -124,42 +152,61 @@ def destroy(root: str, container_id: str) -> None:
         return
     if state.alive(record):
         state.signal_process(record, signal.SIGKILL)
-    runtime.destroy(container_id, record.pid if state.alive(record) else 0)
+    cgroup.remove(cgroup.use(record.cgroup, record.id))
     if record.poststop:
         hooks.run({"hooks": {"poststop": record.poststop}}, "poststop", state.spec_state(root, record), fatal=False)
     state.remove(root, container_id)
 
 
 def exec_process(args: argparse.Namespace) -> int:
-    from .. import runtime
+    """Run another process in the container's namespaces and cgroup, under its profile."""
+    from .. import exec as execs
+    from .. import process as processes
     record = state.load(args.root, args.id)
-    if state.status(args.root, record) not in ("running",):
+    if state.status(args.root, record) != "running":
         raise DockyardError(f"container {args.id} is not running", hint="exec needs a running container")
-    process = read_process(args)
-    pid, code = runtime.exec_into(record.pid, process, detach=args.detach, console_socket=args.console_socket)
+    spec_process, raw = read_process(args)
+    bundles.set_rlimits(raw)  # inherited by the new process
+    request = execs.Exec(container_id=cgroup.use(record.cgroup, record.id), name=args.id, argv=spec_process.args,
+                         env=spec_process.env, workdir=spec_process.cwd, user=spec_process.user,
+                         interactive=True, tty=spec_process.terminal or args.tty, debug=args.debug,
+                         security=spec_process.security.to_dict())
+    if not args.detach and not args.console_socket:
+        return execs.exec_in(request, record.pid)
+    pid, error_read = execs.spawn(request, record.pid)
+    if request.terminal:
+        master = terminal_master(request.terminal)
+        send_console(args.console_socket, master) if args.console_socket else os.close(master)
+    processes.raise_child_error(error_read)  # its command has started, or could not
     if args.pid_file:
         write_pid_file(args.pid_file, pid)
-    return code
+    if args.detach:
+        return 0  # it goes on without us: our subreaper above inherits it
+    _, status = os.waitpid(pid, 0)
+    return processes.exit_code_of(status)
 
 
 def read_process(args: argparse.Namespace):
+    """exec's process: a process.json, or the command line's own."""
     if args.process:
         try:
             with open(args.process) as f:
-                return bundles.to_process(json.load(f))
+                raw = json.load(f)
         except (OSError, ValueError) as err:
             raise DockyardError(f"cannot read {args.process}: {err}", hint="give a JSON process object") from None
-    if not args.command:
+    elif args.command:
+        uid, _, gid = (args.user or "0:0").partition(":")
+        raw = {"args": args.command, "env": args.env, "cwd": args.cwd or "/", "terminal": args.tty,
+               "user": {"uid": int(uid), "gid": int(gid or 0)}}
+    else:
         raise DockyardError("exec needs --process or a command", hint="exec ID COMMAND [ARG...]")
-    uid, _, gid = (args.user or "0:0").partition(":")
-    return bundles.to_process({"args": args.command, "env": args.env, "cwd": args.cwd or "/",
-                               "terminal": args.tty, "user": {"uid": int(uid), "gid": int(gid or 0)}})
+    schema.check(raw, schema.PROCESS, "process")
+    return bundles.to_process(raw, None), raw
 
 
 def ps(args: argparse.Namespace) -> int:
-    from .. import runtime
     record = state.load(args.root, args.id)
-    pids = runtime.pids_of(record.id, record.pid) if state.alive(record) else []
+    pids = cgroup.pids(cgroup.use(record.cgroup, record.id)) if state.alive(record) else []
     if args.format == "json":
         print(json.dumps(pids))
     else:
@@ -184,20 +231,19 @@ def list_containers(args: argparse.Namespace) -> int:
 
 
 def pause(args: argparse.Namespace) -> int:
-    from .. import runtime
-    record = state.load(args.root, args.id)
-    if state.status(args.root, record) != "running":
-        raise DockyardError(f"container {args.id} is not running", hint="only a running container pauses")
-    runtime.freeze(record.id, record.pid, True)
-    return 0
+    return set_frozen(args, want="running", frozen=True)
 
 
 def resume(args: argparse.Namespace) -> int:
-    from .. import runtime
+    return set_frozen(args, want="paused", frozen=False)
+
+
+def set_frozen(args: argparse.Namespace, want: str, frozen: bool) -> int:
     record = state.load(args.root, args.id)
-    if state.status(args.root, record) != "paused":
-        raise DockyardError(f"container {args.id} is not paused", hint="only a paused container resumes")
-    runtime.freeze(record.id, record.pid, False)
+    if state.status(args.root, record) != want:
+        raise DockyardError(f"container {args.id} is not {want}",
+                            hint="pause a running container, resume a paused one")
+    cgroup.freeze(cgroup.use(record.cgroup, record.id), frozen)
     return 0
 
 
@@ -223,8 +269,8 @@ def parse_signal(text: str) -> int:
     if name.isdigit():
         return int(name)
     try:
-        return signal.Signals(name if name.startswith("SIG") else f"SIG{name}").value
-    except ValueError:
+        return signal.Signals[name if name.startswith("SIG") else f"SIG{name}"].value
+    except KeyError:
         raise DockyardError(f"unknown signal {text!r}", hint="use a name (TERM, KILL, SIGUSR1) or a number") from None
 
 
@@ -233,6 +279,27 @@ def write_pid_file(path: str, pid: int) -> None:
     with open(temporary, "w") as f:
         f.write(str(pid))
     os.rename(temporary, path)
+
+
+def send_console(path: str, master: int) -> None:
+    """Hand the pty's master end to whoever listens on the console socket (containerd's shim)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as console:
+            console.connect(path)
+            socket.send_fds(console, [b"/dev/ptmx"], [master])
+    except OSError as err:
+        raise DockyardError(f"cannot send the terminal to {path}: {err.strerror}",
+                            hint="--console-socket must name a listening unix socket") from err
+    finally:
+        os.close(master)
+
+
+def terminal_master(terminal) -> int:
+    from .. import terminal as terminals
+    master = terminals.receive_master(terminal)
+    if master is None:
+        raise DockyardError("the process failed before it had a terminal", hint="run again with --debug")
+    return master
 
 
 def load_config(record: State) -> dict:

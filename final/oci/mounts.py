@@ -7,7 +7,9 @@ the filesystem, comma-joined, as its data string. Propagation words
 (rprivate, shared ...) are flags too, applied by a second mount(2) call.
 """
 
-from .. import libc
+import os
+
+from .. import cgroups, libc
 from ..errors import DockyardError
 from ..spec import Mount
 
@@ -44,6 +46,38 @@ MADE_BY_RUNTIME = {("/proc", "proc"), ("/sys", "sysfs"), ("/dev", "tmpfs"), ("/d
 
 def made_by_runtime(entry: dict) -> bool:
     return (entry.get("destination", "").rstrip("/"), entry.get("type")) in MADE_BY_RUNTIME
+
+
+def to_mounts(entry: dict, bundle: str) -> list[Mount]:
+    """One config.json mount as the runtime's Mounts (a "cgroup" mount is several)."""
+    if entry.get("type") == "cgroup":
+        return cgroup_mounts(entry.get("destination", "/sys/fs/cgroup"), "ro" in (entry.get("options") or []))
+    return [to_mount(entry, bundle)]
+
+
+def cgroup_mounts(destination: str, read_only: bool) -> list[Mount]:
+    """The container's own cgroups at `destination`, as runc shows them.
+
+    The child mounts these after entering its cgroup namespace, so each tree
+    shows the container's cgroup as its root. On v2 that is one cgroup2
+    mount; on v1 a tmpfs with one mount per hierarchy the host has (and the
+    hybrid layout's cgroup2 at unified/).
+    """
+    flags = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
+    layout = cgroups.detect()
+    if layout.version == 2:
+        return [Mount(destination, "cgroup2", "cgroup2", flags, read_only=read_only)]
+    found = [Mount(destination, "tmpfs", "tmpfs", flags, "mode=755")]
+    hierarchies: dict[str, list[str]] = {}
+    for controller, tree in layout.trees.items():
+        hierarchies.setdefault(tree, []).append(controller)
+    for tree, controllers in sorted(hierarchies.items()):
+        found.append(Mount(f"{destination}/{os.path.basename(tree)}", "cgroup", "cgroup", flags,
+                           ",".join(sorted(controllers)), read_only=read_only))
+    if layout.unified:
+        found.append(Mount(f"{destination}/{os.path.basename(layout.unified)}", "cgroup2", "cgroup2", flags,
+                           read_only=read_only))
+    return found
 
 
 def to_mount(entry: dict, bundle: str) -> Mount:

@@ -30,16 +30,15 @@ RESOURCES: Schema = {
     "pids": {"limit": True},
 }
 LINUX: Schema = {
-    "namespaces": True, "uidMappings": True, "gidMappings": True, "devices": True,
-    "cgroupsPath": True, "resources": RESOURCES, "sysctl": True, "seccomp": True,
+    "namespaces": True, "uidMappings": True, "gidMappings": True,
+    "cgroupsPath": True, "resources": RESOURCES, "seccomp": True,
     "rootfsPropagation": True, "maskedPaths": True, "readonlyPaths": True,
     "mountLabel": "ignore",
 }
 CONFIG: Schema = {
     "ociVersion": True, "process": PROCESS, "root": {"path": True, "readonly": True},
-    "hostname": True, "domainname": True, "mounts": True, "annotations": True,
-    "hooks": {"prestart": True, "createRuntime": True, "createContainer": True,
-              "startContainer": True, "poststart": True, "poststop": True},
+    "hostname": True, "mounts": True, "annotations": True,
+    "hooks": {"prestart": True, "createRuntime": True, "poststart": True, "poststop": True},
     "linux": LINUX,
 }
 

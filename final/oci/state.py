@@ -116,13 +116,13 @@ def status(root: str, state: State) -> str:
         return "stopped"
     if os.path.exists(os.path.join(container_dir(root, state.id), "exec.fifo")):
         return "created"
-    return "paused" if frozen(state.pid) else "running"
+    return "paused" if frozen(state) else "running"
 
 
-def frozen(pid: int) -> bool:
-    """Whether the process sits in a frozen cgroup (v1 freezer, v2 cgroup.freeze)."""
+def frozen(state: State) -> bool:
+    """Whether the container's cgroup is frozen (v1 freezer, v2 cgroup.freeze)."""
     from . import cgroup
-    return cgroup.is_frozen(pid)
+    return cgroup.is_frozen(cgroup.use(state.cgroup, state.id))
 
 
 def spec_state(root: str, state: State) -> dict:
