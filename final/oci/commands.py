@@ -16,14 +16,13 @@ import os
 import signal
 import socket
 
-from .. import config as engine_config
 from ..errors import DockyardError
-from . import bundle as bundles
-from . import cgroup, features, hooks, schema, state
+from . import state
 from .state import State
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    from .. import config as engine_config
     if args.version:
         print(f"dockyard-runtime version {engine_config.VERSION}\nspec: {state.OCI_VERSION}")
         return 0
@@ -46,6 +45,7 @@ def create(args: argparse.Namespace) -> int:
 def make_container(args: argparse.Namespace) -> int | None:
     """create's work; returns the pty master when the process has a terminal and no console socket."""
     from .. import exec_fifo, runtime
+    from . import bundle as bundles, cgroup, hooks
     bundle = os.path.abspath(args.bundle)
     config = bundles.load(bundle)
     cgroups_path = (config.get("linux") or {}).get("cgroupsPath", "")
@@ -84,6 +84,7 @@ def make_container(args: argparse.Namespace) -> int | None:
 def start(args: argparse.Namespace) -> int:
     """Let a created container exec its command."""
     from .. import exec_fifo
+    from . import hooks
     record = state.load(args.root, args.id)
     status = state.status(args.root, record)
     if status != "created":
@@ -118,6 +119,7 @@ def show_state(args: argparse.Namespace) -> int:
 
 
 def kill(args: argparse.Namespace) -> int:
+    from . import cgroup
     record = state.load(args.root, args.id)
     signum = parse_signal(args.signal)
     if state.status(args.root, record) == "stopped":
@@ -145,6 +147,7 @@ def delete(args: argparse.Namespace) -> int:
 
 def destroy(root: str, container_id: str) -> None:
     """Kill whatever is left of the container, remove its cgroup and state, run poststop hooks."""
+    from . import cgroup, hooks
     try:
         record = state.load(root, container_id)
     except DockyardError:
@@ -160,8 +163,8 @@ def destroy(root: str, container_id: str) -> None:
 
 def exec_process(args: argparse.Namespace) -> int:
     """Run another process in the container's namespaces and cgroup, under its profile."""
-    from .. import exec as execs
-    from .. import process as processes
+    from .. import exec as execs, process as processes
+    from . import bundle as bundles, cgroup
     record = state.load(args.root, args.id)
     if state.status(args.root, record) != "running":
         raise DockyardError(f"container {args.id} is not running", hint="exec needs a running container")
@@ -188,6 +191,7 @@ def exec_process(args: argparse.Namespace) -> int:
 
 def read_process(args: argparse.Namespace):
     """exec's process: a process.json, or the command line's own."""
+    from . import bundle as bundles, schema
     if args.process:
         try:
             with open(args.process) as f:
@@ -205,6 +209,7 @@ def read_process(args: argparse.Namespace):
 
 
 def ps(args: argparse.Namespace) -> int:
+    from . import cgroup
     record = state.load(args.root, args.id)
     pids = cgroup.pids(cgroup.use(record.cgroup, record.id)) if state.alive(record) else []
     if args.format == "json":
@@ -239,6 +244,7 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def set_frozen(args: argparse.Namespace, want: str, frozen: bool) -> int:
+    from . import cgroup
     record = state.load(args.root, args.id)
     if state.status(args.root, record) != want:
         raise DockyardError(f"container {args.id} is not {want}",
@@ -248,6 +254,7 @@ def set_frozen(args: argparse.Namespace, want: str, frozen: bool) -> int:
 
 
 def show_features(args: argparse.Namespace) -> int:
+    from . import features
     print(json.dumps(features.document(), indent=4))
     return 0
 
