@@ -193,6 +193,22 @@ def test_process_fields_are_honoured(oci, bundle):
     assert result.stdout.split()[-1] == "1"
 
 
+def test_a_seccomp_filter_in_the_runtime_specs_form_is_loaded(oci, bundle):
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"],
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    make(bundle, ["sh", "-c", "mkdir /tmp/x 2>&1; grep Seccomp: /proc/self/status"], linux__seccomp=seccomp)
+    result = oci("run", "--bundle", bundle, "c1")
+    assert "Operation not permitted" in result.stdout and "Seccomp:\t2" in result.stdout, result.stderr
+
+
+def test_capabilities_are_the_configs(oci, bundle):
+    caps = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    make(bundle, ["sh", "-c", "grep -E 'Cap(Eff|Bnd)' /proc/self/status"],
+         process__capabilities={"bounding": caps, "effective": caps, "permitted": caps})
+    result = oci("run", "--bundle", bundle, "c1")
+    assert result.stdout.split() == ["CapEff:", "0000000000000420", "CapBnd:", "0000000000000420"], result.stderr
+
+
 def test_a_readonly_root_cannot_be_written(oci, bundle):
     make(bundle, ["sh", "-c", "touch /x 2>/dev/null && echo wrote || echo refused"], root={"path": "rootfs", "readonly": True})
     result = oci("run", "--bundle", bundle, "c1")
