@@ -50,16 +50,21 @@ def run(spec: RuntimeSpec, started: Callable[[int], None] = lambda pid: None) ->
     check_request(spec)
     child = Child()
     try:
-        with signals_held():
-            child.pid = launch(spec, child)
-            forward_signals(child.pid)
-        child.close(child.error[1])
+        set_up(spec, child, started)
         child.closed.add(child.error[0])  # wait_for closes it
         exit_code = wait_for(child.pid, child.error[0])
         return exit_code
     finally:
         child.close()
         clean_up(spec)  # also when a step above failed: nothing may outlive the request
+
+
+def set_up(spec: RuntimeSpec, child: Child, started: Callable[[int], None]) -> None:
+    """Make the container's process and everything it needs from outside, then let it go on."""
+    with signals_held():
+        child.pid = launch(spec, child)
+        forward_signals(child.pid)
+    child.close(child.error[1])
 # --8<-- [end:run]
 
 

@@ -52,12 +52,7 @@ def run(spec: RuntimeSpec, started: Callable[[int], None] = lambda pid: None) ->
     check_request(spec)
     child = Child()
     try:
-        cgroups.create(spec.id, spec.resources)  # before the child exists, so it never runs unlimited
-        with signals_held():
-            child.pid = launch(spec, child)
-            forward_signals(child.pid)
-        child.close(child.error[1])
-        prepare_child(spec, child, started)
+        set_up(spec, child, started)
         child.closed.add(child.error[0])  # wait_for closes it
         exit_code = wait_for(child.pid, child.error[0])
         cgroups.check_oom(spec.id, exit_code)  # SIGKILL does not say who sent it: the cgroup knows
@@ -65,6 +60,16 @@ def run(spec: RuntimeSpec, started: Callable[[int], None] = lambda pid: None) ->
     finally:
         child.close()
         clean_up(spec)  # also when a step above failed: nothing may outlive the request
+
+
+def set_up(spec: RuntimeSpec, child: Child, started: Callable[[int], None]) -> None:
+    """Make the container's process and everything it needs from outside, then let it go on."""
+    cgroups.create(spec.id, spec.resources)  # before the child exists, so it never runs unlimited
+    with signals_held():
+        child.pid = launch(spec, child)
+        forward_signals(child.pid)
+    child.close(child.error[1])
+    prepare_child(spec, child, started)
 # --8<-- [end:run]
 
 
