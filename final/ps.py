@@ -35,7 +35,9 @@ def cmd_ps(args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
     if args.format:
         template.check(args.format)
-    shown = [entry.fields for entry in listing(args.root) if wanted(entry, filters, args.all)]
+    last = 1 if args.latest else args.last  # -n N: the N newest, whatever their state
+    shown = [entry.fields for entry in listing(args.root, args.no_trunc) if wanted(entry, filters, args.all or last)]
+    shown = shown[:last] if last is not None else shown
     if args.quiet:
         print("".join(fields["ID"] + "\n" for fields in shown), end="")
     elif args.format:
@@ -54,7 +56,7 @@ class Entry:
     exit_code: int | None
 
 
-def listing(root: str) -> list[Entry]:
+def listing(root: str, no_trunc: bool = False) -> list[Entry]:
     """Every container of `root`, newest first."""
     from . import containers
     found = []
@@ -64,16 +66,17 @@ def listing(root: str) -> list[Entry]:
             state = containers.read_state(root, container_id)
         except FileNotFoundError:
             continue  # removed while we looked
-        found.append((state.created, Entry(fields_of(container_id, config, state), labels_of(config), state.exit_code)))
+        fields = fields_of(container_id, config, state, no_trunc)
+        found.append((state.created, Entry(fields, labels_of(config), state.exit_code)))
     return [entry for _, entry in sorted(found, key=lambda pair: pair[0], reverse=True)]
 
 
-def fields_of(container_id: str, config: dict, state) -> dict:
-    """What Docker's `ps --format '{{json .}}'` prints for one container."""
+def fields_of(container_id: str, config: dict, state, no_trunc: bool = False) -> dict:
+    """What Docker's `ps --format '{{json .}}'` prints for one container (--no-trunc: ids and commands whole)."""
     labels = labels_of(config)
     status = f"Up {human_duration(ago(state.started))} (Paused)" if state.status == "paused" else status_text(state)
-    return {"Command": command_text(config["argv"]), "CreatedAt": docker_time(state.created),
-            "ID": container_id[:12], "Image": config.get("image") or config["rootfs"],
+    return {"Command": command_text(config["argv"], 1 << 30 if no_trunc else 20), "CreatedAt": docker_time(state.created),
+            "ID": container_id if no_trunc else container_id[:12], "Image": config.get("image") or config["rootfs"],
             "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())), "LocalVolumes": str(len(config.get("volumes") or [])),
             "Mounts": ",".join(v.split(":")[0] for v in config.get("volumes") or []), "Names": config["name"],
             "Networks": config.get("network", ""), "Ports": "", "RunningFor": f"{human_duration(ago(state.created))} ago",
@@ -140,6 +143,9 @@ def state_block(state) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
     p.add_argument("-q", "--quiet", action="store_true", help="show only the ids")
+    p.add_argument("-n", "--last", type=int, metavar="N", help="show the N newest containers, whatever their state")
+    p.add_argument("-l", "--latest", action="store_true", help="show the newest container, whatever its state")
+    p.add_argument("--no-trunc", action="store_true", help="show ids and commands whole")
     p.add_argument("-f", "--filter", action="append", default=[], metavar="K=V",
                    help="status=exited, name=REGEX, label=KEY[=VALUE], id=PREFIX, exited=CODE")
     p.add_argument("--format", metavar="TEMPLATE",
@@ -236,6 +242,7 @@ def add_container_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="ls: show stopped containers too")
     p.add_argument("-q", "--quiet", action="store_true", help="ls: show only the ids")
     p.add_argument("--format", metavar="TEMPLATE", help="ls: a Go template, as ps takes")
+    p.set_defaults(last=None, latest=False, no_trunc=False)
 
 
 COMMANDS = {

@@ -123,3 +123,12 @@ def test_inspect_format_prints_fields_of_each_object(dockyard, rootfs):
     assert (result.returncode, result.stdout) == (0, "/done exited 9\n"), result.stderr
     state = json.loads(dockyard("inspect", "--format", "{{json .State}}", "done").stdout)
     assert (state["Running"], state["ExitCode"]) == (False, 9)
+
+
+def test_ps_last_latest_and_no_trunc(dockyard, rootfs):
+    for name in ("first", "second", "third"):
+        dockyard("run", "--network", "none", "--name", name, "--rootfs", rootfs, "true")
+    assert dockyard("ps", "-n", "2", "--format", "{{.Names}}").stdout == "third\nsecond\n"
+    assert dockyard("ps", "-l", "--format", "{{.Names}}").stdout == "third\n"
+    whole = dockyard("ps", "-l", "--no-trunc", "--format", "{{.ID}}").stdout.strip()
+    assert len(whole) == 64 and whole.startswith(dockyard("ps", "-l", "-q").stdout.strip())
