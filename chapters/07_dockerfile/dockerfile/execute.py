@@ -97,7 +97,7 @@ class Step:
         """The unpacked directories of the layers so far, top first (as overlay wants)."""
         diff_ids = self.state.config["rootfs"]["diff_ids"]
         store = self.builder.store
-        return [store.unpack_layer(layer, diff_id) for layer, diff_id in zip(self.state.layers, diff_ids)][::-1]
+        return store.unpack_layers(zip(self.state.layers, diff_ids))[::-1]
 
     def commit(self, upper: str) -> tuple[dict, str]:
         """Store the step's upper dir as a layer blob and keep it unpacked for the next steps."""
@@ -179,7 +179,7 @@ class Step:
             image = self.builder.base_image(name)
             layers, diff_ids, key = image.layers, image.diff_ids, image.id
         store = self.builder.store
-        return [store.unpack_layer(layer, d) for layer, d in zip(layers, diff_ids)][::-1], key
+        return store.unpack_layers(zip(layers, diff_ids))[::-1], key
 
     def copy_files(self) -> tuple[dict, str]:
         box = sandbox.Sandbox(self.builder.store.tmp, self.lowers())
