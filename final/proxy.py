@@ -23,6 +23,7 @@ import re
 import signal
 import socket
 import threading
+import time
 from dataclasses import asdict, dataclass
 
 from . import libc
@@ -180,8 +181,13 @@ def serve(listeners: list[Listener], target: str) -> None:
 
 
 def accept_loop(listener: socket.socket, destination: tuple[str, int]) -> None:
+    """Accept for as long as the proxy lives; one thread per connection."""
     while True:
-        client, _ = listener.accept()
+        try:
+            client, _ = listener.accept()
+        except OSError:  # out of fds, or a client gone before accept: the port must stay open
+            time.sleep(0.1)
+            continue
         threading.Thread(target=connect_pair, args=(client, destination), daemon=True).start()
 
 
