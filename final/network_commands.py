@@ -21,7 +21,11 @@ PSEUDO = {"host": "host", "none": "null"}  # name -> driver of the networks that
 
 
 def cmd_network(args: argparse.Namespace) -> int:
+    import os
     from . import network
+    if os.geteuid() != 0:
+        raise DockyardError("network commands need root: bridges, addresses and NAT are the host's",
+                            hint="run as root; rootless containers use --network none (the default) or host")
     network.reconcile(args.root)  # the next command after a crash puts things right
     return ACTIONS[args.action](args)
 

@@ -485,3 +485,4 @@ def test_network_rm_of_a_network_with_a_container_is_refused(dockyard, rootfs):
 def test_a_bridge_network_needs_root_and_rootless_gets_none(nobody):
     refused(nobody("run", "--rm", "--network", "bridge", "--rootfs", nobody.rootfs, "true"), "root", "none")
     assert ok(nobody("run", "--rm", "--rootfs", nobody.rootfs, "ls", "/sys/class/net")).split() == ["lo"]
+    refused(nobody("network", "create", "mine"), "root")
