@@ -212,9 +212,6 @@ def test_an_unknown_chapter_is_a_usage_error():
 
 # --- the markers in final/, and what the snapshots teach ---------------------------------
 
-# #11 is converting these two to one-line tags (issue 14); the test below fails
-# as soon as one of them complies, so that it leaves this set.
-AWAITING_CONVERSION: set[str] = set()
 MAX_MARKER_SHARE = 0.10
 
 
@@ -257,21 +254,13 @@ def test_no_file_of_final_is_more_than_a_tenth_markers():
     dense = {relative: f"{marker_lines(text)}/{len(text.splitlines())}"
              for relative, text in final_sources().items()
              if text and marker_lines(text) > MAX_MARKER_SHARE * len(text.splitlines())}
-    assert set(dense) <= AWAITING_CONVERSION, f"more than 10% marker lines: {dense}"
+    assert not dense, f"more than 10% marker lines: {dense}"
 
 
 def test_no_marker_sits_inside_a_signature_or_an_argument_list():
     inside = {relative: lines for relative, text in final_sources().items()
               if (lines := markers_in_parentheses(text))}
-    assert set(inside) <= AWAITING_CONVERSION, f"markers inside ( ... ): {inside}"
-
-
-def test_the_files_awaiting_conversion_still_need_it():
-    sources = final_sources()
-    for relative in AWAITING_CONVERSION:
-        text = sources[relative]
-        assert marker_lines(text) > MAX_MARKER_SHARE * len(text.splitlines()) or markers_in_parentheses(text), \
-            f"{relative} complies now: remove it from AWAITING_CONVERSION"
+    assert not inside, f"markers inside ( ... ): {inside}"
 
 
 # A later chapter's mechanism, by the words that name it. A docstring may name
@@ -298,8 +287,6 @@ def test_no_snapshot_docstring_teaches_a_later_chapters_mechanism(snapshots, cha
     folder = os.path.join(snapshots, chapters.CHAPTERS[chapter])
     found = []
     for path in snapshot_files(folder):
-        if os.path.relpath(path, folder) in AWAITING_CONVERSION:
-            continue
         with open(path) as f:
             tree = ast.parse(f.read())
         for line, text in docstrings(tree):
