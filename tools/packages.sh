@@ -11,7 +11,7 @@ set -eu
 
 QUICKSTART="python3 busybox-static iptables"  # iptables: NAT for final/'s default bridge network
 TEST="$QUICKSTART python3-pytest gcc libc6-dev util-linux mount iproute2
-      runc crun skopeo umoci docker-registry openssl"
+      runc crun skopeo umoci docker-registry openssl containerd"
 
 if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null || { echo "error: run this as root (sudo is not installed)" >&2; exit 1; }
@@ -47,9 +47,26 @@ done
 case " $wanted " in *" docker-registry "*) keep_registry_service_off ;; esac
 [ -z "$missing" ] && exit 0
 
+# containerd's package starts a system containerd; the suite starts a private one of its own
+# (tests/test_containerd.py). Keep the service off only when we are the ones installing it: a
+# machine that already has containerd (Docker's, say) keeps it as it is.
+keep_containerd_service_off() {
+    case " $missing " in *" containerd "*) ;; *) return 0 ;; esac
+    if command -v systemctl >/dev/null; then
+        systemctl mask containerd.service >/dev/null 2>&1 || true
+        systemctl stop containerd.service >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null; then
+        invoke-rc.d containerd stop >/dev/null 2>&1 || true
+        update-rc.d containerd disable >/dev/null 2>&1 || true
+    fi
+}
+keep_containerd_service_off
+
 echo "installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 # shellcheck disable=SC2086 # one word per package
 apt-get install -y -q --no-install-recommends $missing
 case " $wanted " in *" docker-registry "*) keep_registry_service_off ;; esac
+keep_containerd_service_off
