@@ -40,6 +40,7 @@ class Port:
     host_port: int = 0
     host_ip: str = ""           # "" is every address, IPv4 and IPv6, as Docker
     proto: str = "tcp"
+    host_last: int = 0          # -p 8000-8010:80: the first free of host_port..host_last
 
     def describe(self) -> str:
         """As `docker port` prints it: 80/tcp -> 0.0.0.0:8080."""
@@ -70,10 +71,13 @@ def parse(text: str) -> list[Port]:
             raise UsageError(f"invalid address {ip!r} in -p {text}", hint="give an IPv4 or IPv6 address") from None
     inside = port_range(match["ctr"], f"-p {text}")
     outside = port_range(match["host"], f"-p {text}") if match["host"] else [0] * len(inside)
+    proto = match["proto"] or "tcp"
+    if len(inside) == 1 < len(outside):  # one container port, any free one of the host's range
+        return [Port(inside[0], outside[0], ip, proto, host_last=outside[-1])]
     if len(outside) != len(inside):
         raise UsageError(f"-p {text}: the host and container ranges differ in size",
                          hint="give ranges of the same length, e.g. -p 8000-8001:80-81")
-    return [Port(c, h, ip, match["proto"] or "tcp") for h, c in zip(outside, inside)]
+    return [Port(c, h, ip, proto) for h, c in zip(outside, inside)]
 
 
 def exposed(config: dict) -> list[Port]:
@@ -108,31 +112,41 @@ def close(listeners: list[Listener]) -> None:
 
 
 def bind(port: Port) -> list[socket.socket]:
-    """The sockets for one port: IPv4 and IPv6 (v6only) for "every address", else the one given."""
+    """Bind one published port, trying each port of a range (or, for none given, a few free ones)."""
+    candidates = range(port.host_port, (port.host_last or port.host_port) + 1) if port.host_port else [0] * 10
+    for number in candidates:
+        try:
+            return bind_at(port, number)
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise DockyardError(f"cannot publish {port.describe()}: {err.strerror}",
+                                    hint="check the address in -p: it must be one of this host's") from err
+    wanted = f"{port.host_port}-{port.host_last}" if port.host_last else str(port.host_port or "")
+    raise DockyardError(f"cannot publish {port.proto} port {wanted}: it is already in use",
+                        hint="pick another host port (-p OTHER:CONTAINER), or -p CONTAINER for a free one")
+
+
+def bind_at(port: Port, number: int) -> list[socket.socket]:
+    """The sockets for `number` (0: a free one): IPv4 and IPv6 (v6only) for "every address", else the one given."""
     kind = socket.SOCK_STREAM if port.proto == "tcp" else socket.SOCK_DGRAM
-    addresses = [port.host_ip] if port.host_ip else ["0.0.0.0", "::"]
     sockets: list[socket.socket] = []
     try:
-        for address in addresses:
+        for address in [port.host_ip] if port.host_ip else ["0.0.0.0", "::"]:
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            s = socket.socket(family, kind | socket.SOCK_CLOEXEC)
-            sockets.append(s)
+            sockets.append(s := socket.socket(family, kind | socket.SOCK_CLOEXEC))
             if family == socket.AF_INET6:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if kind == socket.SOCK_STREAM:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
-            s.bind((address, port.host_port))
-            port.host_port = s.getsockname()[1]  # 0 became a free port: IPv6 takes the same one
+            s.bind((address, number))
+            number = s.getsockname()[1]  # 0 became a free port: IPv6 takes the same one
             if kind == socket.SOCK_STREAM:
                 s.listen(128)
-    except OSError as err:
+    except OSError:
         for s in sockets:
             s.close()
-        if err.errno == errno.EADDRINUSE:
-            raise DockyardError(f"cannot publish {port.proto} port {port.host_port}: it is already in use",
-                                hint="pick another host port (-p OTHER:CONTAINER), or -p CONTAINER for a free one") from err
-        raise DockyardError(f"cannot publish {port.describe()}: {err.strerror}",
-                            hint="check the address in -p: it must be one of this host's") from err
+        raise
+    port.host_port, port.host_last = number, 0
     return sockets
 
 

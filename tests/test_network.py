@@ -341,6 +341,21 @@ def test_p_with_an_address_a_free_port_and_a_range(dockyard, rootfs):
         stop(web)
 
 
+def test_p_with_a_host_range_takes_a_free_port_of_it(dockyard, rootfs):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        first = taken.getsockname()[1]
+        last = min(first + 20, 65535)
+        web = start(dockyard, "--name", "web", "-p", f"127.0.0.1:{first}-{last}:80", "--rootfs", rootfs)
+        try:
+            port = int(ok(dockyard("port", "web", "80")).rsplit(":", 1)[1])
+            assert first < port <= last  # not the taken one
+            assert http_get("127.0.0.1", port).startswith("hello from")
+        finally:
+            stop(web)
+
+
 def test_P_publishes_the_images_exposed_ports(dockyard, busybox_rootfs):
     ok(dockyard("import", "-c", "EXPOSE 80", "-c", f'CMD ["sh", "-c", "{SERVE}"]', busybox_rootfs, "web:1"))
     engine = dockyard.popen("run", "--rm", "--init", "--name", "web", "-P", "web:1")
