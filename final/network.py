@@ -49,6 +49,9 @@ def configure(spec, args, image_config: dict | None) -> None:
         hosts.parse_add_host(text)
     for address in args.dns:
         hosts.check_address(address, "--dns")
+    if args.network_alias and (spec.network == "bridge" or not uses_bridge(spec.network)):
+        raise DockyardError("--network-alias needs a user network: names resolve only there, as in Docker",
+                            hint="network create NAME, then run --network NAME --network-alias ...")
     if ports and not uses_bridge(spec.network):
         raise DockyardError(f"-p needs a bridge network, not --network {spec.network}",
                             hint="drop -p (with --network host the container's ports are the host's already)")

@@ -442,6 +442,12 @@ def test_an_invalid_p_is_refused_before_anything_is_made(dockyard, rootfs, spec)
 
 
 @pytest.mark.bad_input
+def test_p_and_network_alias_need_a_network_that_has_them(dockyard, rootfs):
+    refused(dockyard("run", "--rm", "--network", "none", "-p", "80", "--rootfs", rootfs, "true"), "-p")
+    refused(dockyard("run", "--rm", "--network-alias", "web", "--rootfs", rootfs, "true"), "user network")
+
+
+@pytest.mark.bad_input
 def test_a_host_port_in_use_is_refused_and_leaves_nothing(dockyard, rootfs):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
