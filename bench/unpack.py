@@ -1,24 +1,30 @@
 """How fast does a layer unpack? Dockyard's extractor beside GNU tar and Python's tarfile.
 
-    sudo python3 bench/unpack.py [-n RUNS] [--size MB] [--dir /dev/shm] [--source /usr] [--gzip]
+    sudo python3 bench/unpack.py [-n RUNS] [--size MB] [--files N] [--dir /dev/shm] [--gzip]
 
-Builds a layer of about --size MB (uncompressed tar, pax format) from files
-under /usr, then unpacks it N times with each contender into a fresh
-directory on tmpfs (--dir), interleaved, and prints the median and range.
-Unpacking is on the start path of every new image.
+Builds two layers (uncompressed tar, pax format, as `tar --format=pax` writes
+them), one of large files (about --size MB from /usr) and one of many small
+files (--files from /usr/share), then unpacks each N times with every
+contender into a fresh directory on tmpfs (--dir), interleaved so that a slow
+moment of a shared machine hurts all alike, and prints the medians and the
+ratio to GNU tar. Unpacking is on the path of every pull and of every first
+`run` of an image.
 
-    GNU tar                  tar -xpf, as root (owners, modes, times kept)
+    GNU tar                  tar -xpf, as root (owners, modes, times kept): no hashing
     tarfile                  tarfile.extractall(filter="fully_trusted"): no checks at all
     tarfile, data filter     tarfile.extractall(filter="data"): Python's safe mode
     dockyard                 final.tar.unpack: openat-style walks, whiteouts, xattrs,
                              and the sha256 of the stream (the diff id) computed on the way
 
+The Python contenders run inside this process (as the engine unpacks inside
+its own); GNU tar's time includes its exec. "cpu" is user + system time.
 This is a benchmark, not a test: it asserts nothing.
 """
 
 import argparse
 import gzip
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -26,27 +32,38 @@ import sys
 import tarfile
 import tempfile
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from final import tar  # noqa: E402
 
 
-def make_layer(path: str, size_mb: int, source: str = "/usr") -> tuple[int, int]:
-    """Tar up files under `source` (sorted walk) until about `size_mb`; return (files, bytes)."""
+class Result(NamedTuple):
+    layer: str
+    contender: str
+    wall: float  # median seconds
+    cpu: float  # median seconds of user + system time
+    ratio: float | None  # wall over GNU tar's wall
+
+
+def make_layer(path: str, size_mb: int, source: str = "/usr", max_files: int = 0) -> tuple[int, int]:
+    """Tar up files under `source` (sorted walk) until about `size_mb` (or `max_files`); return (files, bytes)."""
     chosen, total = [], 0
+
+    def full() -> bool:
+        return total >= size_mb << 20 or 0 < max_files <= len(chosen)
     for directory, dirs, files in os.walk(source):
         dirs.sort()
         for name in sorted(files):
-            full = os.path.join(directory, name)
-            if os.path.islink(full) or not os.path.isfile(full):
+            path_ = os.path.join(directory, name)
+            if os.path.islink(path_) or not os.path.isfile(path_):
                 continue
-            chosen.append(os.path.relpath(full, "/"))
-            total += os.path.getsize(full)
-            if total >= size_mb << 20:
+            chosen.append(os.path.relpath(path_, "/"))
+            total += os.path.getsize(path_)
+            if full():
                 break
-        if total >= size_mb << 20:
+        if full():
             break
     with tempfile.NamedTemporaryFile("w", delete=False) as listing:
         listing.write("\n".join(chosen))
@@ -56,7 +73,8 @@ def make_layer(path: str, size_mb: int, source: str = "/usr") -> tuple[int, int]
 
 
 def gnu_tar(layer: str, target: str) -> None:
-    subprocess.run(["tar", "-xpf", layer, "-C", target], check=True)
+    flags = "-xzpf" if layer.endswith(".gz") else "-xpf"
+    subprocess.run(["tar", flags, layer, "-C", target], check=True)
 
 
 def tarfile_plain(layer: str, target: str) -> None:
@@ -74,51 +92,82 @@ def dockyard(layer: str, target: str) -> None:
         tar.unpack(f, target)
 
 
-def measure(contenders: dict[str, Callable[[str, str], None]], layer: str, base: str, runs: int) -> dict:
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+CONTENDERS: dict[str, Callable[[str, str], None]] = {
+    "GNU tar": gnu_tar, "tarfile": tarfile_plain, "tarfile, data filter": tarfile_data, "dockyard": dockyard}
+
+
+def cpu_seconds() -> float:
+    """User + system time of this process and its reaped children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(layer: str, base: str, runs: int) -> dict[str, tuple[list[float], list[float]]]:
+    """(wall times, cpu times) of each contender, round-robin."""
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in CONTENDERS}
     for _ in range(runs):
-        for name, unpack in contenders.items():
+        for name, unpack in CONTENDERS.items():
             target = tempfile.mkdtemp(dir=base)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             unpack(layer, target)
-            times[name].append(time.perf_counter() - start)
+            times[name][0].append(time.perf_counter() - start)
+            times[name][1].append(cpu_seconds() - cpu)
             shutil.rmtree(target)
     return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="unpack benchmark")
-    parser.add_argument("-n", "--runs", type=int, default=5)
-    parser.add_argument("--size", type=int, default=100, help="layer size in MB (default 100)")
-    parser.add_argument("--dir", default="/dev/shm", help="where to unpack (default /dev/shm, a tmpfs)")
-    parser.add_argument("--gzip", action="store_true", help="also time a gzip layer")
-    parser.add_argument("--source", default="/usr", help="where the layer's files come from (default /usr; "
-                                                         "/usr/share gives many small files)")
-    args = parser.parse_args()
-    base = tempfile.mkdtemp(prefix="dockyard-unpack-", dir=args.dir)
+def summarize(label: str, times: dict[str, tuple[list[float], list[float]]]) -> list[Result]:
+    gnu = statistics.median(times["GNU tar"][0])
+    return [Result(label, name, statistics.median(wall), statistics.median(cpu), statistics.median(wall) / gnu)
+            for name, (wall, cpu) in times.items()]
+
+
+def run(runs: int = 5, directory: str = "/dev/shm", size_mb: int = 100, files: int = 9000,
+        with_gzip: bool = False, say: Callable[[str], None] = print) -> list[Result]:
+    """Build the layers, time every contender on each, and return the results."""
+    base = tempfile.mkdtemp(prefix="dockyard-unpack-", dir=directory)
+    results: list[Result] = []
     try:
-        layer = os.path.join(base, "layer.tar")
-        files, size = make_layer(layer, args.size, args.source)
-        print(f"layer: {files} files, {size / 1e6:.0f} MB uncompressed; {args.runs} runs each, into {args.dir}")
-        contenders = {"GNU tar": gnu_tar, "tarfile": tarfile_plain, "tarfile, data filter": tarfile_data,
-                      "dockyard": dockyard}
-        report(measure(contenders, layer, base, args.runs))
-        if args.gzip:
-            with open(layer, "rb") as f, open(layer + ".gz", "wb") as out:
-                out.write(gzip.compress(f.read(), 6, mtime=0))
-            print(f"\ngzip layer: {os.path.getsize(layer + '.gz') / 1e6:.0f} MB")
-            report(measure({"GNU tar (gzip)": lambda l, t: subprocess.run(["tar", "-xzpf", l, "-C", t], check=True),
-                            "tarfile (gzip)": tarfile_plain, "dockyard (gzip)": dockyard},
-                           layer + ".gz", base, args.runs))
+        layers = []
+        for name, size, source, limit in (("large files", size_mb, "/usr", 0),
+                                          ("small files", 1 << 20, "/usr/share", files)):
+            path = os.path.join(base, name.replace(" ", "-") + ".tar")
+            count, nbytes = make_layer(path, size, source, limit)
+            layers.append((f"{name} ({count} files, {nbytes / 1e6:.0f} MB)", path))
+        if with_gzip:
+            with open(layers[0][1], "rb") as f, gzip.open(layers[0][1] + ".gz", "wb", 6, mtime=0) as out:
+                shutil.copyfileobj(f, out, 1 << 20)
+            layers.append((layers[0][0].replace("files", "files, gzip", 1), layers[0][1] + ".gz"))
+        for label, path in layers:
+            say(f"unpacking the layer of {label}, {runs} runs each ...")
+            results += summarize(label, measure(path, base, runs))
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    return results
 
 
-def report(times: dict[str, list[float]]) -> None:
-    print(f"{'':24} {'median':>9} {'min':>9} {'max':>9}")
-    for name, values in times.items():
-        print(f"{name:24} {statistics.median(values) * 1000:7.0f}ms {min(values) * 1000:7.0f}ms "
-              f"{max(values) * 1000:7.0f}ms")
+def report(results: list[Result]) -> str:
+    lines = [f"{'':24} {'median':>9} {'cpu':>9} {'ratio':>7}"]
+    layer = None
+    for r in results:
+        if r.layer != layer:
+            layer = r.layer
+            lines.append(f"layer of {layer}:")
+        lines.append(f"  {r.contender:22} {r.wall * 1000:7.0f}ms {r.cpu * 1000:7.0f}ms {r.ratio:6.2f}x")
+    lines.append("ratio: the median wall time over GNU tar's on the same layer, in the same run")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--runs", type=int, default=5)
+    parser.add_argument("--size", type=int, default=100, help="large-file layer size in MB (default 100)")
+    parser.add_argument("--files", type=int, default=9000, help="files in the small-file layer (default 9000)")
+    parser.add_argument("--dir", default="/dev/shm", help="where to unpack (default /dev/shm, a tmpfs)")
+    parser.add_argument("--gzip", action="store_true", help="also time the large layer gzipped")
+    args = parser.parse_args()
+    print(f"python: {sys.executable} {sys.version.split()[0]}; into {args.dir}")
+    print(report(run(args.runs, args.dir, args.size, args.files, args.gzip)))
 
 
 if __name__ == "__main__":
