@@ -65,6 +65,10 @@ class Context:
 
 
 CONTENDERS: list[Callable[[Context], Iterator[Row]]] = []
+# runc's default spec gives the container an empty network namespace (only lo): so does --network none.
+# (final's default, a bridge with NAT as Docker's, costs a veth pair and an address on top.)
+def no_network(impl: str) -> tuple[str, ...]:
+    return () if "01_" in impl else ("--network", "none")  # chapter 1 has no network namespace
 
 
 def contender(make: Callable[[Context], Iterator[Row]]) -> Callable[[Context], Iterator[Row]]:
@@ -78,7 +82,8 @@ def contender(make: Callable[[Context], Iterator[Row]]) -> Callable[[Context], I
 @contender
 def dockyard_run_rootfs(ctx: Context) -> Iterator[Row]:
     for impl in ctx.impls:
-        yield Row(f"dockyard {impl}: run --rootfs", ctx.engine(impl, "run", "--rootfs", ctx.rootfs, "/bin/true"))
+        yield Row(f"dockyard {impl}: run --rootfs", ctx.engine(impl, "run", *no_network(impl), "--rootfs", ctx.rootfs,
+                                                              "/bin/true"))
 
 
 @contender
@@ -89,7 +94,23 @@ def dockyard_storage_drivers(ctx: Context) -> Iterator[Row]:
         if name == "final" or name[:2].isdigit() and int(name[:2]) >= 4:
             for driver in ("overlay", "vfs"):
                 yield Row(f"dockyard {impl}: run --rm ({driver})", ctx.engine(
-                    impl, "--storage-driver", driver, "run", "--rm", "--rootfs", ctx.rootfs, "/bin/true"))
+                    impl, "--storage-driver", driver, "run", "--rm", *no_network(impl), "--rootfs", ctx.rootfs,
+                    "/bin/true"))
+
+
+@contender
+def dockyard_run_image(ctx: Context) -> Iterator[Row]:
+    """`run --rm IMAGE`: the image's layers unpacked once (in the untimed import), then mounted per run."""
+    for impl in ctx.impls:
+        name = os.path.basename(impl.rstrip("/"))
+        if name == "final" or name[:2].isdigit() and int(name[:2]) >= 5:
+            imported = subprocess.run(ctx.engine(impl, "import", ctx.rootfs, "bench-busybox"), capture_output=True,
+                                      env={**os.environ, "PYTHONPATH": REPO})
+            if imported.returncode != 0:
+                ctx.notes.append(f"{impl}: import failed, no run IMAGE row: {imported.stderr.decode()[-200:]}")
+                continue
+            yield Row(f"dockyard {impl}: run --rm IMAGE", ctx.engine(impl, "run", "--rm", *no_network(impl),
+                                                                          "bench-busybox", "/bin/true"))
 
 
 @contender
@@ -133,6 +154,11 @@ def hide_cgroup2() -> None:
 @contender
 def interpreter_only(ctx: Context) -> Iterator[Row]:
     yield Row("python -c pass (the interpreter's start alone)", [ctx.python, "-c", "pass"])
+    yield Row("python -c 'import ctypes'", [ctx.python, "-c", "import ctypes"])
+    for impl in ctx.impls:  # what `run` imports before it does anything
+        package = impl.rstrip("/").replace("/", ".")
+        yield Row(f"python: import {package}.cli, .runtime (imports alone)",
+                  [ctx.python, "-c", f"import {package}.cli, {package}.runtime"])
 
 
 def make_bundle(ctx: Context, runtime: str) -> str:
@@ -153,46 +179,71 @@ def make_bundle(ctx: Context, runtime: str) -> str:
 
 # --- measuring ------------------------------------------------------------------
 
-def time_once(row: Row) -> float:
-    """Seconds from spawn to exit; raise if the command failed."""
-    env = {**os.environ, "PYTHONPATH": REPO, "PYTHONDONTWRITEBYTECODE": "1"}
+class Sample(NamedTuple):
+    wall: float  # seconds from spawn to exit
+    cpu: float  # user + system seconds of the command and the children it waited for
+    rss: float  # its peak resident set, MiB (the largest of the process and its waited-for children)
+
+
+def time_once(row: Row) -> Sample:
+    """Run the row's command once; raise if it failed."""
+    env = {**without_bytecode_switch(os.environ), "PYTHONPATH": REPO}
     start = time.perf_counter()
-    result = subprocess.run(row.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=REPO, env=env, preexec_fn=row.preexec)
+    child = subprocess.Popen(row.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, cwd=REPO, env=env, preexec_fn=row.preexec)
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"exit {result.returncode}: {result.stderr.decode().strip()[-300:]}")
-    return elapsed
+    child.returncode = os.waitstatus_to_exitcode(status)
+    child.stderr.close()
+    if child.returncode != 0:
+        raise RuntimeError(f"exit {child.returncode}: {stderr.decode().strip()[-300:]}")
+    return Sample(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
-def measure(rows: list[Row], runs: int, warmup: int, notes: list[str]) -> dict[str, list[float]]:
+def without_bytecode_switch(env: dict) -> dict:
+    """The environment minus PYTHONDONTWRITEBYTECODE: a user's python keeps its byte-code cache."""
+    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def compile_once(python: str, impls: list[str]) -> None:
+    """Write the byte-code of every implementation now, so that no timed run compiles."""
+    for impl in impls:
+        subprocess.run([python, "-m", "compileall", "-q", os.path.join(REPO, impl)], check=True,
+                       stdout=subprocess.DEVNULL, env=without_bytecode_switch(os.environ))
+
+
+def measure(rows: list[Row], runs: int, warmup: int, notes: list[str]) -> dict[str, list[Sample]]:
     """Run every row `runs` times, round-robin, after `warmup` untimed runs each."""
-    times: dict[str, list[float]] = {row.label: [] for row in rows}
+    times: dict[str, list[Sample]] = {row.label: [] for row in rows}
     live = list(rows)
     for round_number in range(warmup + runs):
         for row in list(live):
             try:
-                elapsed = time_once(row)
+                sample = time_once(row)
             except (RuntimeError, OSError, subprocess.SubprocessError) as err:
                 notes.append(f"dropped {row.label!r}: {err}")
                 live.remove(row)
                 del times[row.label]
                 continue
             if round_number >= warmup:
-                times[row.label].append(elapsed)
+                times[row.label].append(sample)
     return times
 
 
-def table(times: dict[str, list[float]], baseline: str) -> str:
-    """One line per contender: median, min-max (ms) and the ratio to the baseline's median."""
-    base = statistics.median(times[baseline]) if baseline in times else None
+def table(times: dict[str, list[Sample]], baseline: str) -> str:
+    """One line per contender: medians of wall and cpu time, the wall range, peak RSS, the ratio to the baseline."""
+    def median(label: str, field: str) -> float:
+        return statistics.median(getattr(sample, field) for sample in times[label])
+    base = median(baseline, "wall") if baseline in times else None
     width = max(len(label) for label in times)
-    lines = [f"{'':{width}}  {'median':>8}  {'min - max (ms)':>16}  {'ratio':>6}"]
+    lines = [f"{'':{width}}  {'median':>8}  {'min - max (ms)':>16}  {'ratio':>6}  {'cpu':>8}  {'rss':>8}"]
     for label, samples in times.items():
-        median = statistics.median(samples)
-        ratio = f"{median / base:5.2f}x" if base else "-"
-        spread = f"{min(samples) * 1e3:.1f} - {max(samples) * 1e3:.1f}"
-        lines.append(f"{label:{width}}  {median * 1e3:5.1f} ms  {spread:>16}  {ratio:>6}")
+        walls = [sample.wall for sample in samples]
+        ratio = f"{median(label, 'wall') / base:5.2f}x" if base else "-"
+        spread = f"{min(walls) * 1e3:.1f} - {max(walls) * 1e3:.1f}"
+        lines.append(f"{label:{width}}  {median(label, 'wall') * 1e3:5.1f} ms  {spread:>16}  {ratio:>6}  "
+                     f"{median(label, 'cpu') * 1e3:5.1f} ms  {median(label, 'rss'):4.1f} MiB")
     return "\n".join(lines)
 
 
@@ -200,6 +251,17 @@ def describe(python: str) -> str:
     version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                              capture_output=True, text=True).stdout.strip()
     return f"{python} (Python {version})"
+
+
+def run(runs: int, warmup: int, python: str, impls: list[str], rootfs: str | None = None
+        ) -> tuple[dict[str, list[Sample]], list[str]]:
+    """Time every contender; return the samples by label, and notes on what was skipped or dropped."""
+    with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as scratch:
+        rootfs = os.path.abspath(rootfs) if rootfs else make_rootfs(os.path.join(scratch, "rootfs"))
+        ctx = Context(rootfs=rootfs, scratch=scratch, python=python, impls=impls)
+        compile_once(python, ctx.impls)
+        rows = [row for make in CONTENDERS for row in make(ctx)]
+        return measure(rows, runs, warmup, ctx.notes), ctx.notes
 
 
 def main() -> int:
@@ -210,25 +272,21 @@ def main() -> int:
     parser.add_argument("--impl", action="append", metavar="PKG",
                         help="Dockyard implementation(s): final (default), chapters/01_chroot ...")
     parser.add_argument("--rootfs", help="rootfs to run (default: a fresh busybox rootfs)")
-    parser.add_argument("--baseline", help="label whose median the ratios divide by (default: the first row)")
+    parser.add_argument("--baseline", help="label whose median the ratios divide by (default: runc's row)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("error: containers need root\nhint: sudo python3 bench/start_latency.py")
-    with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as scratch:
-        rootfs = os.path.abspath(args.rootfs) if args.rootfs else make_rootfs(os.path.join(scratch, "rootfs"))
-        ctx = Context(rootfs=rootfs, scratch=scratch, python=args.python, impls=args.impl or ["final"])
-        rows = [row for make in CONTENDERS for row in make(ctx)]
-        times = measure(rows, args.runs, args.warmup, ctx.notes)
+    times, notes = run(args.runs, args.warmup, args.python, args.impl or ["final"], args.rootfs)
     if not times:
         sys.exit("error: every contender failed")
     print(f"start latency of /bin/true in a busybox rootfs: {args.runs} runs each, interleaved")
-    print(f"engine python: {describe(args.python)}")
+    print(f"engine python: {describe(args.python)}, byte-code cached (compiled once first)")
     print(f"machine: Linux {platform.release()}, {platform.machine()}, {os.cpu_count()} CPUs")
     print()
-    baseline = args.baseline or next(iter(times))
+    baseline = args.baseline or next((label for label in times if label.startswith("runc")), next(iter(times)))
     print(table(times, baseline))
     print(f"ratio: a row's median over that of {baseline!r}")
-    for note in ctx.notes:
+    for note in notes:
         print(f"note: {note}")
     return 0
 
