@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import contextmanager
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,6 +145,7 @@ def one_round(kind: str, layout: str, scratch: str, engine: list[str], turn: int
         for op in sorted(pulls, reverse=turn % 2 == 1):
             times[op] = timed(pulls[op])
         shutil.rmtree(out)
+        times["curl + sha256sum"] = timed(floor_argv(addr, tempfile.mkdtemp(dir=scratch)))
     old = addr
     with server(kind, scratch, engine) as addr:
         # a new server, so nothing to skip; the old name is on another port, so nothing to mount
@@ -154,6 +156,21 @@ def one_round(kind: str, layout: str, scratch: str, engine: list[str], turn: int
     return times
 
 
+def floor_argv(addr: str, out: str) -> list[str]:
+    """The floor of a pull: the manifest and every blob fetched by one curl into files, then hashed.
+
+    No client does less: it must fetch each byte, and hash it to check the digest. The blobs are those
+    the server holds (skopeo compresses uncompressed layers when it pushes), read from the manifest first."""
+    accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+    request = urllib.request.Request(f"http://{addr}/v2/bench/manifests/v1", headers={"Accept": accept})
+    with urllib.request.urlopen(request) as answer:
+        manifest = json.load(answer)
+    digests = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
+    fetches = " ".join(f"-o {out}/{i} http://{addr}/v2/bench/blobs/{d}" for i, d in enumerate(digests, 1))
+    return ["sh", "-c", f"curl -sSf -H '{accept}' -o {out}/0 http://{addr}/v2/bench/manifests/v1 {fetches}"
+                        f" && sha256sum {out}/* >/dev/null && rm -r {out}"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mib", type=int, default=200)
@@ -162,7 +179,7 @@ def main() -> None:
     parser.add_argument("--impl", default="final", help="package to run as `python -m IMPL`")
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
-    for tool in ("skopeo", "docker-registry"):
+    for tool in ("skopeo", "docker-registry", "curl"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is not installed")
     engine = [args.python, "-m", args.impl]
@@ -182,7 +199,7 @@ def report(args: argparse.Namespace, rounds: dict[str, list[dict[str, float]]]) 
           f"python {sys.version.split()[0]}")
     print(f"{'':14}{'reference registry':>22}{'our registry':>16}")
     medians = {kind: {op: statistics.median(r[op] for r in runs) for op in runs[0]} for kind, runs in rounds.items()}
-    for op in ("skopeo push", "skopeo pull", "our push", "our pull"):
+    for op in ("skopeo push", "skopeo pull", "our push", "our pull", "curl + sha256sum"):
         ref, ours = medians["reference"][op], medians["ours"][op]
         print(f"{op:14}{ref:>20.2f} s{ours:>14.2f} s   ({args.mib / ours:.0f} MiB/s on ours)")
     print(f"ratios (time / skopeo on the reference registry): "
@@ -190,6 +207,10 @@ def report(args: argparse.Namespace, rounds: dict[str, list[dict[str, float]]]) 
           f"skopeo pull from ours {medians['ours']['skopeo pull'] / medians['reference']['skopeo pull']:.2f}, "
           f"our push {medians['reference']['our push'] / medians['reference']['skopeo push']:.2f}, "
           f"our pull {medians['reference']['our pull'] / medians['reference']['skopeo pull']:.2f}")
+    print(f"our pull over the floor (curl + sha256sum of the same blobs, same server): "
+          f"{medians['reference']['our pull'] / medians['reference']['curl + sha256sum']:.2f} (reference registry), "
+          f"{medians['ours']['our pull'] / medians['ours']['curl + sha256sum']:.2f} (ours); "
+          "a pull stores the blobs (fsynced) and does not unpack them, as skopeo")
 
 
 if __name__ == "__main__":
