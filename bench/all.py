@@ -125,8 +125,7 @@ def script_part(part: str, args: argparse.Namespace) -> tuple[str, str, str]:
     missing = [peer for peer in peers if not shutil.which(peer)]
     if missing:
         print(f"{', '.join(missing)}: not installed")
-        if part != "build":  # build still times Dockyard alone, and says which peer it lacks
-            return (part, "not installed", ", ".join(missing))
+        return (part, "not installed", ", ".join(missing))
     argv = [sys.executable, path, *(quick if args.quick else full)]
     if "--python" in open(path).read():
         argv += ["--python", args.python]
