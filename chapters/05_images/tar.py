@@ -187,7 +187,9 @@ class Unpacker:
             return
         parent = self.open_dir(parts[:-1])
         kind = member.type
-        if kind == tarformat.DIRECTORY:
+        if kind in (tarformat.REGULAR, b"\0", b"7"):  # "\0": old tar's regular file, "7": contiguous
+            self.add_file(parent, parts, member, stream)
+        elif kind == tarformat.DIRECTORY:
             self.add_dir(parent, parts, member)
         elif kind == tarformat.SYMLINK:
             self.retry(parent, parts, lambda: os.symlink(member.linkname, base, dir_fd=parent))
@@ -196,8 +198,6 @@ class Unpacker:
             self.add_hardlink(parent, parts, member)
         elif kind in (tarformat.CHAR, tarformat.BLOCKDEV, tarformat.FIFO):
             self.add_special(parent, parts, member)
-        elif kind in (tarformat.REGULAR, b"\0", b"7"):
-            self.add_file(parent, parts, member, stream)
         # other types (sockets have none; volume labels ...) are skipped, data and all
 
     def retry(self, parent: int, parts: list[str], create) -> None:
@@ -209,12 +209,11 @@ class Unpacker:
             create()
 
     def add_file(self, parent: int, parts: list[str], member: Member, stream: TarStream) -> None:
-        fd = -1
-
-        def create() -> None:
-            nonlocal fd
+        try:
             fd = os.open(parts[-1], FILE_CREATE, 0o600, dir_fd=parent)
-        self.retry(parent, parts, create)
+        except FileExistsError:
+            self.make_room(parent, parts)
+            fd = os.open(parts[-1], FILE_CREATE, 0o600, dir_fd=parent)
         try:
             stream.copy(member.size, fd)
             self.set_metadata(fd, member)
@@ -314,6 +313,8 @@ class Unpacker:
 
 def safe_xattrs(member: Member) -> list[tuple[str, bytes]]:
     """The member's xattrs, minus trusted.* (a layer must not forge overlay's own)."""
+    if not member.xattrs:  # most members have none
+        return []
     return [(k, v) for k, v in sorted(member.xattrs.items()) if not k.startswith("trusted.")]
 
 

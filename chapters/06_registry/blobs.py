@@ -11,7 +11,6 @@ atomically (index.json, container state).
 import fcntl
 import hashlib
 import os
-import secrets
 from typing import BinaryIO, Callable
 
 from . import imagespec, reference
@@ -74,7 +73,7 @@ class BlobStore:
     def temp_path(self) -> str:
         """A fresh name in tmp/; the pid in it lets prune tell live writes from dead ones."""
         os.makedirs(self.tmp, exist_ok=True)
-        return os.path.join(self.tmp, f"{os.getpid()}-{secrets.token_hex(8)}")
+        return os.path.join(self.tmp, f"{os.getpid()}-{os.urandom(8).hex()}")
 
     def write_file(self, path: str, data: bytes) -> None:
         """Replace `path` with `data` atomically: temp file, fsync, rename."""

@@ -15,6 +15,7 @@ that the same stream can be decompressed and hashed in one pass: a layer's
 
 import hashlib
 import os
+import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
@@ -22,6 +23,7 @@ from typing import BinaryIO, Iterator
 from .errors import DockyardError
 
 BLOCK = 512
+ZERO_BLOCK = bytes(BLOCK)  # two of them end the archive
 CHUNK = 1 << 20
 REGULAR, HARDLINK, SYMLINK, CHAR, BLOCKDEV, DIRECTORY, FIFO = b"0", b"1", b"2", b"3", b"4", b"5", b"6"
 # As in tarfile: only regular files (and unknown types) are followed by data.
@@ -54,7 +56,12 @@ class Member:
 
 
 class TarStream:
-    """Reads a plain or gzip tar from `source`, hashing the uncompressed bytes."""
+    """Reads a plain or gzip tar from `source`, hashing the uncompressed bytes.
+
+    The data sits in one buffer of about CHUNK bytes: headers are sliced out
+    of it and file data is written from it to the new file without a copy
+    (`memoryview`), so each byte of the layer is read once, hashed once and
+    written once, as GNU tar reads and writes it (but GNU tar does not hash)."""
 
     def __init__(self, source: BinaryIO) -> None:
         self.source = source
@@ -74,8 +81,7 @@ class TarStream:
             data = self._decompress(data)
         self.hash.update(data)
         self.size += len(data)
-        self.buf = self.buf[self.pos:] + data if self.pos < len(self.buf) else data
-        self.pos = 0
+        self.buf, self.pos = data, 0  # callers fill only once the buffer is used up: nothing to keep
 
     def _decompress(self, data: bytes) -> bytes:
         try:
@@ -100,10 +106,12 @@ class TarStream:
 
     def read(self, n: int) -> bytes:
         """Exactly `n` bytes, or fewer only at the end of the input."""
-        while len(self.buf) - self.pos < n and self._fill():
-            pass
         data = self.buf[self.pos:self.pos + n]
         self.pos += len(data)
+        while len(data) < n and self._fill():  # the rest is in the next chunk(s)
+            more = self.buf[:n - len(data)]
+            self.pos = len(more)
+            data += more
         return data
 
     def copy(self, n: int, fd: int) -> None:
@@ -118,6 +126,13 @@ class TarStream:
                     view = view[os.write(fd, view):]
             self.pos += take
             n -= take
+
+    def skip(self, n: int) -> None:
+        """Drop the next `n` bytes (a member's padding, or the data of one we do not create)."""
+        if n <= len(self.buf) - self.pos:  # nearly always: padding is under 512 bytes
+            self.pos += n
+        else:
+            self.copy(n, -1)
 
     def tell(self) -> int:
         """How many uncompressed bytes have been consumed."""
@@ -160,17 +175,22 @@ def check_header(block: bytes) -> None:
         raise BadArchive("a tar header has a bad checksum (corrupted or not a tar archive)")
 
 
+# The ustar header's fields, in order (POSIX.1-1988 + the ustar magic); "x" pads it to 512 bytes.
+HEADER = struct.Struct("100s 8s 8s 8s 12s 12s 8s c 100s 6s 2s 32s 32s 8s 8s 155s 12x")
+
+
 def parse_header(block: bytes) -> Member:
     """Decode one 512-byte ustar/GNU header (already checked)."""
-    name = text(block[0:100])
-    if block[257:263] == b"ustar\0" and block[345] != 0:  # POSIX: a prefix for long names
-        name = text(block[345:500]) + "/" + name
-    m = Member(name, block[156:157] or REGULAR, number(block[100:108]), number(block[108:116]),
-               number(block[116:124]), number(block[124:136]), number(block[136:148]) * 10**9)
-    if m.type in (HARDLINK, SYMLINK):
-        m.linkname = text(block[157:257])
-    elif m.type in (CHAR, BLOCKDEV):
-        m.devmajor, m.devminor = number(block[329:337]), number(block[337:345])
+    (name, mode, uid, gid, size, mtime, _checksum, kind, linkname,
+     magic, _version, _uname, _gname, devmajor, devminor, prefix) = HEADER.unpack(block)
+    path = text(name)
+    if magic == b"ustar\0" and prefix[0] != 0:  # POSIX: a prefix for long names
+        path = text(prefix) + "/" + path
+    m = Member(path, kind, number(mode), number(uid), number(gid), number(size), number(mtime) * 10**9)
+    if kind in (HARDLINK, SYMLINK):
+        m.linkname = text(linkname)
+    elif kind in (CHAR, BLOCKDEV):
+        m.devmajor, m.devminor = number(devmajor), number(devminor)
     return m
 
 
@@ -217,7 +237,7 @@ def members(stream: TarStream) -> Iterator[Member]:
     global_pax: dict[str, bytes] = {}
     while True:
         block = stream.read(BLOCK)
-        if len(block) < BLOCK or block == bytes(BLOCK):
+        if len(block) < BLOCK or block == ZERO_BLOCK:
             if 0 < len(block) < BLOCK:
                 raise BadArchive("the archive ends in the middle of a header (truncated)")
             stream.drain()
@@ -246,7 +266,7 @@ def members(stream: TarStream) -> Iterator[Member]:
         if member.type not in DATA_LESS:
             start = stream.tell()
             yield member
-            stream.copy(member.size - (stream.tell() - start) + padding(member.size), -1)
+            stream.skip(member.size - (stream.tell() - start) + padding(member.size))
         else:
             yield member
 
