@@ -209,6 +209,18 @@ def test_capabilities_are_the_configs(oci, bundle):
     assert result.stdout.split() == ["CapEff:", "0000000000000420", "CapBnd:", "0000000000000420"], result.stderr
 
 
+def test_no_descriptor_of_the_caller_leaks_into_the_container(oci, bundle, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("host secret\n")
+    with open(secret) as leaked:  # passed on to the runtime, as a careless caller's would be
+        fd = leaked.fileno()
+        make(bundle, ["sh", "-c", f"ls /proc/self/fd; cat /proc/self/fd/{fd} 2>/dev/null || echo closed"])
+        result = oci("run", "--bundle", bundle, "c1", pass_fds=(fd,))
+    assert result.returncode == 0, result.stderr
+    assert "host secret" not in result.stdout and result.stdout.endswith("closed\n")
+    assert result.stdout.split()[:-1] == ["0", "1", "2", "3"]  # stdio, and ls's own directory
+
+
 def test_a_readonly_root_cannot_be_written(oci, bundle):
     make(bundle, ["sh", "-c", "touch /x 2>/dev/null && echo wrote || echo refused"], root={"path": "rootfs", "readonly": True})
     result = oci("run", "--bundle", bundle, "c1")
