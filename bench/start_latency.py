@@ -27,6 +27,7 @@ import ctypes
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -261,7 +262,11 @@ def run(runs: int, warmup: int, python: str, impls: list[str], rootfs: str | Non
         ctx = Context(rootfs=rootfs, scratch=scratch, python=python, impls=impls)
         compile_once(python, ctx.impls)
         rows = [row for make in CONTENDERS for row in make(ctx)]
-        return measure(rows, runs, warmup, ctx.notes), ctx.notes
+        times = measure(rows, runs, warmup, ctx.notes)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ctx.notes.append(f"rss is a floor of {own:.1f} MiB, this bench's own: a forked child starts with the parent's "
+                     "pages, so only a figure above it is the command's own peak")
+    return times, ctx.notes
 
 
 def main() -> int:
