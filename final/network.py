@@ -265,7 +265,24 @@ def reconcile(root: str) -> None:
         return
     with ipam.locked(), netlink.Netlink() as nl:
         reconcile_locked(root, nl)
+        remove_orphan_bridges(nl)
         nat.remove_unless({name for name in nl.links() if name.startswith("dockyard")})
+
+
+def remove_orphan_bridges(nl: netlink.Netlink) -> None:
+    """Delete bridges of ours with no port, of any root: seen under the lock, such a bridge has no owner left.
+
+    A bridge gets its first port in the same lock hold that makes it, and loses
+    its last one in the hold that removes it; only a root deleted (rm -rf) while
+    its bridge was up leaves one without.
+    """
+    for name in nl.links():
+        try:
+            idle = name.startswith("dockyard") and not os.listdir(f"/sys/class/net/{name}/brif")
+        except FileNotFoundError:
+            continue  # not a bridge, or gone meanwhile
+        if idle:
+            nl.delete_link(name)
 
 
 def reconcile_locked(root: str, nl: netlink.Netlink) -> None:

@@ -288,8 +288,10 @@ def test_network_host_shares_the_hosts_interfaces(dockyard, rootfs):
     after = set(os.listdir("/sys/class/net"))
     ns, *interfaces = out.split()
     assert ns == host_namespace("net")
-    # Other programs may add or remove links meanwhile: those that stayed must all be seen.
-    assert before & after <= set(interfaces) <= before | after
+    # Other programs may add or remove links meanwhile: those that stayed must all be seen. Containers of
+    # tests running beside this one make and remove bridges and veths (final/) in between: those may show.
+    transient = {name for name in interfaces if name.startswith(("dockyard", "veth"))}
+    assert before & after <= set(interfaces) <= before | after | transient
 
 
 # --- IPC -----------------------------------------------------------------------------------

@@ -427,6 +427,21 @@ def test_after_the_engine_is_killed_the_next_command_frees_what_it_held(dockyard
     ok(dockyard("network", "rm", "front"))
 
 
+def test_a_bridge_whose_root_was_deleted_is_removed_with_its_rules_by_the_next_command(dockyard, rootfs):
+    ok(dockyard("run", "--rm", "--rootfs", rootfs, "true"))  # this root has networks now
+    orphan = f"dockyard{os.urandom(4).hex()[:7]}"  # as a root removed with rm -rf while its bridge was up
+    subprocess.run(["ip", "link", "add", orphan, "type", "bridge"], check=True)
+    subprocess.run(["iptables-restore", "--noflush"], check=True, text=True,
+                   input=f"*filter\n-I FORWARD 1 -o {orphan} -m comment --comment dockyard:{orphan} -j DROP\nCOMMIT\n")
+    try:
+        ok(dockyard("network", "ls"))
+        assert orphan not in links() and our_rules(orphan) == []
+    finally:
+        subprocess.run(["ip", "link", "del", orphan], capture_output=True)
+        subprocess.run(["iptables", "-D", "FORWARD", "-o", orphan, "-m", "comment", "--comment", f"dockyard:{orphan}",
+                        "-j", "DROP"], capture_output=True)
+
+
 # --- bad input --------------------------------------------------------------------------------
 
 @pytest.mark.bad_input
