@@ -126,8 +126,10 @@ def script_part(part: str, args: argparse.Namespace) -> tuple[str, str, str]:
     if missing:
         print(f"{', '.join(missing)}: not installed")
         return (part, "not installed", ", ".join(missing))
-    argv = [sys.executable, path, *(quick if args.quick else full)]
-    if "--python" in open(path).read():
+    with open(path) as f:
+        source = f.read()
+    argv = [sys.executable, path, *known_options(quick if args.quick else full, source)]
+    if '"--python"' in source:
         argv += ["--python", args.python]
     try:
         result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -140,6 +142,12 @@ def script_part(part: str, args: argparse.Namespace) -> tuple[str, str, str]:
     if result.returncode != 0:
         return (part, f"failed ({result.returncode})", "see its output above")
     return (part, "see above", f"{script}'s own table")
+
+
+def known_options(options: list[str], source: str) -> list[str]:
+    """The (flag, value) pairs whose flag the script's argparse defines (a script written later may differ)."""
+    pairs = zip(options[::2], options[1::2])
+    return [word for flag, value in pairs if f'"{flag}"' in source for word in (flag, value)]
 
 
 if __name__ == "__main__":
