@@ -146,11 +146,16 @@ COMMANDS.update(ps.COMMANDS)  # final's ps: chapter 4's, with --filter and --for
 # <<< chapter final
 
 
+# The global options that take a value: command_word skips the value too.
+# VALUED_OPTIONS = ("--root",)  # ch 01-03
+VALUED_OPTIONS = ("--root", "--storage-driver")  # ch 04
+
+
 def command_word(argv: list[str]) -> str | None:
     """The command named in `argv`, if it is one we know (skipping global options)."""
     words = iter(argv)
     for word in words:
-        if word in ("--root", "--storage-driver"):
+        if word in VALUED_OPTIONS:
             next(words, None)  # the option's value
         elif not word.startswith("-"):
             return word if word in COMMANDS else None
