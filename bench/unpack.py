@@ -127,8 +127,9 @@ def cpu_seconds() -> float:
 
 
 def measure(layer: str, base: str, runs: int) -> dict[str, tuple[list[float], list[float]]]:
-    """(wall times, cpu times) of each contender, round-robin."""
+    """(wall times, cpu times) of each contender, round-robin; the first round checks that all agree."""
     times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in CONTENDERS}
+    trees: dict[str, tuple[int, int]] = {}
     for _ in range(runs):
         for name, unpack in CONTENDERS.items():
             target = tempfile.mkdtemp(dir=base)
@@ -136,8 +137,22 @@ def measure(layer: str, base: str, runs: int) -> dict[str, tuple[list[float], li
             inner = unpack(layer, target)  # a child python's own time, without its start
             times[name][0].append(inner if inner and inner > 0 else time.perf_counter() - start)
             times[name][1].append(cpu_seconds() - cpu)
+            if name not in trees:
+                trees[name] = tree_summary(target)
             shutil.rmtree(target)
+    if len(set(trees.values())) > 1:  # a fast but wrong unpacker must not win quietly
+        raise SystemExit(f"the contenders unpacked different trees (files, bytes): {trees}")
     return times
+
+
+def tree_summary(top: str) -> tuple[int, int]:
+    """(regular files, their bytes) under `top`."""
+    files = size = 0
+    for directory, _, names in os.walk(top):
+        for name in names:
+            st = os.lstat(os.path.join(directory, name))
+            files, size = files + 1, size + st.st_size
+    return files, size
 
 
 def summarize(label: str, times: dict[str, tuple[list[float], list[float]]]) -> list[Result]:
