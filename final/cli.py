@@ -47,6 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import security  # ch final
     spec.security = security.profile_from(args)  # ch final
     security.check_volumes(list((image or {}).get("config", {}).get("Volumes") or {}), args.volume, args.root)  # ch final
+    lifecycle_commands.apply_run_options(spec, args)  # --restart, --log-driver, --log-opt  # ch final
     from . import namespaces  # ch 02
     spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])  # ch 02
     spec.env["HOSTNAME"] = spec.hostname  # ch 02
@@ -56,6 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # return request.run_once(spec)  # ch 01-03
     from . import containers  # ch 04
     containers.create(spec)  # a record, and a writable layer of its own  # ch 04
+    if args.command_name == "create" or args.detach:  # ch final
+        return lifecycle_commands.created(spec, start=args.detach)  # prints the id; -d: under a monitor  # ch final
     return containers.run(spec)  # ch 04
 
 
@@ -71,6 +74,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     add_security_arguments(p)
     p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
                    help="pull the image: missing (default), always, never")
+    lifecycle_commands.add_run_options(p)
     # <<< chapter final
     # >>> chapter 02
     p.add_argument("--hostname", metavar="NAME", help="hostname inside (default: the short container id)")
@@ -143,6 +147,9 @@ from . import network_commands  # noqa: E402
 COMMANDS.update(network_commands.COMMANDS)
 from . import ps  # noqa: E402
 COMMANDS.update(ps.COMMANDS)  # final's ps: chapter 4's, with --filter and --format
+from . import lifecycle_commands  # noqa: E402
+COMMANDS.update(lifecycle_commands.COMMANDS)  # start (detached), stop, kill, restart, wait, logs
+COMMANDS["create"] = ("Create a new container, without starting it", add_run_arguments, cmd_run)
 # <<< chapter final
 
 

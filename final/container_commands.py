@@ -23,12 +23,12 @@ from .errors import DockyardError
 def human_duration(seconds: float) -> str:
     """A duration as Docker words it: '5 seconds', 'About a minute', '3 hours'."""
     minutes, hours = seconds / 60, seconds / 3600
-    steps = [(seconds < 1, "Less than a second"), (seconds < 60, f"{int(seconds)} seconds"),
+    steps = [(seconds < 1, "Less than a second"), (seconds < 60, f"{int(seconds)} second{'' if int(seconds) == 1 else 's'}"),
              (minutes < 2, "About a minute"), (minutes < 60, f"{int(minutes)} minutes"),
              (hours < 2, "About an hour"), (hours < 48, f"{int(hours)} hours"),
              (hours < 24 * 14, f"{int(hours / 24)} days"), (hours < 24 * 60, f"{int(hours / 24 / 7)} weeks"),
              (hours < 24 * 730, f"{int(hours / 24 / 30)} months")]
-    return next((text for short, text in steps if short), f"{int(hours / 24 / 365)} years").replace("1 seconds", "1 second")
+    return next((text for short, text in steps if short), f"{int(hours / 24 / 365)} years")
 
 
 def ago(stamp: str) -> float:
@@ -43,6 +43,10 @@ def status_text(state) -> str:
         return f"Up {human_duration(ago(state.started))}"
     if state.status == "exited":
         return f"Exited ({state.exit_code}) {human_duration(ago(state.finished))} ago"
+    if state.status == "paused":  # ch final
+        return f"Up {human_duration(ago(state.started))} (Paused)"  # ch final
+    if state.status == "restarting":  # ch final
+        return f"Restarting ({state.exit_code}) {human_duration(ago(state.finished))} ago"  # ch final
     return state.status.capitalize()
 
 
@@ -92,16 +96,15 @@ def add_ps_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_rm(args: argparse.Namespace) -> int:
     from . import containers, volumes
-    import os
     ids = [containers.find(args.root, text) for text in args.containers]
-    held: list[int] = []
+    held = []
     try:
         for text, container_id in zip(args.containers, ids):  # all or none: check each first
-            fd = containers.stop_for_removal(args.root, container_id, args.force)
-            if fd is None:
+            c = containers.stop_for_removal(args.root, container_id, args.force)
+            if c is None:
                 raise DockyardError(f"cannot remove container {text!r}: it is running",
-                                    hint=f"wait for it to exit, or kill and remove it: rm -f {text}")
-            held.append(fd)
+                                    hint=f"stop it first (stop {text}), or kill and remove it: rm -f {text}")
+            held.append(c)
         for text, container_id in zip(args.containers, ids):
             anonymous = containers.load_spec(args.root, container_id).volumes if args.volumes else []
             containers.remove(args.root, container_id)
@@ -110,8 +113,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
         from .network import reconcile  # ch final
         reconcile(args.root)  # ch final
     finally:
-        for fd in held:
-            os.close(fd)
+        for c in held:
+            c.lock.release()
     return 0
 
 
@@ -190,8 +193,8 @@ def add_volume_arguments(p: argparse.ArgumentParser) -> None:
 
 def info_rows(args: argparse.Namespace) -> list[tuple[str, str]]:
     """`info`'s lines about containers and storage."""
-    from . import containers, volumes
-    states = [containers.read_state(args.root, i).status for i in containers.all_ids(args.root)]
+    from . import container, volumes
+    states = [c.status for c in container.all_containers(args.root)]
     running, paused = states.count("running"), states.count("paused")
     return [("Containers", str(len(states))), (" Running", str(running)), (" Paused", str(paused)),
             (" Stopped", str(len(states) - running - paused)),

@@ -20,12 +20,16 @@ The points, in the shared write steps that every command goes through:
     file-replaced    ... and renamed over the old one
     layer-unpacked   a layer is unpacked in tmp/, not yet renamed to layers/<diff id>
     layer-stored     ... and renamed
+    container-layers a new container's layers are made, its record not yet in place
+    monitor-spawned  run -d / start: the monitor is forked, the CLI has not heard from it
+    container-running  a foreground run: the command runs, the CLI is its parent
 """
 
 import os
 import signal
 
-POINTS = ("blob-written", "blob-stored", "file-written", "file-replaced", "layer-unpacked", "layer-stored")
+POINTS = ("blob-written", "blob-stored", "file-written", "file-replaced", "layer-unpacked", "layer-stored",
+          "container-layers", "monitor-spawned", "container-running")
 _WANTED, _, _VISIT = os.environ.get("DOCKYARD_FAULT", "").partition(":")
 _visits: dict[str, int] = {}
 

@@ -4,7 +4,7 @@
     <root>/networks/<name>.json     one network: its id, bridge, subnet, gateway, leases
     /run/dockyard/network.lock      held while any engine changes any network
 
-One record per network, replaced atomically (containers.write_json) and only
+One record per network, replaced atomically (files.write_json) and only
 under the lock, so two engines never hand out the same address. The lock
 is host-wide, not per --root: bridges, subnets and firewall rules belong to
 the host, and two roots must not both take 172.18.0.0/16.
@@ -20,8 +20,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
-from . import config, containers
-from .blobs import Lock
+from . import config, files
+from .container import now
+from .files import Lock
 from .errors import DockyardError
 
 Subnet = ipaddress.IPv4Network
@@ -83,12 +84,12 @@ def bridge_name(root: str, network_id: str, name: str) -> str:
 def new(root: str, name: str, subnet: str = "", gateway: str = "") -> Network:
     network_id = os.urandom(32).hex()
     return Network(name=name, id=network_id, bridge=bridge_name(root, network_id, name), subnet=subnet,
-                   gateway=gateway, fixed=bool(subnet), created=containers.now())
+                   gateway=gateway, fixed=bool(subnet), created=now())
 
 
 def load(root: str, name: str) -> Network | None:
     try:
-        data = containers.read_json(path_of(root, name))
+        data = files.read_json(path_of(root, name))
     except FileNotFoundError:
         return None
     data["leases"] = {address: Lease(**lease) for address, lease in data.get("leases", {}).items()}
@@ -97,7 +98,7 @@ def load(root: str, name: str) -> Network | None:
 
 def save(root: str, network: Network) -> None:
     os.makedirs(directory(root), exist_ok=True)
-    containers.write_json(path_of(root, network.name), asdict(network))
+    files.write_json(path_of(root, network.name), asdict(network))
 
 
 def delete(root: str, name: str) -> None:

@@ -228,6 +228,29 @@ def move_mount(mount_fd: int, target: str) -> None:
     """Attach the detached mount `mount_fd` at `target` in our mount namespace."""
     _check(_libc.syscall(ctypes.c_long(SYS_MOVE_MOUNT), ctypes.c_int(mount_fd), b"", ctypes.c_int(AT_FDCWD),
                          os.fsencode(target), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), "move_mount", target)
+
+
+# --- pidfds: signals that cannot reach a recycled pid --------------------------------
+# A pid is a number the kernel hands out again once its process is reaped. A pidfd
+# refers to one process: after that process is gone, signalling through it fails
+# with ESRCH instead of reaching whoever got the number next.
+
+SYS_PIDFD_OPEN, SYS_PIDFD_SEND_SIGNAL = 434, 424   # the same on x86-64 and arm64
+PR_SET_CHILD_SUBREAPER = 36
+
+
+# int pidfd_open(pid_t pid, unsigned int flags);                  man 2 pidfd_open
+def pidfd_open(pid: int) -> int:
+    """A file descriptor that refers to process `pid` for as long as it is open."""
+    return _check(_libc.syscall(ctypes.c_long(SYS_PIDFD_OPEN), ctypes.c_int(pid), ctypes.c_uint(0)),
+                  "pidfd_open")
+
+
+# int pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned int flags);   man 2 pidfd_send_signal
+def pidfd_send_signal(pidfd: int, sig: int) -> None:
+    """Send `sig` to the process that `pidfd` refers to; ProcessLookupError once it has exited."""
+    _check(_libc.syscall(ctypes.c_long(SYS_PIDFD_SEND_SIGNAL), ctypes.c_int(pidfd), ctypes.c_int(sig),
+                         None, ctypes.c_uint(0)), "pidfd_send_signal")
 # <<< chapter 04
 # >>> chapter final
 

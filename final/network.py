@@ -30,7 +30,7 @@ import os
 import shutil
 import sys
 
-from . import containers, hosts, ipam, nat, netlink, proxy
+from . import containers, files, hosts, ipam, nat, netlink, proxy
 from .errors import DockyardError
 from .ipam import Lease, Network
 from .network_options import Options  # noqa: F401  (network.Options, as the record keeps it)
@@ -323,7 +323,7 @@ _proxies: dict[str, int] = {}  # container id -> pid of its proxy, in the proces
 def record_proxy(spec, ports: list[proxy.Port], pid: int) -> None:
     """Remember the proxy, and record the ports as bound (for `port`)."""
     _proxies[spec.id] = pid
-    containers.write_json(hosts.container_file(spec.root, spec.id, "ports.json"), proxy.to_records(ports))
+    files.write_json(hosts.container_file(spec.root, spec.id, "ports.json"), proxy.to_records(ports))
 
 
 def stop_proxy(spec) -> None:

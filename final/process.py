@@ -124,3 +124,12 @@ def exit_code_of(status: int) -> int:
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
     # <<< exercise 1.4
+
+# >>> chapter 04
+
+
+def exit_code_unreaped(pid: int) -> int:
+    """Wait for child `pid` to exit and return its exit code, leaving it a zombie (its pid stays taken)."""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
+# <<< chapter 04

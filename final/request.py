@@ -42,6 +42,8 @@ class Request:
     tty: bool = False  # ch final
     security: Profile = field(default_factory=Profile)  # ch final
     net: NetworkOptions = field(default_factory=NetworkOptions)  # -p, --dns, --add-host, --network-alias  # ch final
+    restart: str = "no"  # --restart, which the monitor keeps (monitor.py)  # ch final
+    log: dict = field(default_factory=lambda: {"driver": "json-file"})  # --log-driver, --log-opt  # ch final
     limits: Limits = field(default_factory=Limits)  # ch 03
     name: str = ""  # ch 04
     remove: bool = False                                # --rm: no record once it exits  # ch 04

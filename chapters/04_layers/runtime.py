@@ -48,15 +48,23 @@ class Child:
             self.closed.add(fd)
 
 
+@dataclass
+class Hooks:
+    """The moments an engine that keeps records is told of, in its own process."""
+    started: Callable[[int], None] = lambda pid: None   # PID 1 is set up, not yet let go
+    running: Callable[[], None] = lambda: None          # its command has been exec'd
+    exited: Callable[[int], None] = lambda code: None   # it exited, not yet reaped: its pid is still its own
+
+
 # --8<-- [start:run]
-def run(spec: RuntimeSpec, started: Callable[[int], None] = lambda pid: None) -> int:
-    """Run one container in the foreground and return its exit code; `started(pid)` once it runs."""
+def run(spec: RuntimeSpec, hooks: Hooks = Hooks()) -> int:
+    """Run one container in the foreground and return its exit code, telling `hooks` of each moment."""
     check_request(spec)
     child = Child()
     try:
-        set_up(spec, child, started)
+        set_up(spec, child, hooks.started)
         child.closed.add(child.error[0])  # wait_for closes it
-        exit_code = wait_for(child.pid, child.error[0])
+        exit_code = wait_for(child.pid, child.error[0], hooks)
         cgroups.check_oom(spec.id, exit_code)  # SIGKILL does not say who sent it: the cgroup knows
         return exit_code
     finally:
@@ -191,10 +199,12 @@ def enter_workdir(workdir: str) -> None:
                             hint="give -w a directory, or a path where one can be made") from err
 
 
-def wait_for(pid: int, error_fd: int) -> int:
+def wait_for(pid: int, error_fd: int, hooks: Hooks = Hooks()) -> int:
     """Wait until the child has exec'd (or failed to) and then exited; closes `error_fd`."""
     try:
         process.raise_child_error(error_fd)
+        hooks.running()
+        hooks.exited(process.exit_code_unreaped(pid))
     finally:
         os.close(error_fd)
         _, status = os.waitpid(pid, 0)

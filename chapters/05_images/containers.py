@@ -4,30 +4,28 @@ With a writable layer of its own, a stopped container holds something worth
 keeping, so it gets a directory that lasts until `rm`:
 
     <root>/containers/<id>/     64 hex digits; `ps` shows the first 12
-        config.json             the run spec: rootfs, command, env, driver, volumes ...
-        state.json              created, running or exited; pid, exit code, times
-        lock                    flock(2)ed by the engine while the container runs
+        config.json             what run was asked for: rootfs, command, env, driver, volumes ...
+        state.json              created, running or exited; pid, exit code, times (container.py)
         hostname hosts resolv.conf   bound over the container's /etc files
         init/ upper/ work/ merged/   its layers (see layers.py; vfs: init/ rootfs/)
     <root>/names/<name> -> <id> a symlink: symlink(2) is atomic, so a name is taken once
 
-Every write goes to a temporary file that is fsync'ed and renamed over the
-old one, so a crash leaves the old state or the new, never half of one. A
-container is made in a hidden directory and renamed into place when whole;
-`rm` renames it away before deleting it. Whether a container runs is not
-what state.json says (its engine may have died) but whether its lock is held.
+Every write replaces a whole file (files.py), so a crash leaves the old
+state or the new, never half of one. A container is made in a hidden
+directory and renamed into place when whole; `rm` renames it away before
+deleting it. Whether a container runs is not what state.json says (its
+engine may have died) but whether its lock is held (container.py).
 """
 
-import fcntl
-import json
 import os
 import re
+import shutil
 import signal
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
-from datetime import datetime, timezone
+from dataclasses import MISSING, asdict, fields, is_dataclass
 from typing import Any
 
-from . import cgroups, layers
+from . import cgroups, container, files, layers
+from .container import State, now
 from .errors import DockyardError
 from .request import Request, runtime_spec
 
@@ -38,45 +36,13 @@ SURNAMES = ("babbage", "curie", "dijkstra", "hopper", "kilby", "knuth", "lamport
             "noether", "ritchie", "shannon", "thompson", "torvalds", "turing", "wozniak")
 
 
-@dataclass
-class State:
-    """What state.json holds: where the container is in its life."""
-    status: str = "created"           # created, running, exited; `dead` when read with no engine alive
-    created: str = ""
-    pid: int = 0
-    exit_code: int | None = None
-    started: str = ""
-    finished: str = ""
-    oom_killed: bool = False
-
-
 def pick(choices: Any) -> Any:
     """A random element (os.urandom: the `secrets` module costs the start path an OpenSSL import)."""
     return choices[int.from_bytes(os.urandom(4), "big") % len(choices)]
 
 
-def now() -> str:
-    """The time as Docker writes it: RFC 3339, UTC."""
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def directory(root: str, container_id: str) -> str:
     return os.path.join(root, "containers", container_id)
-
-
-def write_json(path: str, data: Any) -> None:
-    """Replace `path` atomically: a temporary file, fsync'ed, renamed over it."""
-    temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(temp, path)
-
-
-def read_json(path: str) -> Any:
-    with open(path) as f:
-        return json.load(f)
 
 
 # --- making one --------------------------------------------------------------------
@@ -88,6 +54,9 @@ def create(spec: Request) -> None:
         runtime.check_rootfs(spec.rootfs)
         spec.lowers = [spec.rootfs]
     spec.storage_driver = layers.driver_for(layers.check_driver(spec.storage_driver), spec.lowers, spec.userns)
+    making = files.Lock(os.path.join(container.run_dir(spec.root, spec.id), "lock"))
+    os.makedirs(os.path.dirname(making.path), mode=0o700, exist_ok=True)
+    making.take()  # while we make it: a crash leaves a .new- dir that nobody holds, for sweep()
     spec.name = reserve_name(spec.root, spec.name, spec.id)
     temp = os.path.join(spec.root, "containers", f".new-{spec.id}")
     try:
@@ -95,14 +64,16 @@ def create(spec: Request) -> None:
         os.makedirs(temp)
         layers.create(layers.Layers(spec.storage_driver, spec.lowers, temp), spec.userns)
         volumes.copy_image_content(spec.root, spec.volumes, spec.lowers, spec.userns)
-        write_json(os.path.join(temp, "config.json"), asdict(spec))
-        write_json(os.path.join(temp, "state.json"), asdict(State(created=now())))
+        files.write_json(os.path.join(temp, "config.json"), asdict(spec))
+        files.write_json(os.path.join(temp, "state.json"), asdict(State(created=now())))
         os.rename(temp, directory(spec.root, spec.id))
     except BaseException:
         layers.remove_tree(temp)
         os.unlink(os.path.join(spec.root, "names", spec.name))
         volumes.remove_anonymous(spec.root, spec.volumes)
         raise
+    finally:
+        making.release()
 
 
 def reserve_name(root: str, name: str, container_id: str) -> str:
@@ -127,34 +98,19 @@ def reserve_name(root: str, name: str, container_id: str) -> str:
 
 
 def is_new(root: str, container_id: str) -> bool:
-    return os.path.isdir(os.path.join(root, "containers", f".new-{container_id}"))
+    """Whether a live engine is making this container now."""
+    return os.path.isdir(os.path.join(root, "containers", f".new-{container_id}")) and \
+        files.is_locked(os.path.join(container.run_dir(root, container_id), "lock"))
 
 
 # --- reading records ---------------------------------------------------------------
 
-def all_ids(root: str) -> list[str]:
-    """Every container under `root` (hidden ones, half made or half removed, excluded)."""
-    try:
-        return sorted(n for n in os.listdir(os.path.join(root, "containers")) if not n.startswith("."))
-    except FileNotFoundError:
-        return []
-
-
-def find(root: str, text: str) -> str:
-    """The id of the container named `text`, or whose id is or begins with `text`."""
-    link = os.path.join(root, "names", text)
-    if os.path.islink(link) and os.path.isdir(directory(root, os.readlink(link))):
-        return os.readlink(link)
-    matches = [i for i in all_ids(root) if i.startswith(text)] if text else []
-    if len(matches) == 1:
-        return matches[0]
-    problem = "no such container" if not matches else "more than one container matches"
-    raise DockyardError(f"{problem}: {text!r}", hint="give its name or more of its id (see ps -a)")
+all_ids, find = container.all_ids, container.find
 
 
 def load_spec(root: str, container_id: str) -> Request:
     """The container's run request, from config.json."""
-    data = read_json(os.path.join(directory(root, container_id), "config.json"))
+    data = files.read_json(os.path.join(directory(root, container_id), "config.json"))
     values = {}
     for f in fields(Request):
         if f.name in data:
@@ -165,37 +121,14 @@ def load_spec(root: str, container_id: str) -> Request:
 
 
 def read_state(root: str, container_id: str) -> State:
-    """The container's state; `running` only while its engine still holds the lock."""
-    state = State(**read_json(os.path.join(directory(root, container_id), "state.json")))
-    if state.status == "running" and not is_locked(directory(root, container_id)):
-        state.status = "dead"  # its engine died without recording the end
-    return state
+    """The container's state, its status as the machine has it (dead, paused: see container.py)."""
+    c = container.Container(root, container_id)
+    c.state.status = c.status
+    return c.state
 
 
-def write_state(root: str, container_id: str, **changes: Any) -> None:
-    path = os.path.join(directory(root, container_id), "state.json")
-    write_json(path, {**read_json(path), **changes})
-
-
-# --- the lock: who runs it ----------------------------------------------------------
-
-def lock(path: str, wait: bool = False) -> int | None:
-    """flock `path`/lock and return the fd; None if someone holds it and we do not wait."""
-    fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return fd
-    except BlockingIOError:
-        os.close(fd)
-        return None
-
-
-def is_locked(path: str) -> bool:
-    """Whether an engine runs this container now (the kernel drops a dead one's lock)."""
-    fd = lock(path)
-    if fd is not None:
-        os.close(fd)
-    return fd is None
+def read_json(path: str) -> Any:
+    return files.read_json(path)
 
 
 # --- running ------------------------------------------------------------------------
@@ -204,55 +137,60 @@ def is_locked(path: str) -> bool:
 def run(spec: Request) -> int:
     """Run the container in the foreground, holding its lock; record how it ended."""
     from . import runtime
-    held = lock(directory(spec.root, spec.id))
-    if held is None:
+    c = container.Container(spec.root, spec.id)
+    if not c.take_lock():
         raise DockyardError(f"container {spec.name} is already running", hint="wait for it, or: rm -f " + spec.name)
     exit_code, oom = 125, False
     try:
-        exit_code = runtime.run(runtime_spec(spec, directory(spec.root, spec.id)),
-                                started=lambda pid: started(spec, pid))
+        hooks = runtime.Hooks(started=lambda pid: started(spec, pid, c), exited=lambda code: mark_exited(c, code))
+        exit_code = runtime.run(runtime_spec(spec, c.directory), hooks)
         return exit_code
     except DockyardError as err:
         exit_code, oom = err.exit_code, type(err).__name__ == "OOMKilled"
         raise
     finally:
+        stopped(spec, exit_code)
         if spec.remove:
             from . import volumes
             remove(spec.root, spec.id)
             volumes.remove_anonymous(spec.root, spec.volumes)  # as docker run --rm; named ones stay
         else:
-            write_state(spec.root, spec.id, status="exited", exit_code=exit_code, oom_killed=oom, finished=now())
-        os.close(held)
+            mark_exited(c, exit_code, oom)
+        c.lock.release()
 # --8<-- [end:run]
 
 
-def started(spec: Request, pid: int) -> None:
+def started(spec: Request, pid: int, c: "container.Container") -> None:
     """PID 1 is set up and waits for its go: put it on its network (final), record that it runs."""
-    mark_running(spec, pid)
+    mark_running(spec, pid, c)
 
 
-def mark_running(spec: Request, pid: int) -> None:
+def mark_running(spec: Request, pid: int, c: "container.Container") -> None:
     """Record that the container runs as `pid`; call in the engine, after clone."""
-    write_state(spec.root, spec.id, status="running", pid=pid, started=now(), exit_code=None,
-                finished="", oom_killed=False)
+    c.move("running", pid=pid, started=now(), exit_code=None, finished="", oom_killed=False)
+
+
+def mark_exited(c: "container.Container", exit_code: int, oom: bool = False) -> None:
+    """Record how it ended, and that its pid is no longer its own; call before its pid is reaped."""
+    c.move("exited", pid=0, exit_code=exit_code, oom_killed=oom or c.state.oom_killed,
+           finished=c.state.finished if c.state.status == "exited" else now())
+
+
+def stopped(spec: Request, exit_code: int) -> None:
+    """What follows every run of PID 1, however it ended: leave the network, say it died (final)."""
 
 
 # --- removing -----------------------------------------------------------------------
 
-def stop_for_removal(root: str, container_id: str, force: bool) -> int | None:
+def stop_for_removal(root: str, container_id: str, force: bool) -> "container.Container | None":
     """Take the lock of a container about to be removed: with `force`, kill it first."""
-    path = directory(root, container_id)
-    held = lock(path)
-    if held is not None or not force:
-        return held
-    state = read_state(root, container_id)
-    if state.pid:
-        try:
-            # The pid cannot have been reused: its engine, which holds the lock, has not reaped it.
-            os.kill(state.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return lock(path, wait=True)
+    c = container.Container(root, container_id)
+    if c.take_lock() or not force:
+        return c if c.lock.fd >= 0 else None
+    c.request_stop()  # no restart policy may bring it back
+    c.signal(signal.SIGKILL)  # through a pidfd; a paused container is thawed to die (final)
+    c.take_lock(wait=True)
+    return c
 
 
 def remove(root: str, container_id: str) -> None:
@@ -260,7 +198,7 @@ def remove(root: str, container_id: str) -> None:
     path = directory(root, container_id)
     doomed = os.path.join(root, "containers", f".removing-{container_id}")
     try:
-        name = read_json(os.path.join(path, "config.json")).get("name", "")
+        name = files.read_json(os.path.join(path, "config.json")).get("name", "")
         os.rename(path, doomed)  # from here on, no command sees it
     except FileNotFoundError:
         return  # removed already (its own --rm, say)
@@ -268,11 +206,14 @@ def remove(root: str, container_id: str) -> None:
     if name and os.path.islink(link) and os.readlink(link) == container_id:
         os.unlink(link)
     layers.remove_tree(doomed)
+    shutil.rmtree(container.run_dir(root, container_id), ignore_errors=True)  # its lock, and word of a stop
     cgroups.remove_dead_engines_cgroups()  # an engine killed mid-run left its cgroup
 
 
 def sweep(root: str) -> None:
-    """Finish removals that a crash interrupted."""
+    """Finish removals, and undo creations, that a crash interrupted."""
     for name in os.listdir(os.path.join(root, "containers")) if os.path.isdir(os.path.join(root, "containers")) else []:
         if name.startswith(".removing-"):
             layers.remove_tree(os.path.join(root, "containers", name))
+        elif name.startswith(".new-") and not files.is_locked(os.path.join(container.run_dir(root, name[5:]), "lock")):
+            layers.remove_tree(os.path.join(root, "containers", name))  # its maker died: its name is free again

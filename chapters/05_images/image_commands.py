@@ -256,7 +256,7 @@ def cmd_image(args: argparse.Namespace) -> int:
             for line in store.prune(layers_in_use(args.root)):
                 print(line)
         finally:
-            os.close(held)
+            held.release()
         return 0
     if args.image_command in IMAGE_ALIASES:
         return IMAGE_ALIASES[args.image_command][2](args)

@@ -15,12 +15,11 @@ never sees a cgroup whose lock is not yet taken. /run is emptied at boot,
 like the cgroup tree, so neither outlives the other.
 """
 
-import fcntl
 import os
 
-from . import config
+from . import config, files
 
-_held: dict[str, int] = {}  # container id -> fd of the lock this engine holds
+_held: dict[str, files.Lock] = {}  # container id -> the lock this engine holds
 
 
 def lock_dir() -> str:
@@ -31,23 +30,17 @@ def lock_path(container_id: str) -> str:
     return os.path.join(lock_dir(), f"{container_id}.lock")
 
 
-class engine_lock:
-    """Hold the lock that takes turns between engines making, sweeping and removing cgroups."""
-
-    def __enter__(self) -> None:
-        os.makedirs(lock_dir(), mode=0o700, exist_ok=True)
-        self.fd = os.open(f"{lock_dir()}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)  # closing drops the lock
+def engine_lock() -> files.Lock:
+    """The lock that takes turns between engines making, sweeping and removing cgroups (use in `with`)."""
+    os.makedirs(lock_dir(), mode=0o700, exist_ok=True)
+    return files.Lock(f"{lock_dir()}.lock")
 
 
 def hold(container_id: str) -> None:
     """Take this container's lock for as long as this engine lives; call under engine_lock."""
-    fd = os.open(lock_path(container_id), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    _held[container_id] = fd
+    lock = files.Lock(lock_path(container_id))
+    lock.take()
+    _held[container_id] = lock
 
 
 def holds(container_id: str) -> bool:
@@ -58,13 +51,13 @@ def holds(container_id: str) -> bool:
 def release(container_id: str) -> None:
     """Remove the lock file, then drop the lock; call under engine_lock."""
     os.unlink(lock_path(container_id))
-    os.close(_held.pop(container_id))
+    _held.pop(container_id).release()
 
 
 def close_inherited() -> None:
     """Close the copies of the engine's locks that a child inherits; call in the child."""
-    for fd in _held.values():
-        os.close(fd)  # a forked copy would hold the lock as long as the container runs
+    for lock in _held.values():
+        lock.release()  # a forked copy would hold the lock as long as the container runs
     _held.clear()
 
 
@@ -73,7 +66,7 @@ def dead() -> list[str]:
     found = []
     for name in os.listdir(lock_dir()):
         container_id = name.removesuffix(".lock")
-        if container_id not in _held and not is_held(lock_path(container_id)):
+        if container_id not in _held and not files.is_locked(lock_path(container_id)):
             found.append(container_id)
     return found
 
@@ -81,15 +74,3 @@ def dead() -> list[str]:
 def forget(container_id: str) -> None:
     """Remove a dead engine's lock file once what it left is gone; call under engine_lock."""
     os.unlink(lock_path(container_id))
-
-
-def is_held(path: str) -> bool:
-    """Whether some process holds the lock on `path`."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)

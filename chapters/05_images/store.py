@@ -21,7 +21,7 @@ import re
 import shutil
 from typing import Iterable, Iterator
 
-from . import config, imagespec, reference, tar, tarwrite
+from . import blobs, config, imagespec, reference, tar, tarwrite
 from .blobs import BlobStore, Lock
 from .errors import DockyardError
 from .imagespec import REF_NAME, Image
@@ -279,11 +279,10 @@ class Store(BlobStore):
         return report
 
     def sweep_temp(self) -> list[str]:
-        """Remove what killed writers left in tmp/ (their pid is gone)."""
+        """Remove what killed writers left in tmp/ (no one holds their owner's lock)."""
         removed = []
         for name in os.listdir(self.tmp):
-            pid = name.split("-", 1)[0]
-            if not pid.isdigit() or not pid_alive(int(pid)):
+            if not blobs.is_live_temp(self.tmp, name):
                 path = os.path.join(self.tmp, name)
                 shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
                 removed.append(f"Deleted temporary: {name}")
@@ -342,13 +341,3 @@ def set_name(entries: list[dict], entry: dict, name: str) -> list[dict]:
         if all(x["digest"] != e["digest"] for x in entries):
             entries.append({k: v for k, v in e.items() if k != "annotations"})
     return entries
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True

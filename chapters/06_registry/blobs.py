@@ -8,12 +8,12 @@ than run. The same temp-fsync-rename recipe replaces any small file
 atomically (index.json, container state).
 """
 
-import fcntl
 import hashlib
 import os
 from typing import BinaryIO, Callable
 
-from . import imagespec, reference
+from . import files, imagespec, reference
+from .files import Lock
 from .errors import DockyardError
 
 CHUNK = 1 << 20
@@ -61,7 +61,7 @@ class BlobStore:
         self.layout = os.path.join(root, "images")
         self.blobs = os.path.join(self.layout, "blobs", "sha256")
         self.tmp = os.path.join(root, "tmp")
-        self.writer_fd: int | None = None
+        self.writer: Lock | None = None
 
     def ensure(self) -> None:
         """Create the directories on first use."""
@@ -71,9 +71,8 @@ class BlobStore:
     # --- atomic files -------------------------------------------------------------
 
     def temp_path(self) -> str:
-        """A fresh name in tmp/; the pid in it lets prune tell live writes from dead ones."""
-        os.makedirs(self.tmp, exist_ok=True)
-        return os.path.join(self.tmp, f"{os.getpid()}-{os.urandom(8).hex()}")
+        """A fresh name in tmp/, marked as this process's: prune leaves it while we live (see owner)."""
+        return os.path.join(self.tmp, f"{owner(self.tmp)}-{os.urandom(8).hex()}")
 
     def write_file(self, path: str, data: bytes) -> None:
         """Replace `path` with `data` atomically: temp file, fsync, rename."""
@@ -94,27 +93,24 @@ class BlobStore:
     # exclusively: it waits for the writers, and new writers wait for it.
     def join_writers(self) -> None:
         """Count this process among the store's writers until it exits."""
-        if self.writer_fd is None:
-            self.writer_fd = os.open(os.path.join(self.root, "writers.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                                     0o600)
-            fcntl.flock(self.writer_fd, fcntl.LOCK_SH)
+        if self.writer is None:
+            self.writer = Lock(os.path.join(self.root, "writers.lock"), shared=True)
+            self.writer.take()
 
     def leave_writers(self) -> None:
         """Stop counting as a writer (before this process goes on to other work, such as running a container)."""
-        if self.writer_fd is not None:
-            os.close(self.writer_fd)
-            self.writer_fd = None
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
 
-    def exclude_writers(self, waiting: Callable[[], None]) -> int:
-        """Wait until no writer is left (calling `waiting` first if one is); return the lock's fd to close."""
+    def exclude_writers(self, waiting: Callable[[], None]) -> Lock:
+        """Wait until no writer is left (calling `waiting` first if one is); return the lock to release."""
         os.makedirs(self.root, exist_ok=True)
-        fd = os.open(os.path.join(self.root, "writers.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        lock = Lock(os.path.join(self.root, "writers.lock"))
+        if not lock.take(wait=False):
             waiting()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        return fd
+            lock.take()
+        return lock
 
     # --- blobs ---------------------------------------------------------------------
 
@@ -191,18 +187,28 @@ class HashingWriter:
         return self.file.write(data)
 
 
-class Lock:
-    """An exclusive flock(2) on a file, for the index's read-modify-write."""
+# Which temporary files belong to a live writer: not a pid in their name (pids are reused),
+# but a lock. A process takes `<token>.owner` in tmp/ on its first temporary file and holds
+# it until it exits; its files are named `<token>-...`. Prune removes those whose owner's
+# lock nobody holds.
+_owners: dict[str, tuple[str, Lock]] = {}
 
-    def __init__(self, path: str) -> None:
-        self.path = path
 
-    def __enter__(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+def owner(tmp: str) -> str:
+    """This process's token in `tmp`, its lock taken on first use."""
+    if tmp not in _owners:
+        os.makedirs(tmp, exist_ok=True)
+        token = os.urandom(6).hex()
+        lock = Lock(os.path.join(tmp, f"{token}.owner"))
+        lock.take()
+        _owners[tmp] = (token, lock)
+    return _owners[tmp][0]
 
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
+
+def is_live_temp(tmp: str, name: str) -> bool:
+    """Whether the temporary file `name` in `tmp` belongs to a writer still alive."""
+    token = name.split("-", 1)[0].split(".", 1)[0]
+    return files.is_locked(os.path.join(tmp, f"{token}.owner"))
 
 
 def copy_stream(source: BinaryIO, out: HashingWriter) -> None:

@@ -99,3 +99,9 @@ def exit_code_of(status: int) -> int:
     """Docker's exit code for a wait status: the code, or 128+N after signal N."""
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+def exit_code_unreaped(pid: int) -> int:
+    """Wait for child `pid` to exit and return its exit code, leaving it a zombie (its pid stays taken)."""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status

@@ -23,6 +23,7 @@ import threading
 import uuid as uuidlib
 from collections.abc import Iterable
 
+from .. import files
 from . import names
 from .spec import ApiError
 
@@ -261,17 +262,6 @@ def publish(source: str, target: str) -> None:
 
 
 def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write a small file: temp file, fsync, rename, so readers never see half of it."""
+    """Write a small file so that readers never see half of it (the engine's files.write_atomic)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    # A leading dot is never a valid tag or name, so listings cannot see the temp file.
-    temp = os.path.join(os.path.dirname(path), f".tmp-{uuidlib.uuid4().hex}")
-    try:
-        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    files.write_atomic(path, data, mode)

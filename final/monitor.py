@@ -1,0 +1,299 @@
+# chapter: final
+"""A monitor per container: what lets a container outlive the command that started it.
+
+Until now a container lived as long as `run`: the engine was its parent,
+held its lock and cleaned up after it. `run -d` and `start` hand that job to
+a small process of its own, as Docker hands it to containerd's shim and
+Podman to conmon:
+
+    CLI (run -d, start)              monitor                          container
+    ───────────────────              ───────                          ─────────
+    fork ─▶ setsid, fork ─▶          take the container's lock
+    wait for its word      ◀─┐       runtime.run ── clone ────────▶  PID 1
+                             └────── "running" once PID 1 has exec'd
+    print the id, exit               copy stdout and stderr into the log
+                                     PID 1 exits: record ExitCode, FinishedAt
+                                     restart it, as --restart says, or
+                                     clean up (--rm), drop the lock, exit
+
+The double fork and setsid make the monitor nobody's child and no terminal's
+member: killing the CLI, or closing its terminal, never reaches it. The
+monitor is PID 1's parent (and a subreaper, so nothing of the container
+escapes it), and PID 1 dies with the monitor (its parent-death signal): a
+monitor killed with SIGKILL takes its container along, and the next command,
+finding the lock free, shows the container as dead.
+
+The log is Docker's json-file format, one JSON object a line:
+    {"log":"hello\\n","stream":"stdout","time":"2024-05-01T12:00:00.123456789Z"}
+rotated at --log-opt max-size into at most --log-opt max-file files.
+"""
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import NoReturn
+
+from . import container, containers, faults, libc, runtime
+from .errors import DockyardError, UsageError
+from .request import Request, runtime_spec
+
+LOG_DRIVERS = ("json-file", "none")
+
+
+# --- the restart policy ------------------------------------------------------------
+
+@dataclass
+class RestartPolicy:
+    """--restart: no, on-failure[:N], always or unless-stopped."""
+    name: str = "no"
+    maximum: int = 0    # on-failure:N; 0 means no limit
+
+    def wants(self, exit_code: int, restarts: int, stopped: bool) -> bool:
+        """Whether PID 1 should run again after exiting with `exit_code`."""
+        if stopped or self.name == "no":
+            return False  # stop, kill and rm -f are the user's word: keep it stopped
+        if self.name == "on-failure":
+            return exit_code != 0 and (not self.maximum or restarts < self.maximum)
+        return True  # always, unless-stopped (no daemon restarts here, so they are the same)
+
+
+def parse_restart(text: str) -> RestartPolicy:
+    """Check --restart as Docker spells it."""
+    name, _, count = text.partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped") or (count and name != "on-failure"):
+        raise UsageError(f"invalid restart policy {text!r}",
+                         hint="use no, on-failure[:N], always or unless-stopped")
+    if count and not count.isdigit():
+        raise UsageError(f"invalid restart count {count!r}", hint="on-failure:N takes a number: on-failure:3")
+    return RestartPolicy(name, int(count or 0))
+
+
+def parse_log_options(driver: str, options: list[str]) -> dict[str, str]:
+    """Check --log-driver and --log-opt max-size=10m / max-file=3."""
+    from .limits import parse_size
+    if driver not in LOG_DRIVERS:
+        raise UsageError(f"unknown log driver {driver!r}", hint=f"use one of: {', '.join(LOG_DRIVERS)}")
+    parsed = {"driver": driver}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if key == "max-size" and sep:
+            parsed[key] = str(parse_size(value, "--log-opt max-size"))
+        elif key == "max-file" and value.isdigit() and int(value) >= 1:
+            parsed[key] = value
+        else:
+            raise UsageError(f"invalid --log-opt {option!r}", hint="json-file takes max-size=10m and max-file=3")
+    return parsed
+
+
+# --- the json-file log ---------------------------------------------------------------
+
+def log_path(c: "container.Container") -> str:
+    return c.path(f"{c.id}-json.log")
+
+
+def timestamp() -> str:
+    """Docker's log time: RFC 3339 with nanoseconds, UTC."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+class JsonLog:
+    """The container's output as json-file lines, rotated by size; shared by the stdout and stderr pumps."""
+
+    def __init__(self, path: str, options: dict[str, str]) -> None:
+        self.path = path
+        self.max_size = int(options.get("max-size", 0))
+        self.max_file = int(options.get("max-file", 1))
+        self.lock = threading.Lock()
+        self.file = open(path, "ab")
+
+    def pump(self, fd: int, stream: str) -> None:
+        """Copy `fd` into the log, a line a record, until every writer has closed it."""
+        pending = b""
+        while chunk := os.read(fd, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                self.write(line + b"\n", stream)
+        if pending:
+            self.write(pending, stream)  # a last line without its newline, as Docker keeps it
+        os.close(fd)
+
+    def write(self, data: bytes, stream: str) -> None:
+        record = (json.dumps({"log": data.decode("utf-8", "replace"), "stream": stream, "time": timestamp()},
+                             separators=(",", ":")) + "\n").encode()
+        with self.lock:
+            if self.max_size and self.file.tell() and self.file.tell() + len(record) > self.max_size:
+                self.rotate()
+            self.file.write(record)
+            self.file.flush()
+
+    def rotate(self) -> None:
+        """log -> log.1 -> log.2 ...: keep max-file files in all, the oldest dropped."""
+        self.file.close()
+        for number in range(self.max_file - 1, 0, -1):
+            older = f"{self.path}.{number - 1}" if number > 1 else self.path
+            if os.path.exists(older):
+                os.rename(older, f"{self.path}.{number}")
+        self.file = open(self.path, "wb")  # with max-file 1, the one file starts again
+
+    def close(self) -> None:
+        self.file.close()
+
+
+# --- starting a monitor ---------------------------------------------------------------
+
+def spawn(request: Request) -> None:
+    """Run the container under a monitor of its own; return once its command runs, or raise why not."""
+    report_read, report_write = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(report_read)
+        try:
+            os.setsid()  # a session of its own: the CLI's terminal and its signals stay behind
+            if os.fork() == 0:
+                monitor_main(request, report_write)
+        finally:
+            os._exit(0)  # the middle process: its exit leaves the monitor to init
+    os.close(report_write)
+    os.waitpid(pid, 0)
+    faults.fault_point("monitor-spawned")
+    with open(report_read, "rb") as f:
+        report = f.read()
+    if report == b"running":
+        return
+    if report:
+        from .process import _ERRORS
+        message = json.loads(report)
+        raise _ERRORS.get(message["kind"], DockyardError)(message["problem"], message["hint"])
+    raise DockyardError("the container's monitor died before the container ran",
+                        hint="run it in the foreground (without -d) to see why, or with --debug")
+
+
+class Reporter:
+    """The monitor's one message to the CLI that started it: "running", or the error."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, message: bytes) -> None:
+        if self.fd >= 0:
+            try:
+                os.write(self.fd, message)
+            except OSError:
+                pass  # the CLI is gone (killed, say): the container runs on regardless
+            os.close(self.fd)
+            self.fd = -1
+
+    def error(self, err: BaseException) -> None:
+        if isinstance(err, DockyardError):
+            message = {"kind": type(err).__name__, "problem": err.problem, "hint": err.hint}
+        else:
+            message = {"kind": "DockyardError", "problem": f"the monitor failed: {err}",
+                       "hint": "run it in the foreground (without -d), with --debug, to see where"}
+        self.send(json.dumps(message).encode())
+
+
+def monitor_main(request: Request, report_fd: int) -> NoReturn:
+    """Hold the container's lock, run PID 1, restart it as the policy says, then clean up."""
+    reporter = Reporter(report_fd)
+    try:
+        null_stdio()
+        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)  # orphans of the container come to us, not to init
+        c = container.Container(request.root, request.id)
+        if not c.take_lock():
+            raise DockyardError(f"container {c.name} is already running", hint=f"stop it first: stop {c.name}")
+        clear_stop(c)  # a new start: the last stop is forgotten
+        supervise(request, c, reporter)
+    except BaseException as err:
+        reporter.error(err)
+    finally:
+        os._exit(0)
+
+
+def supervise(request: Request, c: "container.Container", reporter: Reporter) -> None:
+    """Run PID 1 again and again while the restart policy asks for it; then clean up."""
+    policy = parse_restart(request.restart)
+    restarts = 0
+    try:
+        while True:
+            exit_code = run_once(request, c, reporter)
+            if not policy.wants(exit_code, restarts, os.path.exists(c.stop_path())):
+                break
+            restarts += 1
+            c.move("restarting")
+            time.sleep(min(0.1 * 2 ** restarts, 10))  # Docker's back-off: 100ms, doubling
+    finally:
+        if request.remove:
+            from . import volumes
+            containers.remove(request.root, request.id)
+            volumes.remove_anonymous(request.root, request.volumes)
+        c.lock.release()
+
+
+def run_once(request: Request, c: "container.Container", reporter: Reporter) -> int:
+    """Run PID 1 once, its output into the log; record how it ended and return its exit code."""
+    from .cgroups import OOMKilled
+    log = JsonLog(log_path(c), request.log) if request.log.get("driver", "json-file") != "none" else None
+    pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
+    os.dup2(pipes[0][1], 1)  # without O_CLOEXEC: PID 1 inherits them as its stdout and stderr
+    os.dup2(pipes[1][1], 2)
+    for _, write_end in pipes:
+        os.close(write_end)
+    pumps: list[threading.Thread] = []
+
+    def started(pid: int) -> None:
+        containers.started(request, pid, c)  # its network (if any), and the record
+        null_stdio()  # the monitor lets go of the write ends: the log ends when the container's do
+        for (read_end, _), stream in zip(pipes, ("stdout", "stderr")):
+            pumps.append(threading.Thread(target=log.pump if log else drain, args=(read_end, stream)))
+            pumps[-1].start()
+
+    def exited(exit_code: int) -> None:
+        c.move("exited", exit_code=exit_code, pid=0, finished=container.now())
+
+    exit_code = 125
+    try:
+        exit_code = runtime.run(runtime_spec(request, c.directory),
+                                runtime.Hooks(started, lambda: reporter.send(b"running"), exited))
+    except OOMKilled:
+        exit_code = 137
+        c.move("exited", exit_code=137, oom_killed=True, pid=0, finished=container.now())
+    except DockyardError as err:
+        exit_code = err.exit_code
+        reporter.error(err)
+        c.move("exited", exit_code=exit_code, pid=0, finished=container.now())
+    finally:
+        containers.stopped(request, exit_code)
+        null_stdio()
+        for thread in pumps:
+            thread.join()
+        if not pumps:
+            for read_end, _ in pipes:
+                os.close(read_end)
+        if log:
+            log.close()
+    return exit_code
+
+
+def drain(fd: int, _stream: str) -> None:
+    """--log-driver none: read the output and drop it."""
+    while os.read(fd, 65536):
+        pass
+    os.close(fd)
+
+
+def null_stdio() -> None:
+    """Point stdin, stdout and stderr at /dev/null: the monitor has no terminal."""
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def clear_stop(c: "container.Container") -> None:
+    try:
+        os.unlink(c.stop_path())
+    except FileNotFoundError:
+        pass

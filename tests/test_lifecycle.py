@@ -1,0 +1,387 @@
+"""Containers that outlive the command: run -d, create, start, stop, kill, restart, wait, logs, rm -f.
+
+A detached container runs under a monitor of its own (final/monitor.py), not
+under the CLI, so the leak fixture, which looks for our own children, cannot
+see one left running: every test here ends with `no_process_of` its --root.
+"""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+LOOP = "trap 'echo got-term; exit 7' TERM; trap 'echo got-usr1' USR1; echo ready; while :; do sleep 0.05; done"
+
+
+def run_d(dockyard, rootfs, *args):
+    """run -d, which must print the full id and return while the container runs."""
+    result = dockyard("run", "-d", *args[:-1], "--rootfs", rootfs, *args[-1])
+    assert result.returncode == 0, result.stderr
+    container_id = result.stdout.strip()
+    assert len(container_id) == 64 and int(container_id, 16) >= 0
+    return container_id
+
+
+def status_of(dockyard, name):
+    """The STATUS column of `ps -a` for container `name`."""
+    result = dockyard("ps", "-a")
+    assert result.returncode == 0, result.stderr
+    for line in result.stdout.splitlines()[1:]:
+        if line.split()[-1] == name:
+            return line.split("   ")[-2].strip()
+    return None
+
+
+def state(dockyard, name):
+    result = dockyard("inspect", name)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)[0]["State"]
+
+
+def wait_until(check, what, timeout=60):
+    """Poll `check` until it is true; a loaded machine may take long, so the bound is generous."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def logs(dockyard, *args):
+    result = dockyard("logs", *args)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def processes_of(root):
+    """Live processes that name `root` (monitors) or run inside one of its containers' cgroups."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                state_letter = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if root in cmdline and "pytest" not in cmdline:
+            found.append(f"{pid} ({state_letter}): {cmdline}")
+    return found
+
+
+def reap_exited_monitors():
+    """Reap the monitors that exited as zombies of ours: the suite is a subreaper, so they come to us."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and fields[1] == str(os.getpid()):
+            os.waitpid(int(pid), 0)
+
+
+@pytest.fixture
+def no_process_of(dockyard):
+    """After the test: remove every container, then no monitor of this --root may be left."""
+    yield
+    ids = dockyard("ps", "-aq").stdout.split()
+    if ids:
+        dockyard("rm", "-f", *ids)
+    deadline = time.monotonic() + 30
+    while processes_of(dockyard.root) and time.monotonic() < deadline:
+        time.sleep(0.05)  # a monitor whose container was just removed is finishing
+    left = processes_of(dockyard.root)
+    for line in left:
+        os.kill(int(line.split()[0]), signal.SIGKILL)
+    time.sleep(0.05)
+    reap_exited_monitors()
+    assert not left, f"processes left running: {left}"
+
+
+pytestmark = pytest.mark.usefixtures("no_process_of")
+
+
+# --- run -d, ps, logs, stop ------------------------------------------------------------
+
+def test_run_d_prints_the_full_id_and_returns_while_the_container_runs(dockyard, rootfs):
+    container_id = run_d(dockyard, rootfs, "--name", "web", ["sh", "-c", "echo hello; echo oops >&2; sleep 100"])
+    assert status_of(dockyard, "web").startswith("Up")
+    assert dockyard("ps", "-q").stdout.split() == [container_id[:12]]
+    wait_until(lambda: "hello" in dockyard("logs", "web").stdout, "the container's output in its log")
+    result = logs(dockyard, "web")
+    assert result.stdout == "hello\n" and result.stderr == "oops\n"
+
+
+def test_the_log_is_dockers_json_file_format(dockyard, rootfs):
+    container_id = run_d(dockyard, rootfs, ["sh", "-c", "echo one; echo two >&2"])
+    assert dockyard("wait", container_id).stdout.strip() == "0"
+    path = os.path.join(dockyard.root, "containers", container_id, f"{container_id}-json.log")
+    records = [json.loads(line) for line in open(path)]
+    assert sorted((r["log"], r["stream"]) for r in records) == [("one\n", "stdout"), ("two\n", "stderr")]
+    assert all(r["time"].endswith("Z") and len(r["time"]) == len("2024-01-01T00:00:00.123456789Z") for r in records)
+
+
+def test_stop_sends_the_stop_signal_and_waits_for_the_container_to_exit(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "trap", ["sh", "-c", LOOP])
+    wait_until(lambda: "ready" in dockyard("logs", "trap").stdout, "the trap to be set")
+    result = dockyard("stop", "-t", "60", "trap")
+    assert result.returncode == 0 and result.stdout == "trap\n", result.stderr
+    assert status_of(dockyard, "trap").startswith("Exited (7)")
+    assert "got-term" in logs(dockyard, "trap").stdout
+
+
+def test_stop_kills_a_container_that_ignores_its_stop_signal_after_the_timeout(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "deaf", ["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"])
+    wait_until(lambda: "ready" in dockyard("logs", "deaf").stdout, "the trap to be set")
+    assert dockyard("stop", "-t", "0.2", "deaf").returncode == 0
+    assert status_of(dockyard, "deaf").startswith("Exited (137)")
+
+
+def test_kill_sends_the_signal_asked_for_and_sigkill_by_default(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "kk", ["sh", "-c", LOOP])
+    wait_until(lambda: "ready" in dockyard("logs", "kk").stdout, "the trap to be set")
+    assert dockyard("kill", "-s", "USR1", "kk").returncode == 0
+    wait_until(lambda: "got-usr1" in dockyard("logs", "kk").stdout, "the USR1 trap to run")
+    assert status_of(dockyard, "kk").startswith("Up")
+    assert dockyard("kill", "kk").returncode == 0
+    assert dockyard("wait", "kk").stdout.strip() == "137"
+
+
+def test_create_leaves_the_container_created_and_start_runs_it_detached(dockyard, rootfs):
+    result = dockyard("create", "--name", "later", "--rootfs", rootfs, "sh", "-c", "echo ran; exit 3")
+    assert result.returncode == 0 and len(result.stdout.strip()) == 64, result.stderr
+    assert status_of(dockyard, "later") == "Created"
+    assert logs(dockyard, "later").stdout == ""
+    started = dockyard("start", "later")
+    assert started.returncode == 0 and started.stdout == "later\n", started.stderr
+    assert dockyard("wait", "later").stdout.strip() == "3"
+    assert status_of(dockyard, "later").startswith("Exited (3)")
+    assert logs(dockyard, "later").stdout == "ran\n"
+
+
+def test_start_a_runs_it_in_the_foreground_with_its_exit_code(dockyard, rootfs):
+    dockyard("create", "--name", "fg", "--rootfs", rootfs, "sh", "-c", "echo here; exit 4")
+    result = dockyard("start", "-a", "fg")
+    assert result.returncode == 4 and result.stdout == "here\n"
+
+
+def test_start_of_a_running_container_and_stop_of_a_stopped_one_succeed_quietly(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "qq", ["sleep", "100"])
+    result = dockyard("start", "qq")
+    assert result.returncode == 0 and result.stderr == ""
+    assert dockyard("stop", "-t", "0", "qq").returncode == 0
+    again = dockyard("stop", "qq")
+    assert again.returncode == 0 and again.stderr == ""
+
+
+def test_restart_runs_the_container_again(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "again", ["sh", "-c", "echo run; sleep 100"])
+    first = state(dockyard, "again")["StartedAt"]
+    assert dockyard("restart", "-t", "0", "again").returncode == 0
+    assert status_of(dockyard, "again").startswith("Up")
+    assert state(dockyard, "again")["StartedAt"] > first
+    wait_until(lambda: dockyard("logs", "again").stdout == "run\nrun\n", "the second run's output")
+
+
+def test_rm_f_removes_a_running_container_and_leaves_no_process(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "doomed", "--restart", "always", ["sleep", "100"])
+    result = dockyard("rm", "-f", "doomed")
+    assert result.returncode == 0, result.stderr
+    assert dockyard("ps", "-aq").stdout == ""
+    assert processes_of(dockyard.root) == []
+
+
+def test_run_d_rm_removes_the_container_when_it_exits(dockyard, rootfs):
+    container_id = run_d(dockyard, rootfs, "--rm", ["true"])
+    wait_until(lambda: dockyard("ps", "-aq").stdout == "", "the container to remove itself")
+    assert not os.path.exists(os.path.join(dockyard.root, "containers", container_id))
+
+
+# --- restart policies ------------------------------------------------------------------
+
+def test_on_failure_restarts_up_to_its_count_then_leaves_it_exited(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "flaky", "--restart", "on-failure:2", ["sh", "-c", "echo try; exit 1"])
+    wait_until(lambda: dockyard("logs", "flaky").stdout.count("try") == 3 and
+               not status_of(dockyard, "flaky").startswith(("Up", "Restarting")), "three tries")
+    assert dockyard("wait", "flaky").stdout.strip() == "1"
+    assert status_of(dockyard, "flaky").startswith("Exited (1)")
+
+
+def test_always_restarts_a_container_that_exits_until_it_is_stopped(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "loop", "--restart", "always", ["sh", "-c", "echo up; sleep 0.2"])
+    wait_until(lambda: dockyard("logs", "loop").stdout.count("up") >= 2, "a restart")
+    assert dockyard("stop", "-t", "0", "loop").returncode == 0
+    assert not status_of(dockyard, "loop").startswith(("Up", "Restarting"))
+
+
+def test_a_bad_restart_policy_is_refused_with_a_hint(dockyard, rootfs):
+    result = dockyard("run", "-d", "--restart", "sometimes", "--rootfs", rootfs, "true")
+    assert result.returncode == 125 and "error:" in result.stderr and "hint:" in result.stderr
+    assert dockyard("ps", "-aq").stdout == ""
+
+
+# --- logs ------------------------------------------------------------------------------
+
+def test_logs_tail_timestamps_and_follow(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "lines", ["sh", "-c", "for i in 1 2 3 4; do echo line$i; done"])
+    dockyard("wait", "lines")
+    assert logs(dockyard, "--tail", "2", "lines").stdout == "line3\nline4\n"
+    stamped = logs(dockyard, "-t", "--tail", "1", "lines").stdout
+    assert stamped.endswith("Z line4\n") and stamped.startswith("20")
+    assert logs(dockyard, "-f", "lines").stdout == "line1\nline2\nline3\nline4\n"  # -f ends with the container
+
+
+def test_logs_follow_prints_what_comes_until_the_container_exits(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "slow", ["sh", "-c", "echo first; sleep 1; echo second"])
+    result = logs(dockyard, "-f", "slow")
+    assert result.stdout == "first\nsecond\n"
+
+
+def test_logs_since_and_until_pick_lines_by_time(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "timed", ["sh", "-c", "echo old"])
+    dockyard("wait", "timed")
+    stamp = logs(dockyard, "-t", "timed").stdout.split()[0]
+    assert logs(dockyard, "--since", "1h", "timed").stdout == "old\n"
+    assert logs(dockyard, "--until", stamp, "timed").stdout == ""  # until is exclusive
+    assert logs(dockyard, "--since", "2999-01-01T00:00:00Z", "timed").stdout == ""
+
+
+def test_log_opt_max_size_rotates_into_max_file_files(dockyard, rootfs):
+    container_id = run_d(dockyard, rootfs, "--log-opt", "max-size=1k", "--log-opt", "max-file=2",
+                         ["sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line$i; i=$((i+1)); done"])
+    dockyard("wait", container_id)
+    directory = os.path.join(dockyard.root, "containers", container_id)
+    names = sorted(n for n in os.listdir(directory) if "-json.log" in n)
+    assert names == [f"{container_id}-json.log", f"{container_id}-json.log.1"]
+    assert all(os.path.getsize(os.path.join(directory, n)) <= 1024 for n in names)
+    shown = logs(dockyard, container_id).stdout.splitlines()
+    assert shown[-1] == "line199" and shown == [f"line{i}" for i in range(200 - len(shown), 200)]
+
+
+def test_logs_of_a_container_without_a_log_is_an_error_with_a_hint(dockyard, rootfs):
+    container_id = run_d(dockyard, rootfs, "--log-driver", "none", ["echo", "x"])
+    result = dockyard("logs", container_id)
+    assert result.returncode == 125 and "error:" in result.stderr and "hint:" in result.stderr
+
+
+# --- bad names ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["stop"], ["kill"], ["start"], ["wait"], ["logs"], ["restart"]])
+def test_an_unknown_container_is_an_error_with_a_hint(dockyard, command):
+    result = dockyard(*command, "nosuchthing")
+    assert result.returncode == 125
+    assert "error: no such container" in result.stderr and "hint:" in result.stderr
+
+
+def test_an_ambiguous_id_prefix_is_an_error_naming_the_matches(dockyard, rootfs):
+    seen = {}
+    while True:  # at most 17 containers: two of them share a first hex digit
+        result = dockyard("create", "--rootfs", rootfs, "true")
+        container_id = result.stdout.strip()
+        if container_id[0] in seen:
+            break
+        seen[container_id[0]] = container_id
+    result = dockyard("start", container_id[0])
+    assert result.returncode == 125 and "more than one container" in result.stderr and "hint:" in result.stderr
+
+
+def test_kill_of_a_stopped_container_is_an_error(dockyard, rootfs):
+    dockyard("create", "--name", "idle", "--rootfs", rootfs, "true")
+    result = dockyard("kill", "idle")
+    assert result.returncode == 125 and "not running" in result.stderr and "hint:" in result.stderr
+
+
+# --- pidfds and the crash matrix ----------------------------------------------------------
+
+def pid1_and_monitor(dockyard, container_id):
+    with open(os.path.join(dockyard.root, "containers", container_id, "state.json")) as f:
+        pid = json.load(f)["pid"]
+    with open(f"/proc/{pid}/stat") as f:
+        return pid, int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_pid_that_the_container_no_longer_owns_is_never_signalled(dockyard, rootfs, tmp_path):
+    container_id = run_d(dockyard, rootfs, "--name", "gone", ["sleep", "100"])
+    pid, monitor = pid1_and_monitor(dockyard, container_id)
+    os.kill(monitor, signal.SIGKILL)  # PID 1 dies with it; its number is free for anyone
+    wait_until(lambda: is_gone(pid), "PID 1 to die with its monitor")
+    reap_exited_monitors()  # it may come to us, the suite being a subreaper
+    stranger = __import__("subprocess").Popen(["sleep", "100"])
+    try:
+        path = os.path.join(dockyard.root, "containers", container_id, "state.json")
+        record = json.load(open(path))
+        json.dump({**record, "pid": stranger.pid}, open(path, "w"))  # as if the number came back
+        assert dockyard("kill", "gone").returncode == 125
+        assert dockyard("stop", "-t", "0", "gone").returncode == 0
+        assert dockyard("rm", "-f", "gone").returncode == 0
+        assert stranger.poll() is None, "the engine signalled a process that is not the container's"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def is_gone(pid):
+    """Whether `pid` has exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def fault_env(dockyard, point):
+    return {**dockyard.impl.env(), "DOCKYARD_FAULT": point}
+
+
+def crash_cli_during_create(dockyard, rootfs):
+    result = dockyard("run", "-d", "--name", "victim", "--rootfs", rootfs, "sleep", "100",
+                      env=fault_env(dockyard, "container-layers"))
+    assert result.returncode == -signal.SIGKILL
+    return None  # no container: it was never made
+
+
+def crash_cli_during_start(dockyard, rootfs):
+    result = dockyard("run", "-d", "--name", "victim", "--rootfs", rootfs, "sleep", "100",
+                      env=fault_env(dockyard, "monitor-spawned"))
+    assert result.returncode == -signal.SIGKILL
+    wait_until(lambda: (status_of(dockyard, "victim") or "").startswith("Up"), "the container to run")
+    return "Up"  # killing the CLI never kills a detached container
+
+
+def crash_cli_during_attach(dockyard, rootfs):
+    result = dockyard("run", "--name", "victim", "--rootfs", rootfs, "sleep", "100",
+                      env=fault_env(dockyard, "container-running"))
+    assert result.returncode == -signal.SIGKILL
+    return "Dead"  # a foreground container is the CLI's child: it dies with it
+
+
+def crash_monitor(dockyard, rootfs):
+    container_id = run_d(dockyard, rootfs, "--name", "victim", ["sleep", "100"])
+    os.kill(pid1_and_monitor(dockyard, container_id)[1], signal.SIGKILL)
+    return "Dead"
+
+
+def crash_pid1(dockyard, rootfs):
+    container_id = run_d(dockyard, rootfs, "--name", "victim", ["sleep", "100"])
+    os.kill(pid1_and_monitor(dockyard, container_id)[0], signal.SIGKILL)
+    wait_until(lambda: status_of(dockyard, "victim").startswith("Exited"), "the monitor to record the exit")
+    return "Exited (137)"
+
+
+@pytest.mark.parametrize("crash", [crash_cli_during_create, crash_cli_during_start, crash_cli_during_attach,
+                                   crash_monitor, crash_pid1], ids=lambda f: f.__name__)
+def test_after_a_crash_ps_tells_the_truth_and_rm_f_leaves_nothing(dockyard, rootfs, crash):
+    expected = crash(dockyard, rootfs)
+    if expected is None:
+        assert dockyard("ps", "-aq").stdout == ""
+        again = dockyard("run", "--name", "victim", "--rootfs", rootfs, "true")  # the name is free again
+        assert again.returncode == 0, again.stderr
+    else:
+        wait_until(lambda: (status_of(dockyard, "victim") or "").startswith(expected), f"status {expected}")
+    result = dockyard("rm", "-f", "victim")
+    assert result.returncode == 0, result.stderr
+    assert dockyard("ps", "-aq").stdout == ""
+    wait_until(lambda: processes_of(dockyard.root) == [], "every process of the container to be gone")
+    assert not os.listdir(os.path.join(dockyard.root, "containers"))
