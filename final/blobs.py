@@ -202,9 +202,9 @@ class HashingWriter:
 
 
 # Which temporary files belong to a live writer: not a pid in their name (pids are reused),
-# but a lock. A process takes `<token>.owner` in tmp/ on its first temporary file and holds
-# it until it exits; its files are named `<token>-...`. Prune removes those whose owner's
-# lock nobody holds.
+# but a lock. A process takes `<token>.lock` in tmp-owners/ on its first temporary file and
+# holds it until it exits; its files in tmp/ are named `<token>-...`. Prune removes those
+# whose owner's lock nobody holds, and the owners' lock files that nobody holds.
 _owners: dict[str, tuple[str, Lock]] = {}
 
 
@@ -212,8 +212,9 @@ def owner(tmp: str) -> str:
     """This process's token in `tmp`, its lock taken on first use."""
     if tmp not in _owners:
         os.makedirs(tmp, exist_ok=True)
+        os.makedirs(f"{tmp}-owners", exist_ok=True)
         token = os.urandom(6).hex()
-        lock = Lock(os.path.join(tmp, f"{token}.owner"))
+        lock = Lock(os.path.join(f"{tmp}-owners", f"{token}.lock"))
         lock.take()
         _owners[tmp] = (token, lock)
     return _owners[tmp][0]
@@ -221,8 +222,14 @@ def owner(tmp: str) -> str:
 
 def is_live_temp(tmp: str, name: str) -> bool:
     """Whether the temporary file `name` in `tmp` belongs to a writer still alive."""
-    token = name.split("-", 1)[0].split(".", 1)[0]
-    return files.is_locked(os.path.join(tmp, f"{token}.owner"))
+    return files.is_locked(os.path.join(f"{tmp}-owners", name.split("-", 1)[0] + ".lock"))
+
+
+def sweep_owners(tmp: str) -> None:
+    """Remove the lock files of owners that are gone (after their temporary files)."""
+    for name in os.listdir(f"{tmp}-owners") if os.path.isdir(f"{tmp}-owners") else []:
+        if not files.is_locked(os.path.join(f"{tmp}-owners", name)):
+            os.unlink(os.path.join(f"{tmp}-owners", name))
 
 
 def copy_stream(source: BinaryIO, out: HashingWriter) -> None:

@@ -196,7 +196,7 @@ def prune(root: str, filters: dict[str, list[str]]) -> tuple[list[str], int]:
         except FileNotFoundError:
             pass  # removed by someone else meanwhile
         finally:
-            os.close(held)
+            held.lock.release()
     return removed, reclaimed
 
 

@@ -288,6 +288,7 @@ class Store(BlobStore):
                 path = os.path.join(self.tmp, name)
                 shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
                 removed.append(f"Deleted temporary: {name}")
+        blobs.sweep_owners(self.tmp)
         return removed
 
     # --- unpacked layers -----------------------------------------------------------
