@@ -99,7 +99,10 @@ class Container:
     # --8<-- [start:signal]
     def signal(self, sig: int) -> bool:
         """Send `sig` to PID 1 through a pidfd; False if the container does not run."""
-        pid = self.state.pid
+        try:
+            pid = State(**files.read_json(self.path("state.json"))).pid  # now, not when we were loaded
+        except FileNotFoundError:
+            return False
         try:
             pidfd = libc.pidfd_open(pid) if pid else -1
         except ProcessLookupError:

@@ -82,7 +82,7 @@ def add_start_arguments(p: argparse.ArgumentParser) -> None:
 def stop(c, timeout: float) -> None:
     """The container's stop signal, then SIGKILL if it still runs after `timeout` seconds."""
     c.request_stop()
-    if not c.signal(stop_signal(c.config.get("stop_signal", ""))):
+    if not c.signal(stop_signal(c.config.get("stop_signal", ""))) and not c.is_running_now():
         return  # it was not running: quiet, as Docker
     if not wait_for_exit(c, timeout):
         c.signal(signal.SIGKILL)

@@ -224,6 +224,9 @@ def supervise(request: Request, c: "container.Container", reporter: Reporter) ->
             restarts += 1
             c.move("restarting")
             time.sleep(min(0.1 * 2 ** restarts, 10))  # Docker's back-off: 100ms, doubling
+            if os.path.exists(c.stop_path()):
+                c.move("exited")
+                break  # stopped while it waited to restart
     finally:
         if request.remove:
             from . import volumes
