@@ -30,7 +30,7 @@ import os
 import shutil
 import sys
 
-from . import containers, files, hosts, ipam, nat, netlink, proxy
+from . import containers, files, hosts, ipam, netlink, proxy
 from .errors import DockyardError
 from .ipam import Lease, Network
 from .network_options import Options  # noqa: F401  (network.Options, as the record keeps it)
@@ -244,6 +244,7 @@ def bring_up(root: str, network: Network, nl: netlink.Netlink) -> None:
     try:
         nl.add_address(index, ipaddress.IPv4Interface(f"{network.gateway}/{current.prefixlen}"))
         nl.set_up(index)
+        from . import nat  # here, not at the top: a --network none run never needs iptables (subprocess)
         nat.add(network.bridge, network.subnet)
     except BaseException:
         take_down(network, nl)
@@ -253,6 +254,7 @@ def bring_up(root: str, network: Network, nl: netlink.Netlink) -> None:
 
 def take_down(network: Network, nl: netlink.Netlink) -> None:
     """Remove the bridge and its rules (rules first: no rule may outlive its bridge)."""
+    from . import nat
     try:
         nat.remove(network.bridge, network.subnet)
     finally:
@@ -263,6 +265,7 @@ def reconcile(root: str) -> None:
     """Free what a killed engine left: leases without a veth, idle bridges, orphaned rules."""
     if os.geteuid() != 0 or not os.path.isdir(ipam.directory(root)):
         return
+    from . import nat
     with ipam.locked(), netlink.Netlink() as nl:
         reconcile_locked(root, nl)
         remove_orphan_bridges(nl)
