@@ -17,6 +17,7 @@ import urllib.request
 import pytest
 
 from conftest import needs_root, require_programs
+from test_lifecycle import no_process_of  # noqa: F401  (a fixture: no monitor of the root outlives the test)
 
 pytestmark = needs_root
 
@@ -326,6 +327,25 @@ def test_p_publishes_a_port_on_ipv4_and_ipv6_loopback_until_the_container_stops(
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=30)
     assert_nothing_left(dockyard)
+
+
+@pytest.mark.usefixtures("no_process_of")
+def test_a_detached_container_keeps_its_port_after_run_returns_and_stop_closes_it(dockyard, rootfs):
+    # run -d: the container's monitor, not the CLI, holds the proxy and tears the network down.
+    os.makedirs(os.path.join(rootfs, "www"))
+    with open(os.path.join(rootfs, "www", "index.html"), "w") as f:
+        f.write("hello from a detached container\n")
+    ok(dockyard("run", "-d", "--name", "web", "-p", "127.0.0.1::80", "--rootfs", rootfs, "httpd", "-f", "-p", "80",
+                "-h", "/www"))
+    try:
+        port = int(ok(dockyard("port", "web")).rsplit(":", 1)[1])
+        assert http_get("127.0.0.1", port) == "hello from a detached container\n"
+    finally:
+        ok(dockyard("stop", "web"))
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=30)
+    assert_nothing_left(dockyard)
+    ok(dockyard("rm", "web"))
 
 
 def test_p_with_an_address_a_free_port_and_a_range(dockyard, rootfs):
