@@ -13,6 +13,7 @@ import time
 import pytest
 
 from conftest import become_nobody, needs_root
+from test_lifecycle import no_process_of  # noqa: F401  (a fixture: no monitor outlives the test)
 
 pytestmark = needs_root
 
@@ -210,3 +211,30 @@ def test_exec_t_gives_the_command_the_callers_window_size(dockyard, rootfs):
         client.wait(timeout=60)
         os.close(master)
     assert b"33 101" in output, output
+
+
+# --- detached containers (a monitor is PID 1's parent) ----------------------------------
+
+@pytest.mark.usefixtures("no_process_of")
+def test_exec_into_a_detached_container(dockyard, rootfs):
+    started = dockyard("run", "-d", "--network", "none", "--name", "box", "--rootfs", rootfs, "sleep", "1000")
+    assert started.returncode == 0, started.stderr
+    try:
+        result = dockyard("exec", "box", "sh", "-c", "cat /proc/1/comm; exit 3")
+        assert (result.returncode, result.stdout) == (3, "sleep\n"), result.stderr
+        assert dockyard("exec", "-t", "box", "tty").stdout.strip() == "/dev/pts/0"
+    finally:
+        dockyard("rm", "-f", "box")
+
+
+@pytest.mark.usefixtures("no_process_of")
+def test_with_run_d_init_what_exec_d_leaves_behind_is_reaped(dockyard, rootfs):
+    started = dockyard("run", "-d", "--init", "--network", "none", "--name", "box", "--rootfs", rootfs, "sleep", "1000")
+    assert started.returncode == 0, started.stderr
+    try:
+        assert dockyard("exec", "-d", "box", "sh", "-c", "exit 0").returncode == 0
+        wait_until(lambda: " Z " not in dockyard("exec", "box", "ps", "-o", "pid,stat,comm").stdout
+                   and "sh" not in dockyard("exec", "box", "ps", "-o", "comm").stdout.split()[1:],
+                   "the exited shell was reaped")
+    finally:
+        dockyard("rm", "-f", "box")
