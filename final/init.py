@@ -18,6 +18,7 @@ from . import config, process
 
 def run_as_init(argv: list[str], env: dict[str, str], error_fd: int) -> NoReturn:
     """Fork the command, then reap and forward until it exits. Call as PID 1."""
+    close_inherited(error_fd)  # ch final
     # >>> exercise 2.4: a tiny init: fork the command, forward signals, reap every child
     # hint: fork; the child runs process.exec_command(argv, env) and sends any error with
     # hint: process.report_to_parent(error_fd, err). The parent closes error_fd, installs a handler
@@ -45,3 +46,13 @@ def run_as_init(argv: list[str], env: dict[str, str], error_fd: int) -> NoReturn
         if pid == child:
             os._exit(process.exit_code_of(status))
     # <<< exercise 2.4
+
+
+# >>> chapter final
+def close_inherited(keep: int) -> None:
+    """Close every fd but stdio and `keep`: this PID 1 never execs, so even close-on-exec ones stay open."""
+    # A detached container's monitor has its lock and the pipe that `run -d` waits on open: kept
+    # here, the lock would outlive the monitor and `run -d` would wait for the pipe's end forever.
+    os.closerange(3, keep)
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+# <<< chapter final
