@@ -214,8 +214,10 @@ def owner(tmp: str) -> str:
         os.makedirs(tmp, exist_ok=True)
         os.makedirs(f"{tmp}-owners", exist_ok=True)
         token = os.urandom(6).hex()
-        lock = Lock(os.path.join(f"{tmp}-owners", f"{token}.lock"))
+        # Locked under a hidden name, then renamed: prune never sees our lock file unlocked.
+        lock = Lock(os.path.join(f"{tmp}-owners", f".{token}.new"))
         lock.take()
+        os.rename(lock.path, os.path.join(f"{tmp}-owners", f"{token}.lock"))
         _owners[tmp] = (token, lock)
     return _owners[tmp][0]
 
@@ -228,7 +230,7 @@ def is_live_temp(tmp: str, name: str) -> bool:
 def sweep_owners(tmp: str) -> None:
     """Remove the lock files of owners that are gone (after their temporary files)."""
     for name in os.listdir(f"{tmp}-owners") if os.path.isdir(f"{tmp}-owners") else []:
-        if not files.is_locked(os.path.join(f"{tmp}-owners", name)):
+        if not name.startswith(".") and not files.is_locked(os.path.join(f"{tmp}-owners", name)):
             os.unlink(os.path.join(f"{tmp}-owners", name))
 
 
