@@ -64,6 +64,16 @@ def test_the_engines_own_environment_does_not_leak_in(dockyard, rootfs, impl):
     assert "SECRET_OF_THE_HOST" not in result.stdout
 
 
+def test_files_the_caller_left_open_do_not_reach_the_container(dockyard, rootfs, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("host secret\n")
+    with open(secret) as leaked:  # inheritable, as a shell's `9<file` is
+        fd = leaked.fileno()
+        result = dockyard("run", "--rootfs", rootfs, "sh", "-c", f"cat /proc/self/fd/{fd} 2>/dev/null || echo closed",
+                          pass_fds=(fd,))
+    assert result.returncode == 0 and result.stdout == "closed\n", result.stdout + result.stderr
+
+
 def test_workdir_sets_the_current_directory_and_is_created_if_missing(dockyard, rootfs):
     result = dockyard("run", "-w", "/srv/app", "--rootfs", rootfs, "pwd")
     assert result.stdout == "/srv/app\n"

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from . import config
+from . import config, process
 from .errors import DockyardError, UsageError
 
 
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and turn errors into `error:` and `hint:` lines."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    process.close_inherited_files()
     try:
         args = build_parser(command_word(argv)).parse_args(argv)
         if not getattr(args, "handler", None):

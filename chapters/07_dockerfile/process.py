@@ -34,6 +34,19 @@ def default_env(hostname: str, tty: bool, extra: list[str]) -> dict[str, str]:
     return env
 
 
+def close_inherited_files() -> None:
+    """Let no file our caller left open reach the container: only stdin, stdout and stderr."""
+    # A descriptor opened without close-on-exec (a shell's `3<file`, a parent's
+    # socket) stays open across fork and exec, so the container's command would
+    # hold it: a door to the host. Marking them close-on-exec shuts it at exec.
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2:
+            try:
+                os.set_inheritable(int(name), False)
+            except OSError:
+                pass  # the directory listing's own descriptor, closed by now
+
+
 def find_executable(name: str, path: str) -> str:
     """Find `name` on `path` as execvp(3) would; call after entering the rootfs."""
     # We search PATH ourselves: after chroot, os.execvp can fail on a lazy
