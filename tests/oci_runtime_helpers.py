@@ -2,9 +2,11 @@
 
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
+import time
 
 
 class OciRuntime:
@@ -98,3 +100,18 @@ def default_config(args: list[str]) -> dict:
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },
     }
+
+
+def read_until(fd: int, marker: bytes | None, timeout: float = 30) -> str:
+    """What a terminal shows until `marker` appears (or, with None, until it closes)."""
+    chunks, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline and not (marker and marker in chunks):
+        if select.select([fd], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks += chunk
+    return chunks.decode(errors="replace")

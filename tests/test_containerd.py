@@ -15,6 +15,7 @@ import time
 import pytest
 
 from conftest import DAEMONS, needs_root
+from oci_runtime_helpers import read_until
 
 pytestmark = [needs_root, pytest.mark.skipif(not shutil.which("containerd") and not os.environ.get("CI"),
                                              reason="containerd is not installed: sudo apt-get install containerd")]
@@ -55,6 +56,24 @@ class Containerd:
     def run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         """`ctr run` with Dockyard's runtime in place of runc."""
         return self.ctr("run", "--runc-binary", self.runtime, *args, **kwargs)
+
+    def tasks(self) -> dict[str, str]:
+        """`ctr task ls` as task -> status."""
+        rows = [line.split() for line in self.ctr("task", "ls").stdout.splitlines()[1:]]
+        return {row[0]: row[2] for row in rows if len(row) >= 3}
+
+    def wait_for(self, name: str, status: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while (now := self.tasks().get(name)) != status and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return now
+
+    def remove(self, name: str) -> None:
+        """Kill a container's task, then delete the task and the container, as a user would."""
+        self.ctr("task", "kill", "-s", "SIGKILL", name)
+        self.wait_for(name, "STOPPED")
+        self.ctr("task", "delete", "--force", name)
+        self.ctr("containers", "rm", name)
 
 
 def write_config(directory: str) -> str:
@@ -99,9 +118,7 @@ def containerd(impl, tmp_path_factory, busybox_rootfs):
         import_busybox(ctd, impl, directory, busybox_rootfs)
         yield ctd
         for name in ctd.ctr("containers", "ls", "-q").stdout.split():
-            ctd.ctr("task", "kill", "-s", "SIGKILL", name)
-            ctd.ctr("task", "delete", "--force", name)
-            ctd.ctr("containers", "rm", name)
+            ctd.remove(name)
         ctd.ctr("images", "rm", IMAGE)
     finally:
         daemon.terminate()
@@ -146,13 +163,9 @@ def test_ctr_run_rm_gives_output_and_exit_code(containerd):
 def test_ctr_run_detached_then_kill_and_delete(containerd):
     result = containerd.run("-d", IMAGE, "bg1", "sleep", "300")
     assert result.returncode == 0, result.stderr
-    tasks = containerd.ctr("task", "ls").stdout
-    assert "bg1" in tasks and "RUNNING" in tasks
+    assert containerd.tasks()["bg1"] == "RUNNING"
     assert containerd.ctr("task", "kill", "-s", "SIGKILL", "bg1").returncode == 0
-    deadline = time.monotonic() + 20
-    while "STOPPED" not in containerd.ctr("task", "ls").stdout and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "STOPPED" in containerd.ctr("task", "ls").stdout
+    assert containerd.wait_for("bg1", "STOPPED") == "STOPPED"
     assert containerd.ctr("task", "delete", "bg1").returncode == 0
     assert containerd.ctr("containers", "rm", "bg1").returncode == 0
     assert cgroup_of("bg1", containerd) == []
@@ -165,13 +178,10 @@ def test_ctr_task_exec_and_ps(containerd):
         assert result.returncode == 4, result.stderr
         assert result.stdout == "in\nsleep\0" "300\0"  # PID 1 is the container's own command
         ps = containerd.ctr("task", "ps", "ex1").stdout.split("\n")
-        pid = containerd.ctr("task", "ls").stdout.split("ex1")[1].split()[0]
+        pid = next(line.split()[1] for line in containerd.ctr("task", "ls").stdout.splitlines() if line.startswith("ex1 "))
         assert any(line.split()[:1] == [pid] for line in ps[1:]), ps
     finally:
-        containerd.ctr("task", "kill", "-s", "SIGKILL", "ex1")
-        time.sleep(0.5)
-        containerd.ctr("task", "delete", "--force", "ex1")
-        containerd.ctr("containers", "rm", "ex1")
+        containerd.remove("ex1")
 
 
 def test_ctr_run_with_a_terminal(containerd):
@@ -179,18 +189,10 @@ def test_ctr_run_with_a_terminal(containerd):
     if pid == 0:
         os.execvp("ctr", ["ctr", "--address", containerd.socket, "--namespace", containerd.namespace, "run",
                           "--runc-binary", containerd.runtime, "-t", "--rm", IMAGE, "tty1", "sh", "-c", "tty; exit 6"])
-    output = b""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
+    output = read_until(fd, None)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 6, output
-    assert b"/dev/pts/0" in output
+    assert "/dev/pts/0" in output
 
 
 def test_ctr_memory_limit_reaches_the_cgroup(containerd):
@@ -201,10 +203,7 @@ def test_ctr_memory_limit_reaches_the_cgroup(containerd):
                   for name in ("memory.limit_in_bytes", "memory.max") if os.path.exists(os.path.join(d, name))]
         assert limits == [f"{64 * 1024 * 1024}\n"]
     finally:
-        containerd.ctr("task", "kill", "-s", "SIGKILL", "mem1")
-        time.sleep(0.5)
-        containerd.ctr("task", "delete", "--force", "mem1")
-        containerd.ctr("containers", "rm", "mem1")
+        containerd.remove("mem1")
 
 
 def test_two_containers_run_side_by_side(containerd):
@@ -212,9 +211,6 @@ def test_two_containers_run_side_by_side(containerd):
     try:
         result = containerd.run("--rm", IMAGE, "two2", "sh", "-c", "echo second")
         assert result.returncode == 0 and result.stdout == "second\n", result.stderr
-        assert "RUNNING" in containerd.ctr("task", "ls").stdout
+        assert containerd.tasks()["two1"] == "RUNNING"
     finally:
-        containerd.ctr("task", "kill", "-s", "SIGKILL", "two1")
-        time.sleep(0.5)
-        containerd.ctr("task", "delete", "--force", "two1")
-        containerd.ctr("containers", "rm", "two1")
+        containerd.remove("two1")

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import needs_root
-from oci_runtime_helpers import OciRuntime, write_bundle
+from oci_runtime_helpers import OciRuntime, read_until, write_bundle
 
 pytestmark = needs_root
 
@@ -281,21 +281,6 @@ def test_the_containers_own_cgroup_is_mounted_where_config_json_says(oci, bundle
     result = oci("run", "--bundle", bundle, "c1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["50331648", "ro"]  # the container's own limit, at the root of its view
-
-
-def read_until(fd: int, marker: bytes | None, timeout: float = 30) -> str:
-    """What the terminal shows until `marker` appears (or, with None, until it closes)."""
-    chunks, deadline = b"", time.monotonic() + timeout
-    while time.monotonic() < deadline and not (marker and marker in chunks):
-        if select.select([fd], [], [], 0.5)[0]:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks += chunk
-    return chunks.decode(errors="replace")
 
 
 # --- bad input ---------------------------------------------------------------------
