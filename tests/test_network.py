@@ -18,6 +18,7 @@ import pytest
 
 from conftest import needs_root, require_programs
 from test_lifecycle import no_process_of  # noqa: F401  (a fixture: no monitor of the root outlives the test)
+from test_lifecycle import is_gone, pid1_and_monitor, reap_exited_monitors, wait_until
 
 pytestmark = needs_root
 
@@ -346,6 +347,22 @@ def test_a_detached_container_keeps_its_port_after_run_returns_and_stop_closes_i
         socket.create_connection(("127.0.0.1", port), timeout=30)
     assert_nothing_left(dockyard)
     ok(dockyard("rm", "web"))
+
+
+@pytest.mark.usefixtures("no_process_of")
+def test_after_a_detached_containers_monitor_is_killed_the_next_command_frees_its_network(dockyard, rootfs):
+    ok(dockyard("network", "create", "front"))
+    container_id = ok(dockyard("run", "-d", "--name", "web", "--network", "front", "-p", "127.0.0.1::80",
+                               "--rootfs", rootfs, "httpd", "-f", "-p", "80")).strip()
+    port = int(ok(dockyard("port", "web")).rsplit(":", 1)[1])
+    pid, monitor = pid1_and_monitor(dockyard, container_id)
+    os.kill(monitor, signal.SIGKILL)  # PID 1 and the proxy die with it (PDEATHSIG)
+    wait_until(lambda: is_gone(pid), "PID 1 to die with its monitor")
+    reap_exited_monitors()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=30)
+    ok(dockyard("ps", "-a"))  # the next command puts the network right
+    assert_nothing_left(dockyard, "front")
 
 
 def test_p_with_an_address_a_free_port_and_a_range(dockyard, rootfs):
