@@ -385,3 +385,31 @@ def test_after_a_crash_ps_tells_the_truth_and_rm_f_leaves_nothing(dockyard, root
     assert dockyard("ps", "-aq").stdout == ""
     wait_until(lambda: processes_of(dockyard.root) == [], "every process of the container to be gone")
     assert not os.listdir(os.path.join(dockyard.root, "containers"))
+
+
+# --- what a container inherits -------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["run", "run -d", "exec"])
+def test_a_container_inherits_no_descriptor_of_the_caller_beyond_stdio(dockyard, rootfs, tmp_path, how):
+    secret = tmp_path / "secret"
+    secret.write_text("host secret\n")
+    fd = os.open(secret, os.O_RDONLY)
+    os.dup2(fd, 99, inheritable=True)
+    os.close(fd)
+    probe = ["sh", "-c", "cat /proc/self/fd/99 2>/dev/null; ls /proc/self/fd"]
+    try:
+        if how == "exec":
+            container_id = run_d(dockyard, rootfs, ["sleep", "100"])
+            result = dockyard("exec", container_id, *probe, pass_fds=(99,))
+        elif how == "run -d":
+            result = dockyard("run", "-d", "--rootfs", rootfs, *probe, pass_fds=(99,))
+            assert result.returncode == 0, result.stderr
+            dockyard("wait", result.stdout.strip())
+            result = dockyard("logs", result.stdout.strip())
+        else:
+            result = dockyard("run", "--rm", "--rootfs", rootfs, *probe, pass_fds=(99,))
+    finally:
+        os.close(99)
+    assert result.returncode == 0, result.stderr
+    assert "host secret" not in result.stdout
+    assert "99" not in result.stdout.split()
