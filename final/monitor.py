@@ -248,7 +248,9 @@ def run_once(request: Request, c: "container.Container", reporter: Reporter) -> 
 
     def started(pid: int) -> None:
         containers.started(request, pid, c)  # its network (if any), and the record
-        null_stdio()  # the monitor lets go of the write ends: the log ends when the container's do
+        # The monitor lets go of the write ends, so the log ends when the container's do; with -t
+        # it keeps stdout: the pty's output comes through the monitor (runtime's relay) into the log.
+        null_stdio(1, 2) if not request.tty else null_stdio(2)
         for (read_end, _), stream in zip(pipes, ("stdout", "stderr")):
             pumps.append(threading.Thread(target=log.pump if log else drain, args=(read_end, stream)))
             pumps[-1].start()
@@ -287,10 +289,10 @@ def drain(fd: int, _stream: str) -> None:
     os.close(fd)
 
 
-def null_stdio() -> None:
-    """Point stdin, stdout and stderr at /dev/null: the monitor has no terminal."""
+def null_stdio(*fds: int) -> None:
+    """Point stdin, stdout and stderr (or just `fds`) at /dev/null: the monitor has no terminal."""
     null = os.open("/dev/null", os.O_RDWR)
-    for fd in (0, 1, 2):
+    for fd in fds or (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
 

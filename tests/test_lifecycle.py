@@ -413,3 +413,9 @@ def test_a_container_inherits_no_descriptor_of_the_caller_beyond_stdio(dockyard,
     assert result.returncode == 0, result.stderr
     assert "host secret" not in result.stdout
     assert "99" not in result.stdout.split()
+
+
+def test_run_d_t_logs_what_the_containers_terminal_shows(dockyard, rootfs):
+    container_id = run_d(dockyard, rootfs, "-t", ["sh", "-c", "echo on-a-tty; tty"])
+    assert dockyard("wait", container_id).stdout.strip() == "0"
+    assert logs(dockyard, container_id).stdout.splitlines() == ["on-a-tty", "/dev/pts/0"]
