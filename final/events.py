@@ -53,6 +53,11 @@ def record_for(spec: Any, action: str, **attributes: str) -> None:
     record(spec.root, action, spec.id, spec.name, spec.image or spec.rootfs, **attributes)
 
 
+def record_container(c: Any, action: str, **attributes: str) -> None:
+    """record() for a container.Container."""
+    record(c.root, action, c.id, c.name, c.config.get("image") or c.config.get("rootfs", ""), **attributes)
+
+
 def read(root: str, since_ns: int, until_ns: int | None, follow: bool) -> Iterator[dict]:
     """The events from since to until; with `follow`, wait for more (until `until`, if given)."""
     with open_log(root) as log:

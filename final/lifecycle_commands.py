@@ -87,6 +87,8 @@ def stop(c, timeout: float) -> None:
     if not wait_for_exit(c, timeout):
         c.signal(signal.SIGKILL)
         wait_for_exit(c, None)
+    from .events import record_container
+    record_container(c, "stop")
 
 
 def stop_signal(name: str) -> int:
@@ -128,6 +130,7 @@ def add_stop_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_kill(args: argparse.Namespace) -> int:
     from . import container
+    from .events import record_container
     sig = stop_signal(args.signal)
     for text in args.containers:
         c = container.load(args.root, text)
@@ -138,6 +141,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
             c.request_stop()  # the user ended it: no restart policy brings it back
         if not c.signal(sig):
             raise DockyardError(f"cannot kill container {text!r}: it is not running", hint="see ps -a")
+        record_container(c, "kill", signal=str(int(sig)))
         print(text)
     return 0
 
@@ -149,6 +153,7 @@ def add_kill_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_restart(args: argparse.Namespace) -> int:
     from . import container, containers, monitor, volumes
+    from .events import record_container
     for text in args.containers:
         c = container.load(args.root, text)
         stop(c, args.time)
@@ -156,6 +161,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
         request.debug = args.debug
         volumes.prepare(request.root, request.volumes, request.userns)
         monitor.spawn(request)
+        record_container(c, "restart")
         print(text)
     return 0
 

@@ -4,7 +4,10 @@ import json
 import subprocess
 import time
 
+import pytest
+
 from conftest import needs_root
+from test_lifecycle import no_process_of  # noqa: F401  (a fixture: no monitor outlives the test)
 
 pytestmark = needs_root
 
@@ -101,3 +104,16 @@ def test_exec_shows_as_exec_start_and_exec_die_with_its_exit_code(dockyard, root
         engine.communicate(timeout=60)
     lines = past_events(dockyard, "--filter", "container=box", "--format", "{{.Action}}|{{.Actor.Attributes.exitCode}}")
     assert lines[2:4] == ["exec_start: sh -c exit 6|<no value>", "exec_die|6"], lines
+
+
+@pytest.mark.usefixtures("no_process_of")
+def test_stop_kill_and_restart_of_a_detached_container_show_as_events(dockyard, rootfs):
+    assert dockyard("run", "-d", "--init", "--network", "none", "--name", "bg", "--rootfs", rootfs, "sleep", "1000").returncode == 0
+    assert dockyard("restart", "-t", "0", "bg").returncode == 0
+    assert dockyard("kill", "-s", "TERM", "bg").returncode == 0
+    assert dockyard("wait", "bg").returncode == 0
+    lines = past_events(dockyard, "--format", "{{.Action}} {{.Actor.Attributes.signal}}")
+    actions = [line.split()[0] for line in lines]
+    assert actions[:2] == ["create", "start"] and "restart" in actions, lines
+    assert actions.index("stop") < actions.index("restart")  # restart = stop + start
+    assert "kill 15" in lines, lines
