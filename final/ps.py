@@ -15,7 +15,7 @@ import argparse
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .container_commands import ago, command_text, human_duration, print_table, status_text
@@ -54,21 +54,18 @@ class Entry:
     fields: dict
     labels: dict[str, str]
     exit_code: int | None
+    created: str = ""                 # RFC 3339 to the microsecond: the order of ps
 
 
 def listing(root: str, no_trunc: bool = False) -> list[Entry]:
-    """Every container of `root`, newest first."""
-    from . import containers
+    """Every container of `root`, newest first, with its status as the machine has it."""
+    from . import container
     found = []
-    for container_id in containers.all_ids(root):
-        try:
-            config = containers.read_json(f"{containers.directory(root, container_id)}/config.json")
-            state = containers.read_state(root, container_id)
-        except FileNotFoundError:
-            continue  # removed while we looked
-        fields = fields_of(container_id, config, state, no_trunc)
-        found.append((state.created, Entry(fields, labels_of(config), state.exit_code)))
-    return [entry for _, entry in sorted(found, key=lambda pair: pair[0], reverse=True)]
+    for c in container.all_containers(root):
+        state = replace(c.state, status=c.status)  # dead if its holder died, paused if frozen
+        found.append(Entry(fields_of(c.id, c.config, state, no_trunc), labels_of(c.config), state.exit_code,
+                           state.created))
+    return sorted(found, key=lambda entry: entry.created, reverse=True)
 
 
 def fields_of(container_id: str, config: dict, state, no_trunc: bool = False) -> dict:

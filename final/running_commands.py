@@ -28,19 +28,18 @@ class Running:
 
 def running_container(root: str, text: str) -> Running:
     """The running (or paused) container `text`; a hint if it does not run."""
-    from . import containers, exec as exec_
-    container_id = containers.find(root, text)
-    state = containers.read_state(root, container_id)
-    if state.status not in ("running", "paused") or not state.pid:
+    from . import container, exec as exec_
+    c = container.load(root, text)
+    status = c.status  # as the machine has it: dead if its holder died, paused if frozen
+    if status not in ("running", "paused") or not c.state.pid:
         raise exec_.not_running(text)
-    config = containers.read_json(f"{containers.directory(root, container_id)}/config.json")
-    return Running(container_id, config, state.pid, state.status == "paused")
+    return Running(c.id, c.config, c.state.pid, status == "paused")
 
 
 def running_ids(root: str) -> list[str]:
     """The ids of this --root's containers that run now."""
-    from . import containers
-    return [i for i in containers.all_ids(root) if containers.read_state(root, i).status in ("running", "paused")]
+    from . import container
+    return [c.id for c in container.all_containers(root) if c.status in ("running", "paused")]
 
 
 def stats_id(root: str, text: str) -> str:
