@@ -190,17 +190,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# >>> chapter final
-def keep_only_stdio() -> None:
-    """Mark every descriptor above stderr close-on-exec: a container inherits our stdio and nothing else."""
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            os.set_inheritable(int(name), False) if int(name) > 2 else None
-        except OSError:
-            pass  # listdir's own descriptor, closed by now
-# <<< chapter final
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and turn errors into `error:` and `hint:` lines."""
     argv = sys.argv[1:] if argv is None else argv
@@ -212,7 +201,6 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("no command given", hint=f"see '{prog_name()} --help'")
         if args.explain:
             __import__(f"{__package__}.explain", fromlist=["install"]).install()  # wraps; nothing when off
-        keep_only_stdio()  # ch final
         return args.handler(args)
     except DockyardError as err:
         if debug:

@@ -34,13 +34,13 @@ def default_env(hostname: str, tty: bool, extra: list[str]) -> dict[str, str]:
     return env
 
 
-def close_inherited_files() -> None:
-    """Let no file our caller left open reach the container: only stdin, stdout and stderr."""
+def close_inherited_files(first: int = 3) -> None:
+    """Let no file our caller left open reach the container: only stdin, stdout and stderr (and fds below `first`)."""
     # A descriptor opened without close-on-exec (a shell's `3<file`, a parent's
     # socket) stays open across fork and exec, so the container's command would
     # hold it: a door to the host. Marking them close-on-exec shuts it at exec.
     for name in os.listdir("/proc/self/fd"):
-        if int(name) > 2:
+        if int(name) >= first:
             try:
                 os.set_inheritable(int(name), False)
             except OSError:

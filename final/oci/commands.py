@@ -44,7 +44,7 @@ def create(args: argparse.Namespace) -> int:
 
 def make_container(args: argparse.Namespace) -> int | None:
     """create's work; returns the pty master when the process has a terminal and no console socket."""
-    from .. import exec_fifo, runtime
+    from .. import exec_fifo, process as processes, runtime
     from . import bundle as bundles, cgroup, hooks
     bundle = os.path.abspath(args.bundle)
     config = bundles.load(bundle)
@@ -62,7 +62,7 @@ def make_container(args: argparse.Namespace) -> int | None:
     try:
         state.save(args.root, record)
         spec.exec_fifo = exec_fifo.make(directory)
-        keep_only_stdio(args.preserve_fds)
+        processes.close_inherited_files(3 + args.preserve_fds)  # runc closes them too
         bundles.set_rlimits(config["process"])  # inherited by the container's process
         bundles.set_oom_score_adj(config["process"])
         record.pid, master = runtime.create(spec)
@@ -171,7 +171,7 @@ def exec_process(args: argparse.Namespace) -> int:
         raise DockyardError(f"container {args.id} is not running", hint="exec needs a running container")
     spec_process, raw = read_process(args)
     bundles.set_rlimits(raw)  # inherited by the new process
-    keep_only_stdio(args.preserve_fds)
+    processes.close_inherited_files(3 + args.preserve_fds)
     request = execs.Exec(container_id=cgroup.use(record.cgroup, record.id), name=args.id, argv=spec_process.args,
                          env=spec_process.env, workdir=spec_process.cwd, user=spec_process.user,
                          interactive=True, tty=spec_process.terminal or args.tty, debug=args.debug,
@@ -281,22 +281,6 @@ def parse_signal(text: str) -> int:
         return signal.Signals[name if name.startswith("SIG") else f"SIG{name}"].value
     except KeyError:
         raise DockyardError(f"unknown signal {text!r}", hint="use a name (TERM, KILL, SIGUSR1) or a number") from None
-
-
-def keep_only_stdio(preserve: int) -> None:
-    """Let no open file of our caller's reach the container beyond stdio and --preserve-fds.
-
-    The container's process is cloned from us and then execs: every descriptor
-    we inherited without close-on-exec would be open inside it (a socket of
-    containerd's, a file the caller forgot). runc closes them the same way.
-    """
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= 3 + preserve:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass  # the directory listing's own descriptor, closed by now
 
 
 def write_pid_file(path: str, pid: int) -> None:
