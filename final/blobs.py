@@ -9,6 +9,7 @@ than run. The same temp-fsync-rename recipe replaces any small file
 atomically (index.json, container state).
 """
 
+import atexit
 import hashlib
 import os
 from typing import BinaryIO, Callable
@@ -203,8 +204,9 @@ class HashingWriter:
 
 # Which temporary files belong to a live writer: not a pid in their name (pids are reused),
 # but a lock. A process takes `<token>.lock` in tmp-owners/ on its first temporary file and
-# holds it until it exits; its files in tmp/ are named `<token>-...`. Prune removes those
-# whose owner's lock nobody holds, and the owners' lock files that nobody holds.
+# holds it until it exits; its files in tmp/ are named `<token>-...`. At a normal exit it
+# removes its lock file; prune removes the temporary files whose owner's lock nobody holds,
+# and the lock files of owners that died.
 _owners: dict[str, tuple[str, Lock]] = {}
 
 
@@ -218,8 +220,23 @@ def owner(tmp: str) -> str:
         lock = Lock(os.path.join(f"{tmp}-owners", f".{token}.new"))
         lock.take()
         os.rename(lock.path, os.path.join(f"{tmp}-owners", f"{token}.lock"))
+        lock.path = os.path.join(f"{tmp}-owners", f"{token}.lock")
+        if not _owners:
+            atexit.register(drop_owners, os.getpid())
         _owners[tmp] = (token, lock)
     return _owners[tmp][0]
+
+
+def drop_owners(pid: int) -> None:
+    """At a normal exit, remove our lock files: our temporary files are gone by now."""
+    if os.getpid() != pid:
+        return  # a forked child exiting: the lock files are its parent's
+    for _, lock in _owners.values():
+        try:
+            os.unlink(lock.path)
+        except FileNotFoundError:
+            pass
+        lock.release()
 
 
 def is_live_temp(tmp: str, name: str) -> bool:

@@ -30,6 +30,18 @@ def chroot(path: str) -> None:
     _check(_libc.chroot(os.fsencode(path)), "chroot", path)
 
 
+# int close_range(unsigned int first, unsigned int last, int flags);   man 2 close_range
+_libc.close_range.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
+_libc.close_range.restype = ctypes.c_int
+
+CLOSE_RANGE_CLOEXEC = 4
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    """Close, or with CLOSE_RANGE_CLOEXEC mark close-on-exec, every descriptor from `first` to `last`."""
+    _check(_libc.close_range(first, last, flags), "close_range")
+
+
 # int mount(const char *source, const char *target, const char *fstype,
 #           unsigned long flags, const void *data);              man 2 mount
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,

@@ -13,7 +13,7 @@ import signal
 import stat
 from typing import NoReturn
 
-from . import config
+from . import config, libc
 from .errors import CommandError, DockyardError, NotExecutable, NotFound
 
 
@@ -39,7 +39,12 @@ def close_inherited_files(first: int = 3) -> None:
     # A descriptor opened without close-on-exec (a shell's `3<file`, a parent's
     # socket) stays open across fork and exec, so the container's command would
     # hold it: a door to the host. Marking them close-on-exec shuts it at exec.
-    for name in os.listdir("/proc/self/fd"):
+    try:
+        libc.close_range(first, flags=libc.CLOSE_RANGE_CLOEXEC)  # one system call (Linux 5.11)
+        return
+    except OSError:
+        pass  # a kernel before 5.11: one descriptor at a time
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
         if int(name) >= first:
             try:
                 os.set_inheritable(int(name), False)
