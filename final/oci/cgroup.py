@@ -69,9 +69,5 @@ def pids(leaf: str) -> list[int]:
     return sorted(found)
 
 
-def is_frozen(leaf: str) -> bool:
-    return freezer.is_frozen(dirs(leaf))
-
-
 def freeze(leaf: str, frozen: bool) -> None:
     (freezer.freeze if frozen else freezer.thaw)(dirs(leaf))

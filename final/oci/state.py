@@ -120,27 +120,21 @@ def status(root: str, state: State) -> str:
 
 
 def frozen(state: State) -> bool:
-    """Whether PID 1's cgroup is frozen: the v1 freezer's state, or v2's cgroup.freeze."""
+    """Whether PID 1's cgroup is frozen, found from /proc/PID/cgroup (no cgroupsPath needed)."""
+    from .. import freezer
     try:
         with open(f"/proc/{state.pid}/cgroup") as f:
             lines = f.read().splitlines()
     except OSError:
         return False
+    dirs = {}
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if "freezer" in controllers.split(","):
-            return read(f"/sys/fs/cgroup/freezer{path}/freezer.state") in ("FROZEN", "FREEZING")
-        if controllers == "" and os.path.exists(f"/sys/fs/cgroup{path}/cgroup.freeze"):
-            return read(f"/sys/fs/cgroup{path}/cgroup.freeze") == "1"
-    return False
-
-
-def read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
+            dirs["freezer"] = f"/sys/fs/cgroup/freezer{path}"  # v1
+        elif controllers == "":
+            dirs[""] = f"/sys/fs/cgroup{path}"  # v2 (on a hybrid host, no such dir: the v1 freezer answers)
+    return freezer.is_frozen(dirs)
 
 
 def spec_state(root: str, state: State) -> dict:
