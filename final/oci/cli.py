@@ -44,7 +44,7 @@ def add_create(p: argparse.ArgumentParser) -> None:
     p.add_argument("-b", "--bundle", default=".", help="the bundle directory (holding config.json)")
     p.add_argument("--pid-file", help="write the container's PID here")
     p.add_argument("--console-socket", help="send the terminal's master end to this unix socket")
-    p.add_argument("--no-pivot", action="store_true", help="use MS_MOVE + chroot instead of pivot_root")
+    p.add_argument("--no-pivot", action="store_true", help="accepted and ignored: pivot_root is always used")
     p.add_argument("--no-new-keyring", action="store_true", help="accepted; no keyring is made")
     p.add_argument("--preserve-fds", type=int, default=0, help="pass this many more fds (from 3 on)")
     p.add_argument("id")
