@@ -59,7 +59,7 @@ def command_text(argv: list[str], width: int = 20) -> str:
 def cmd_ps(args: argparse.Namespace) -> int:
     from . import containers
     containers.sweep(args.root)
-    from .network import reconcile  # ch final
+    from .bridge import reconcile  # ch final
     reconcile(args.root)  # ch final
     rows = []
     for container_id in containers.all_ids(args.root):
@@ -110,7 +110,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
             containers.remove(args.root, container_id)
             volumes.remove_anonymous(args.root, anonymous)  # rm -v, as Docker's: named volumes stay
             print(text)
-        from .network import reconcile  # ch final
+        from .bridge import reconcile  # ch final
         reconcile(args.root)  # ch final
     finally:
         for c in held:

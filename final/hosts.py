@@ -15,12 +15,15 @@ The files are the ones the runtime binds over the container's /etc
 them, always under the network lock (ipam.locked) when members change.
 """
 
-import ipaddress
-import os
+from __future__ import annotations
 
-from . import ipam
+import os
+from typing import TYPE_CHECKING
+
 from .errors import DockyardError
-from .ipam import Network
+
+if TYPE_CHECKING:
+    from .ipam import Network
 
 LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
@@ -35,6 +38,7 @@ def parse_add_host(text: str) -> tuple[str, str]:
 
 def check_address(text: str, flag: str) -> str:
     """An IPv4 or IPv6 address, in its usual spelling."""
+    import ipaddress  # here: a run without --dns or --add-host never needs it
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -47,14 +51,16 @@ def container_file(root: str, container_id: str, name: str) -> str:
 
 def update_hosts_files(root: str, network: Network) -> None:
     """Rewrite the /etc/hosts of every member of `network` (each lists the others)."""
+    from . import ipam
+    networks = ipam.all_networks(root)
     for _, lease in network.members():
-        write_hosts(root, lease.container, lease.hostname, lease.add_hosts)
+        write_hosts(root, lease.container, lease.hostname, lease.add_hosts, networks)
 
 
-def write_hosts(root: str, container_id: str, hostname: str, add_hosts: list[str]) -> None:
-    """The container's /etc/hosts: localhost, itself, --add-host, and its peers on user networks."""
+def write_hosts(root: str, container_id: str, hostname: str, add_hosts: list[str], networks: list[Network]) -> None:
+    """The container's /etc/hosts: localhost, itself, --add-host, and its peers on the user `networks`."""
     own, peers = [], []
-    for network in ipam.all_networks(root):
+    for network in networks:
         for address, lease in network.members():
             if lease.container == container_id:
                 own.append(f"{address}\t{' '.join(dict.fromkeys([hostname, lease.name, *lease.aliases]))}\n")

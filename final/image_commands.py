@@ -6,7 +6,6 @@ when it runs.
 """
 
 import argparse
-import calendar
 import json
 import os
 import re
@@ -126,7 +125,7 @@ def describe_container(root: str, name: str) -> dict:
     """Docker's `container inspect` fields, from a container's record (chapter 4)."""
     from . import containers
     from . import ps  # ch final
-    from . import network  # ch final
+    from . import bridge  # ch final
     from .store import ImageNotFound
     try:
         container_id = containers.find(root, name)
@@ -155,7 +154,7 @@ def describe_container(root: str, name: str) -> dict:
                        "Memory": limits.get("memory") or 0, "MemorySwap": limits.get("memory_swap") or 0,
                        "NanoCpus": int((limits.get("cpus") or 0) * 1e9), "CpuShares": limits.get("cpu_shares") or 0,
                        "PidsLimit": limits.get("pids_limit")},
-        "NetworkSettings": network.settings(root, container_id),  # ch final
+        "NetworkSettings": bridge.settings(root, container_id),  # ch final
     }
 
 
@@ -354,6 +353,7 @@ def ago(created: str | None) -> str:
     """'5 minutes ago' for an RFC 3339 time."""
     if not created:
         return "N/A"
+    import calendar
     try:
         then = calendar.timegm(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S"))
     except ValueError:

@@ -20,7 +20,6 @@ import argparse
 import os
 
 from . import imageconfig
-from . import image_pull  # ch final
 from .errors import DockyardError, UsageError
 
 
@@ -31,6 +30,7 @@ def prepare(args: argparse.Namespace) -> dict | None:
     if not args.command:
         raise UsageError("run needs an image (or --rootfs DIR)", hint="for example: run busybox echo hi")
     from .store import Store
+    from . import image_pull  # ch final
     store = Store(args.root)
     name, *rest = args.command
     # image = store.resolve(name)  # ch 05-07

@@ -12,7 +12,6 @@
 """
 
 import argparse
-import hashlib
 import json
 
 from .errors import DockyardError
@@ -22,19 +21,19 @@ PSEUDO = {"host": "host", "none": "null"}  # name -> driver of the networks that
 
 def cmd_network(args: argparse.Namespace) -> int:
     import os
-    from . import network
+    from . import bridge
     if os.geteuid() != 0:
         raise DockyardError("network commands need root: bridges, addresses and NAT are the host's",
                             hint="run as root; rootless containers use --network none (the default) or host")
-    network.reconcile(args.root)  # the next command after a crash puts things right
+    bridge.reconcile(args.root)  # the next command after a crash puts things right
     return ACTIONS[args.action](args)
 
 
 def network_create(args: argparse.Namespace) -> int:
-    from . import network
+    from . import bridge
     if args.driver != "bridge":
         raise DockyardError(f"unknown network driver {args.driver!r}", hint="only the bridge driver exists")
-    print(network.create(args.root, args.name, args.subnet, args.gateway).id)
+    print(bridge.create(args.root, args.name, args.subnet, args.gateway).id)
     return 0
 
 
@@ -61,6 +60,7 @@ def networks_with_default(root: str) -> list:
 
 
 def pseudo_id(name: str) -> str:
+    import hashlib
     return hashlib.sha256(f"dockyard network {name}".encode()).hexdigest()
 
 
@@ -112,7 +112,7 @@ def network_prune(args: argparse.Namespace) -> int:
 
 
 def network_connect(args: argparse.Namespace) -> int:
-    from . import ipam, netlink, network
+    from . import bridge, ipam, netlink
     spec, pid = running_spec(args.root, args.container, "connect")
     spec.net.aliases = args.alias
     with ipam.locked(), netlink.Netlink() as nl:
@@ -125,12 +125,12 @@ def network_connect(args: argparse.Namespace) -> int:
         with netlink.Netlink.inside(pid) as inner:
             taken = inner.links()
         interface = next(f"eth{n}" for n in range(len(taken) + 1) if f"eth{n}" not in taken)
-        network.join(spec, target, pid, nl, interface)
+        bridge.join(spec, target, pid, nl, interface)
     return 0
 
 
 def network_disconnect(args: argparse.Namespace) -> int:
-    from . import ipam, netlink, network
+    from . import bridge, ipam, netlink
     spec, _ = running_spec(args.root, args.container, "disconnect")
     with ipam.locked(), netlink.Netlink() as nl:
         target = ipam.find(args.root, args.network)
@@ -139,7 +139,7 @@ def network_disconnect(args: argparse.Namespace) -> int:
             raise DockyardError(f"container {spec.name} is not connected to network {target.name}",
                                 hint=f"see network inspect {target.name}")
         for address in addresses:
-            network.leave(args.root, target, address, nl)
+            bridge.leave(args.root, target, address, nl)
     return 0
 
 
@@ -190,10 +190,10 @@ def add_network_arguments(p: argparse.ArgumentParser) -> None:
 # --- port ---------------------------------------------------------------------------------
 
 def cmd_port(args: argparse.Namespace) -> int:
-    from . import containers, network
+    from . import bridge, containers
     container_id = containers.find(args.root, args.container)
     lines = []
-    for port in network.published(args.root, container_id):
+    for port in bridge.published(args.root, container_id):
         if args.port and args.port not in (str(port.container_port), f"{port.container_port}/{port.proto}"):
             continue
         ips = [port.host_ip] if port.host_ip else ["0.0.0.0", "::"]

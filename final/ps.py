@@ -29,7 +29,7 @@ COLUMNS = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}
 
 def cmd_ps(args: argparse.Namespace) -> int:
     from . import containers, template
-    from .network import reconcile
+    from .bridge import reconcile
     containers.sweep(args.root)
     reconcile(args.root)  # free what a SIGKILLed engine's network left (leases, links, rules)
     filters = parse_filters(args.filter)
@@ -160,7 +160,7 @@ def cmd_container(args: argparse.Namespace) -> int:
     if not args.force and not confirmed("WARNING! This will remove all stopped containers."):
         return 0
     removed, reclaimed = prune(args.root, parse_prune_filters(args.filter))
-    from .network import reconcile
+    from .bridge import reconcile
     reconcile(args.root)  # as rm: the removed containers' network leftovers go too
     from .cgroups import human_size
     if removed:
