@@ -68,7 +68,7 @@ def create(spec: Request) -> None:
         volumes.copy_image_content(spec.root, spec.volumes, spec.lowers, spec.userns)
         faults.fault_point("container-layers")  # ch final
         files.write_json(os.path.join(temp, "config.json"), asdict(spec))
-        files.write_json(os.path.join(temp, "state.json"), asdict(State(created=now())))
+        files.write_json(os.path.join(temp, "state.json"), asdict(State(created=now())), durable=not spec.remove)
         os.rename(temp, directory(spec.root, spec.id))
         events.record_for(spec, "create")  # ch final
     except BaseException:

@@ -199,6 +199,17 @@ def test_run_d_rm_removes_the_container_when_it_exits(dockyard, rootfs):
     assert not os.path.exists(os.path.join(dockyard.root, "containers", container_id))
 
 
+def test_a_rm_containers_state_emptied_by_a_machine_crash_reads_as_dead_and_rm_removes_it(dockyard, rootfs):
+    # A --rm container's state.json is written without fsync: after a power cut it may come back empty.
+    result = dockyard("create", "--rm", "--name", "torn", "--rootfs", rootfs, "true")
+    assert result.returncode == 0, result.stderr
+    assert status_of(dockyard, "torn") == "Created"
+    open(os.path.join(dockyard.root, "containers", result.stdout.strip(), "state.json"), "w").close()
+    assert status_of(dockyard, "torn") == "Dead"
+    assert dockyard("rm", "torn").returncode == 0
+    assert dockyard("ps", "-aq").stdout == ""
+
+
 # --- restart policies ------------------------------------------------------------------
 
 def test_on_failure_restarts_up_to_its_count_then_leaves_it_exited(dockyard, rootfs):
