@@ -20,8 +20,8 @@ these arrows; `dead` and `paused` are never written but read off the machine:
     running, and its cgroup is frozen   = paused   (final: pause)
 """
 
-import hashlib
 import os
+import zlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -54,7 +54,9 @@ def now() -> str:
 
 def run_dir(root: str, container_id: str) -> str:
     """Where the container's lock lives: under /run (a rootless user's own runtime dir), one tree per --root."""
-    key = hashlib.sha256(os.path.abspath(root).encode()).hexdigest()[:16]
+    # A checksum is enough: the key only keeps two roots' trees apart (ids are unique anyway),
+    # and zlib, unlike hashlib (OpenSSL), is loaded already.
+    key = f"{zlib.crc32(os.path.abspath(root).encode()):08x}"
     base = config.RUN_DIR if os.geteuid() == 0 else os.path.join(
         os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/dockyard-{os.geteuid()}", "dockyard")
     return os.path.join(base, "containers", key, container_id)
