@@ -11,6 +11,11 @@ rules keep what they share readable:
                               lock when its holder dies, however it died, while a
                               pid written in a file lies once the number is reused
 
+The fsync is for a crash of the whole machine only: a killed process's
+writes are already in the page cache, which every process reads. So a file
+that means nothing after a reboot may skip it (durable=False), and the
+wait for the disk with it: a --rm container's state, say (container.py).
+
 Every record, index and store of the engine goes through these two helpers.
 """
 
@@ -20,8 +25,8 @@ import os
 from typing import Any
 
 
-def write_atomic(path: str, data: bytes | str, mode: int = 0o644) -> None:
-    """Replace `path` with `data`: a temporary file beside it, fsync'ed, renamed over it."""
+def write_atomic(path: str, data: bytes | str, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `data`: a temporary file beside it, fsync'ed (if `durable`), renamed over it."""
     # A leading dot hides the temporary file from listings of names, tags and containers.
     temp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp-{os.urandom(6).hex()}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -29,7 +34,8 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o644) -> None:
         with open(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.rename(temp, path)
     except BaseException:
         if os.path.lexists(temp):
@@ -37,8 +43,8 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o644) -> None:
         raise
 
 
-def write_json(path: str, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2))
+def write_json(path: str, data: Any, durable: bool = True) -> None:
+    write_atomic(path, json.dumps(data, indent=2), durable=durable)
 
 
 def read_json(path: str) -> Any:

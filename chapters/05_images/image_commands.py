@@ -5,7 +5,6 @@ when it runs.
 """
 
 import argparse
-import calendar
 import json
 import os
 import re
@@ -345,6 +344,7 @@ def ago(created: str | None) -> str:
     """'5 minutes ago' for an RFC 3339 time."""
     if not created:
         return "N/A"
+    import calendar
     try:
         then = calendar.timegm(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S"))
     except ValueError:

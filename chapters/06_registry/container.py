@@ -19,8 +19,8 @@ these arrows; `dead` and `paused` are never written but read off the machine:
     running, and its cgroup is frozen   = paused   (final: pause)
 """
 
-import hashlib
 import os
+import zlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -53,7 +53,9 @@ def now() -> str:
 
 def run_dir(root: str, container_id: str) -> str:
     """Where the container's lock lives: under /run (a rootless user's own runtime dir), one tree per --root."""
-    key = hashlib.sha256(os.path.abspath(root).encode()).hexdigest()[:16]
+    # A checksum is enough: the key only keeps two roots' trees apart (ids are unique anyway),
+    # and zlib, unlike hashlib (OpenSSL), is loaded already.
+    key = f"{zlib.crc32(os.path.abspath(root).encode()):08x}"
     base = config.RUN_DIR if os.geteuid() == 0 else os.path.join(
         os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/dockyard-{os.geteuid()}", "dockyard")
     return os.path.join(base, "containers", key, container_id)
@@ -65,8 +67,8 @@ class Container:
     def __init__(self, root: str, container_id: str) -> None:
         self.root, self.id = root, container_id
         self.directory = os.path.join(root, "containers", container_id)
-        self.state = State(**files.read_json(self.path("state.json")))
         self.config: dict[str, Any] = files.read_json(self.path("config.json"))
+        self.state = self.read_state()
         self.lock = files.Lock(os.path.join(run_dir(root, container_id), "lock"))
 
     @property
@@ -75,6 +77,14 @@ class Container:
 
     def path(self, name: str) -> str:
         return os.path.join(self.directory, name)
+
+    def read_state(self) -> State:
+        """state.json as it is now; one that a crash of the machine emptied reads as dead (see move)."""
+        try:
+            return State(**files.read_json(self.path("state.json")))
+        except ValueError:  # not JSON: a --rm container's state, which no fsync kept
+            created = datetime.fromtimestamp(os.stat(self.path("config.json")).st_mtime, timezone.utc)
+            return State(status="dead", created=created.isoformat().replace("+00:00", "Z"))
 
     @property
     def status(self) -> str:
@@ -95,7 +105,7 @@ class Container:
     def signal(self, sig: int) -> bool:
         """Send `sig` to PID 1 through a pidfd; False if the container does not run."""
         try:
-            pid = State(**files.read_json(self.path("state.json"))).pid  # now, not when we were loaded
+            pid = self.read_state().pid  # now, not when we were loaded
         except FileNotFoundError:
             return False
         try:
@@ -121,7 +131,7 @@ class Container:
     def still_runs_as(self, pid: int) -> bool:
         """Whether the record, read again, still says it runs as `pid`, and its lock is held."""
         try:
-            state = State(**files.read_json(self.path("state.json")))
+            state = self.read_state()
         except FileNotFoundError:
             return False
         return state.status == "running" and state.pid == pid and self.is_running_now()
@@ -147,7 +157,9 @@ class Container:
             raise DockyardError(f"container {self.name} cannot go from {self.status} to {status}",
                                 hint="see its status with ps -a")
         self.state = State(**{**asdict(self.state), **changes, "status": status})
-        files.write_json(self.path("state.json"), asdict(self.state))
+        # A --rm container's record goes when it exits, and after a crash of the machine it means
+        # nothing: no fsync (files.py), so its start and exit do not wait for the disk.
+        files.write_json(self.path("state.json"), asdict(self.state), durable=not self.config.get("remove"))
 
 
 def find(root: str, text: str) -> str:

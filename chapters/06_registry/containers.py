@@ -65,7 +65,7 @@ def create(spec: Request) -> None:
         layers.create(layers.Layers(spec.storage_driver, spec.lowers, temp), spec.userns)
         volumes.copy_image_content(spec.root, spec.volumes, spec.lowers, spec.userns)
         files.write_json(os.path.join(temp, "config.json"), asdict(spec))
-        files.write_json(os.path.join(temp, "state.json"), asdict(State(created=now())))
+        files.write_json(os.path.join(temp, "state.json"), asdict(State(created=now())), durable=not spec.remove)
         os.rename(temp, directory(spec.root, spec.id))
     except BaseException:
         layers.remove_tree(temp)
