@@ -112,6 +112,7 @@ class Unpacker:
         self.whiteouts = whiteouts
         self.lowers = lowers
         self.as_root = os.geteuid() == 0
+        self.umask = current_umask()
         self.dirs = {"": os.open(target, DIR_OPEN)}  # path in the layer -> open fd
         self.dir_times: list[tuple[list[str], int]] = []
 
@@ -209,14 +210,17 @@ class Unpacker:
             create()
 
     def add_file(self, parent: int, parts: list[str], member: Member, stream: TarStream) -> None:
+        # Made with its permission bits already: fchmod is needed only for what open(2) cannot
+        # set (setuid, setgid, sticky) or the umask takes away.
+        mode = member.mode & 0o777
         try:
-            fd = os.open(parts[-1], FILE_CREATE, 0o600, dir_fd=parent)
+            fd = os.open(parts[-1], FILE_CREATE, mode, dir_fd=parent)
         except FileExistsError:
             self.make_room(parent, parts)
-            fd = os.open(parts[-1], FILE_CREATE, 0o600, dir_fd=parent)
+            fd = os.open(parts[-1], FILE_CREATE, mode, dir_fd=parent)
         try:
             stream.copy(member.size, fd)
-            self.set_metadata(fd, member)
+            self.set_metadata(fd, member, chmod=bool(member.mode & 0o7000 or mode & self.umask))
         finally:
             os.close(fd)
 
@@ -282,13 +286,15 @@ class Unpacker:
 
     # --- metadata --------------------------------------------------------------
 
-    def set_metadata(self, fd: int, member: Member) -> None:
+    def set_metadata(self, fd: int, member: Member, chmod: bool = True) -> None:
         """Owner, then mode (chown clears setuid), xattrs, mtime, on an open fd."""
         if self.as_root:
             os.fchown(fd, member.uid, member.gid)
-        os.fchmod(fd, member.mode & 0o7777)
-        for name, value in safe_xattrs(member):
-            os.setxattr(fd, name, value)
+        if chmod:
+            os.fchmod(fd, member.mode & 0o7777)
+        if member.xattrs:
+            for name, value in safe_xattrs(member):
+                os.setxattr(fd, name, value)
         os.utime(fd, ns=(member.mtime_ns, member.mtime_ns))
 
     def set_path_metadata(self, parent: int, name: str, member: Member) -> None:
@@ -309,6 +315,13 @@ class Unpacker:
                 os.utime(self.open_dir(parts, create=False), ns=(mtime_ns, mtime_ns))
             except UnsafeLayer:
                 pass  # a later entry replaced this directory
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: put it straight back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def safe_xattrs(member: Member) -> list[tuple[str, bytes]]:

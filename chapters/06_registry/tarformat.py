@@ -82,6 +82,7 @@ class TarStream:
         self.hash.update(data)
         self.size += len(data)
         self.buf, self.pos = data, 0  # callers fill only once the buffer is used up: nothing to keep
+        self.view = memoryview(data)  # file data is written from slices of it, never copied
 
     def _decompress(self, data: bytes) -> bytes:
         try:
@@ -108,6 +109,8 @@ class TarStream:
         """Exactly `n` bytes, or fewer only at the end of the input."""
         data = self.buf[self.pos:self.pos + n]
         self.pos += len(data)
+        if len(data) == n:  # nearly always: the whole header is in the buffer
+            return data
         while len(data) < n and self._fill():  # the rest is in the next chunk(s)
             more = self.buf[:n - len(data)]
             self.pos = len(more)
@@ -121,7 +124,7 @@ class TarStream:
                 raise BadArchive("the archive ends in the middle of a file (truncated)")
             take = min(n, len(self.buf) - self.pos)
             if fd >= 0:
-                view = memoryview(self.buf)[self.pos:self.pos + take]
+                view = self.view[self.pos:self.pos + take]
                 while view:
                     view = view[os.write(fd, view):]
             self.pos += take
@@ -171,8 +174,15 @@ def text(field: bytes) -> str:
 
 def check_header(block: bytes) -> None:
     """The checksum: the sum of the header's bytes, its own field counted as spaces."""
-    if number(block[148:156]) != sum(block) - sum(block[148:156]) + 256:
+    if number(block[148:156]) != byte_sum(block) - sum(block[148:156]) + 256:
         raise BadArchive("a tar header has a bad checksum (corrupted or not a tar archive)")
+
+
+def byte_sum(block: bytes) -> int:
+    """The sum of a 512-byte block's bytes, at C speed (sum() walks 512 Python ints: 5x slower)."""
+    # Adler-32's low half is 1 + the sum of the bytes modulo 65521; 256 bytes sum to at most
+    # 65280, so for each half of the block the modulo never bites and the sum is exact.
+    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
 
 
 # The ustar header's fields, in order (POSIX.1-1988 + the ustar magic); "x" pads it to 512 bytes.

@@ -10,7 +10,6 @@ step runs, so a mistake on line 40 does not cost 39 steps first:
       hint: did you mean RUN?
 """
 
-import difflib
 import re
 from typing import Any
 
@@ -61,6 +60,7 @@ def check(instruction: Instruction) -> None:
 
 
 def suggest_keyword(cmd: str) -> str:
+    import difflib  # only a misspelled Dockerfile needs it
     close = difflib.get_close_matches(cmd, KEYWORDS, n=1)
     if close:
         return f"did you mean {close[0].upper()}?"

@@ -32,7 +32,6 @@ from .. import imageconfig, tar
 from ..errors import DockyardError
 from .context import Context, resolve_in
 from .ignore import Matcher
-from .sandbox import mount_read_only
 
 MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -87,6 +86,7 @@ def stage_items(plan: Plan) -> list[tuple[Context, str, str]]:
     """The sources of COPY --from, found in that stage's mounted layers."""
     if plan.from_lowers is None:
         return []
+    from .sandbox import mount_read_only  # mounting machinery: only when a COPY --from runs
     source = Context(mount_read_only(plan.from_lowers, plan.scratch), Matcher([]))
     return [(source, written, rel) for pattern in plan.from_patterns for written, rel in source.sources(pattern)]
 

@@ -17,9 +17,9 @@ import posixpath
 import shutil
 from typing import Any
 
-from .. import config as settings, containers, image_run, imagespec, request
+from .. import config as settings, imagespec
 from ..errors import DockyardError
-from . import copy, sandbox, steps
+from . import copy, steps
 from .context import Context
 from .expand import Lexer
 from .ignore import Matcher
@@ -74,6 +74,9 @@ class Step:
 
     def run_command(self) -> tuple[dict, str]:
         """Run the command in a container over the layers so far; its upper dir is the layer."""
+        # Imported here, not above: a build whose every step comes from the cache runs no container
+        # and mounts nothing, and should not pay for loading that machinery (a third of its time).
+        from .. import containers, image_run, request
         c, options = self.state.c, self.builder.options
         argv = run_argv(self.instruction, self.state.shell())
         env = {"PATH": settings.DEFAULT_PATH, "HOME": settings.DEFAULT_HOME, **self.state.scope()}
@@ -101,6 +104,7 @@ class Step:
 
     def commit(self, upper: str) -> tuple[dict, str]:
         """Store the step's upper dir as a layer blob and keep it unpacked for the next steps."""
+        from . import sandbox  # only a step that runs needs it (see run_command)
         descriptor, diff_id = self.builder.store.write_layer(upper, upper=True)
         sandbox.take_upper(upper, self.builder.store.layer_dir(diff_id))
         return descriptor, diff_id
@@ -182,6 +186,7 @@ class Step:
         return store.unpack_layers(zip(layers, diff_ids))[::-1], key
 
     def copy_files(self) -> tuple[dict, str]:
+        from . import sandbox  # only a step that runs needs it (see run_command)
         box = sandbox.Sandbox(self.builder.store.tmp, self.lowers())
         self.plan.scratch = os.path.join(box.directory, "from")
         try:

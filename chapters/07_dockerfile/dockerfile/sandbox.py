@@ -16,7 +16,6 @@ that the runtime binds over, so they never end up in a layer.
 """
 
 import os
-import secrets
 from typing import Callable
 
 from .. import layers, libc, mounts, process
@@ -27,7 +26,7 @@ class Sandbox:
     """A scratch directory with init/, upper/, work/ and merged/ over some layers."""
 
     def __init__(self, tmp: str, lowers: list[str]) -> None:
-        self.directory = os.path.join(tmp, f"{os.getpid()}-build-{secrets.token_hex(6)}")
+        self.directory = os.path.join(tmp, f"{os.getpid()}-build-{os.urandom(6).hex()}")
         os.makedirs(self.directory)
         if not lowers:  # FROM scratch: overlay needs a lower layer, so give it an empty one
             lowers = [os.path.join(self.directory, "scratch")]
