@@ -33,6 +33,8 @@ import time
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
+import build  # noqa: E402
+import registry  # noqa: E402
 import start_latency  # noqa: E402
 import unpack  # noqa: E402
 
@@ -40,8 +42,6 @@ PARTS = ("start", "unpack", "lifecycle", "exec", "registry", "build", "container
 SCRIPT_PARTS = {  # part: (script, arguments full, arguments --quick, the peers it needs)
     "lifecycle": ("lifecycle.py", ["-n", "10"], ["-n", "3"], []),
     "exec": ("exec.py", ["-n", "20"], ["-n", "5"], []),
-    "registry": ("registry.py", ["-n", "3"], ["-n", "1", "--mib", "40"], ["skopeo", "docker-registry", "curl"]),
-    "build": ("build.py", ["-n", "3"], ["-n", "1"], []),  # it says itself which builder is missing
     "containerd": ("containerd.py", [], [], ["ctr", "containerd"]),
 }
 
@@ -65,21 +65,30 @@ def main() -> int:
     for part in args.only.split(","):
         print(f"\n=== {part} " + "=" * (60 - len(part)), flush=True)
         started = time.monotonic()
-        if part == "start":
-            summary += start_part(args)
-        elif part == "unpack":
-            summary += unpack_part(args)
-        elif part in SCRIPT_PARTS:
-            summary.append(script_part(part, args))
-        else:
-            print(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
+        try:
+            summary += run_part(part, args)
+        except (Exception, SystemExit) as err:  # one part's failure must not lose the others' figures
+            print(f"{part}: failed: {err}")
+            summary.append((part, "failed", str(err).splitlines()[0][:70] if str(err) else ""))
         print(f"({part}: {time.monotonic() - started:.0f} s)")
     print("\n=== summary " + "=" * 53)
-    width = max(len(what) for what, _, _ in summary)
+    width = max((len(what) for what, _, _ in summary), default=10)
     for what, ratio, against in summary:
         print(f"{what:{width}}  {ratio:>14}  {against}")
-    print(f"python: {args.python}; ratios are medians over medians taken in the same run")
+    print(f"python: {args.python}; ratios are medians over medians taken in the same run; "
+          f"load at the end {os.getloadavg()[0]:.1f}")
     return 0
+
+
+def run_part(part: str, args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """Run one part, print its own table, and return its summary rows."""
+    parts = {"start": start_part, "unpack": unpack_part, "registry": registry_part, "build": build_part}
+    if part in parts:
+        return parts[part](args)
+    if part in SCRIPT_PARTS:
+        return [script_part(part, args)]
+    print(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
+    return []
 
 
 def start_part(args: argparse.Namespace) -> list[tuple[str, str, str]]:
@@ -109,9 +118,41 @@ def unpack_part(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     rows = []
     for r in results:
         if r.contender == "dockyard":
-            data = next(x for x in results if x.layer == r.layer and x.contender == "tarfile, data filter")
+            data = next((x for x in results if x.layer == r.layer and x.contender == "tarfile, data filter"), None)
+            gnu = next(x for x in results if x.layer == r.layer and x.contender == "GNU tar")
             rows.append((f"unpack: {r.layer}", f"{r.ratio:.2f}x", "GNU tar"))
-            rows.append((f"unpack: {r.layer}", f"{r.wall / data.wall:.2f}x", "tarfile, data filter"))
+            rows.append((f"unpack: {r.layer} (cpu)", f"{r.cpu / gnu.cpu:.2f}x", "GNU tar"))
+            rows.append((f"unpack: {r.layer}", f"{r.wall / data.wall:.2f}x" if data else "not installed",
+                         "tarfile, data filter" + ("" if data else " (no python 3.12+)")))
+    return rows
+
+
+def registry_part(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    missing = [peer for peer in registry.PEERS if not shutil.which(peer)]
+    if missing:
+        print(f"{', '.join(missing)}: not installed")
+        return [("registry", "not installed", ", ".join(missing))]
+    mib = 40 if args.quick else 200
+    medians = registry.run(mib=mib, runs=1 if args.quick else 3, python=args.python)
+    print(registry.report(medians, mib))
+    return [(f"registry: {what} ({mib} MiB)", f"{ratio:.2f}x", against)
+            for what, ratio, against in registry.ratios(medians)]
+
+
+def build_part(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    results = build.run(runs=1 if args.quick else 3, python=args.python)
+    print(build.report(results))
+    ours = results.get("dockyard")
+    if not isinstance(ours, dict):
+        return [("build", str(ours), "")]
+    rows = [("build: cached rebuild (dockyard, seconds)", f"{ours['cached']:.3f} s", "goal: at most 0.1 s")]
+    for peer in ("BuildKit", "buildah bud"):
+        theirs = results.get(peer)
+        if not isinstance(theirs, dict):
+            rows.append((f"build: vs {peer}", theirs or "not run", ""))
+            continue
+        for step in ("cold", "cached", "one file"):
+            rows.append((f"build: {step}", f"{ours[step] / theirs[step]:.2f}x", peer))
     return rows
 
 

@@ -120,6 +120,17 @@ CONTENDERS: dict[str, Callable[[str, str], float | None]] = {
     "GNU tar": gnu_tar, "tarfile": tarfile_plain, "tarfile, data filter": tarfile_data, "dockyard": dockyard}
 
 
+def available_contenders() -> dict[str, Callable[[str, str], float | None]]:
+    """Every contender this machine can run (the data filter needs a python 3.12+ somewhere)."""
+    if hasattr(tarfile, "data_filter"):
+        return CONTENDERS
+    try:
+        data_filter_python()
+        return CONTENDERS
+    except FileNotFoundError:
+        return {name: f for name, f in CONTENDERS.items() if name != "tarfile, data filter"}
+
+
 def cpu_seconds() -> float:
     """User + system time of this process and its reaped children."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -128,10 +139,11 @@ def cpu_seconds() -> float:
 
 def measure(layer: str, base: str, runs: int) -> dict[str, tuple[list[float], list[float]]]:
     """(wall times, cpu times) of each contender, round-robin; the first round checks that all agree."""
-    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in CONTENDERS}
+    contenders = available_contenders()
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in contenders}
     trees: dict[str, tuple[int, int]] = {}
     for _ in range(runs):
-        for name, unpack in CONTENDERS.items():
+        for name, unpack in contenders.items():
             target = tempfile.mkdtemp(dir=base)
             start, cpu = time.perf_counter(), cpu_seconds()
             inner = unpack(layer, target)  # a child python's own time, without its start
