@@ -23,13 +23,15 @@ The points, in the shared write steps that every command goes through:
     container-layers a new container's layers are made, its record not yet in place
     monitor-spawned  run -d / start: the monitor is forked, the CLI has not heard from it
     container-running  a foreground run: the command runs, the CLI is its parent
+    attach-connected   attach: the CLI is connected to the container's monitor
 """
 
 import os
 import signal
 
 POINTS = ("blob-written", "blob-stored", "file-written", "file-replaced", "layer-unpacked", "layer-stored",
-          "container-layers", "monitor-spawned", "container-running")
+          "container-layers", "monitor-spawned", "container-running",
+          "attach-connected")
 _WANTED, _, _VISIT = os.environ.get("DOCKYARD_FAULT", "").partition(":")
 _visits: dict[str, int] = {}
 

@@ -8,6 +8,7 @@
     restart [-t N] CONTAINER...    stop, then start
     wait CONTAINER...              block until each exits; print its exit code
     logs [-f] [--tail N] [-t] [--since T] [--until T] CONTAINER
+    attach [--no-stdin] [--sig-proxy=true|false] [--detach-keys KEYS] CONTAINER
 
 Signals reach PID 1 through a pidfd (see container.py), never through a bare
 pid that may have been handed to another process meanwhile.
@@ -291,6 +292,21 @@ def add_logs_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
 
 
+# --- attach ------------------------------------------------------------------------------
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from . import attach  # sockets and terminals: only when attach runs
+    return attach.cmd_attach(args)
+
+
+def add_attach_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
+    p.add_argument("--sig-proxy", choices=("true", "false"), default="true", nargs="?", const="true",
+                   help="pass the signals we get on to the container (default true; not with -t)")
+    p.add_argument("--detach-keys", metavar="KEYS", help="the keys that detach (default ctrl-p,ctrl-q)")
+    p.add_argument("container", metavar="CONTAINER")
+
+
 COMMANDS = {
     "start": ("Start one or more stopped containers", add_start_arguments, cmd_start),
     "stop": ("Stop one or more running containers", add_stop_arguments, cmd_stop),
@@ -298,4 +314,5 @@ COMMANDS = {
     "restart": ("Restart one or more containers", add_stop_arguments, cmd_restart),
     "wait": ("Block until containers stop, then print their exit codes", add_containers_argument, cmd_wait),
     "logs": ("Fetch the logs of a container", add_logs_arguments, cmd_logs),
+    "attach": ("Attach to a running container's input and output", add_attach_arguments, cmd_attach),
 }

@@ -11,7 +11,8 @@ Podman to conmon:
     fork ─▶ setsid, fork ─▶          take the container's lock
     wait for its word      ◀─┐       runtime.run ── clone ────────▶  PID 1
                              └────── "running" once PID 1 has exec'd
-    print the id, exit               copy stdout and stderr into the log
+    print the id, exit               its output into the log and to attach's clients,
+                                     their keys into its stdin (attach_server.py)
                                      PID 1 exits: record ExitCode, FinishedAt
                                      restart it, as --restart says, or
                                      clean up (--rm), drop the lock, exit
@@ -30,7 +31,6 @@ rotated at --log-opt max-size into at most --log-opt max-file files.
 
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import NoReturn
@@ -100,34 +100,33 @@ def timestamp() -> str:
 
 
 class JsonLog:
-    """The container's output as json-file lines, rotated by size; shared by the stdout and stderr pumps."""
+    """The container's output as json-file lines, rotated by size: a record a line, each stream cut apart."""
 
     def __init__(self, path: str, options: dict[str, str]) -> None:
         self.path = path
         self.max_size = int(options.get("max-size", 0))
         self.max_file = int(options.get("max-file", 1))
-        self.lock = threading.Lock()
+        self.pending: dict[str, bytes] = {}  # per stream: a line begun, not yet ended
         self.file = open(path, "ab")
 
-    def pump(self, fd: int, stream: str) -> None:
-        """Copy `fd` into the log, a line a record, until every writer has closed it."""
-        pending = b""
-        while chunk := os.read(fd, 65536):
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                self.write(line + b"\n", stream)
-        if pending:
-            self.write(pending, stream)  # a last line without its newline, as Docker keeps it
-        os.close(fd)
-
     def write(self, data: bytes, stream: str) -> None:
+        """Log a chunk of `stream`'s output: each complete line becomes a record."""
+        *lines, self.pending[stream] = (self.pending.get(stream, b"") + data).split(b"\n")
+        for line in lines:
+            self.record(line + b"\n", stream)
+
+    def end(self, stream: str) -> None:
+        """`stream` has ended: a last line without its newline is kept, as Docker keeps it."""
+        if self.pending.get(stream):
+            self.record(self.pending.pop(stream), stream)
+
+    def record(self, data: bytes, stream: str) -> None:
         record = (json.dumps({"log": data.decode("utf-8", "replace"), "stream": stream, "time": timestamp()},
                              separators=(",", ":")) + "\n").encode()
-        with self.lock:
-            if self.max_size and self.file.tell() and self.file.tell() + len(record) > self.max_size:
-                self.rotate()
-            self.file.write(record)
-            self.file.flush()
+        if self.max_size and self.file.tell() and self.file.tell() + len(record) > self.max_size:
+            self.rotate()
+        self.file.write(record)
+        self.file.flush()
 
     def rotate(self) -> None:
         """log -> log.1 -> log.2 ...: keep max-file files in all, the oldest dropped."""
@@ -236,32 +235,26 @@ def supervise(request: Request, c: "container.Container", reporter: Reporter) ->
 
 
 def run_once(request: Request, c: "container.Container", reporter: Reporter) -> int:
-    """Run PID 1 once, its output into the log; record how it ended and return its exit code."""
+    """Run PID 1 once, its streams served by attach_server; record how it ended and return its exit code."""
     from .cgroups import OOMKilled
+    from . import attach, attach_server
     log = JsonLog(log_path(c), request.log) if request.log.get("driver", "json-file") != "none" else None
-    pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)]
-    os.dup2(pipes[0][1], 1)  # without O_CLOEXEC: PID 1 inherits them as its stdout and stderr
-    os.dup2(pipes[1][1], 2)
-    for _, write_end in pipes:
-        os.close(write_end)
-    pumps: list[threading.Thread] = []
+    streams = attach_server.Streams(attach.socket_path(c), log, *give_stdio(request))
 
     def started(pid: int) -> None:
         containers.started(request, pid, c)  # its network (if any), and the record
-        # The monitor lets go of the write ends, so the log ends when the container's do; with -t
-        # it keeps stdout: the pty's output comes through the monitor (runtime's relay) into the log.
-        null_stdio(1, 2) if not request.tty else null_stdio(2)
-        for (read_end, _), stream in zip(pipes, ("stdout", "stderr")):
-            pumps.append(threading.Thread(target=log.pump if log else drain, args=(read_end, stream)))
-            pumps[-1].start()
+        null_stdio()  # PID 1 has its ends of the pipes: the monitor lets go, so the output ends with the container's
+        if not request.tty:
+            streams.start()
 
     def exited(exit_code: int) -> None:
         c.move("exited", exit_code=exit_code, pid=0, finished=container.now())
 
     exit_code = 125
+    hooks = runtime.Hooks(started, lambda: reporter.send(b"running"), exited)
+    hooks.relay = lambda master: streams.start(master, request.interactive)  # -t: the monitor owns the pty
     try:
-        exit_code = runtime.run(runtime_spec(request, c.directory),
-                                runtime.Hooks(started, lambda: reporter.send(b"running"), exited))
+        exit_code = runtime.run(runtime_spec(request, c.directory), hooks)
     except OOMKilled:
         exit_code = 137
         c.move("exited", exit_code=137, oom_killed=True, pid=0, finished=container.now())
@@ -272,21 +265,26 @@ def run_once(request: Request, c: "container.Container", reporter: Reporter) -> 
     finally:
         containers.stopped(request, exit_code)
         null_stdio()
-        for thread in pumps:
-            thread.join()
-        if not pumps:
-            for read_end, _ in pipes:
-                os.close(read_end)
+        streams.finish(exit_code)  # the output runs out into the log; attached clients get the exit status
         if log:
             log.close()
     return exit_code
 
 
-def drain(fd: int, _stream: str) -> None:
-    """--log-driver none: read the output and drop it."""
-    while os.read(fd, 65536):
-        pass
-    os.close(fd)
+def give_stdio(request: Request) -> tuple[dict[int, str], int | None]:
+    """Pipes for PID 1's stdout and stderr (and stdin with -i) on fds 0-2, for it to inherit; our ends."""
+    outputs = {}
+    for fd, stream in ((1, "stdout"), (2, "stderr")):
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        os.dup2(write_end, fd)  # without O_CLOEXEC: PID 1 inherits it
+        os.close(write_end)
+        outputs[read_end] = stream
+    stdin = None
+    if request.interactive and not request.tty:  # -t: the pty is its stdin; -i alone: a pipe that stays open
+        read_end, stdin = os.pipe2(os.O_CLOEXEC)
+        os.dup2(read_end, 0)
+        os.close(read_end)
+    return outputs, stdin
 
 
 def null_stdio(*fds: int) -> None:

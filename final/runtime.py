@@ -59,6 +59,7 @@ class Hooks:
     started: Callable[[int], None] = lambda pid: None   # PID 1 is set up, not yet let go
     running: Callable[[], None] = lambda: None          # its command has been exec'd
     exited: Callable[[int], None] = lambda code: None   # it exited, not yet reaped: its pid is still its own
+    relay: Callable[[int], None] | None = None          # -t: who takes the pty master (None: our own stdio)  # ch final
 
 
 # --8<-- [start:run]
@@ -69,7 +70,7 @@ def run(spec: RuntimeSpec, hooks: Hooks = Hooks()) -> int:
     try:
         set_up(spec, child, hooks.started)
         if child.terminal:  # ch final
-            terminal.relay(child.terminal)  # until the container closes its terminal  # ch final
+            terminal.relay(child.terminal, hooks.relay)  # until the container closes its terminal  # ch final
         child.closed.add(child.error[0])  # wait_for closes it
         exit_code = wait_for(child.pid, child.error[0], hooks)
         cgroups.check_oom(spec.id, exit_code)  # SIGKILL does not say who sent it: the cgroup knows  # ch 03

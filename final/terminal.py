@@ -25,6 +25,7 @@ import socket
 import sys
 import termios
 import tty
+from typing import Callable
 
 TIOCSPTLCK = 0x40045431   # unlock the slave of a new master (what unlockpt(3) does)
 TIOCGPTPEER = 0x5441      # open the slave through the master: no path to look up
@@ -83,11 +84,11 @@ def receive_master(terminal: Terminal) -> int | None:
     return fds[0] if fds else None
 
 
-def relay(terminal: Terminal) -> None:
-    """Copy keys in and output out until the container closes its terminal. Call in the parent."""
+def relay(terminal: Terminal, take: Callable[[int], None] | None = None) -> None:
+    """Copy keys in and output out until the container closes its terminal (or hand the master to `take`)."""
     master = receive_master(terminal)
     if master is not None:
-        relay_master(master)
+        (take or relay_master)(master)  # a monitor takes it: it serves the pty to attach's clients
 
 
 def relay_master(master: int) -> None:

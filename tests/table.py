@@ -45,6 +45,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_crashes.py": FINAL,
     "test_exec.py": FINAL,
     "test_lifecycle.py": FINAL,
+    "test_attach.py": FINAL,
     "test_pause_top.py": FINAL,
     "test_events.py": FINAL,
     "test_ps.py": FINAL,

@@ -8,6 +8,7 @@ see one left running: every test here ends with `no_process_of` its --root.
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -361,11 +362,18 @@ def crash_cli_during_start(dockyard, rootfs):
     return "Up"  # killing the CLI never kills a detached container
 
 
-def crash_cli_during_attach(dockyard, rootfs):
+def crash_cli_of_a_foreground_run(dockyard, rootfs):
     result = dockyard("run", "--name", "victim", "--rootfs", rootfs, "sleep", "100",
                       env=fault_env(dockyard, "container-running"))
     assert result.returncode == -signal.SIGKILL
     return "Dead"  # a foreground container is the CLI's child: it dies with it
+
+
+def crash_cli_during_attach(dockyard, rootfs):
+    run_d(dockyard, rootfs, "--name", "victim", "-i", ["sleep", "100"])
+    result = dockyard("attach", "victim", env=fault_env(dockyard, "attach-connected"), stdin=subprocess.DEVNULL)
+    assert result.returncode == -signal.SIGKILL
+    return "Up"  # a client of the monitor: its end leaves the container as it was
 
 
 def crash_monitor(dockyard, rootfs):
@@ -381,8 +389,8 @@ def crash_pid1(dockyard, rootfs):
     return "Exited (137)"
 
 
-@pytest.mark.parametrize("crash", [crash_cli_during_create, crash_cli_during_start, crash_cli_during_attach,
-                                   crash_monitor, crash_pid1], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("crash", [crash_cli_during_create, crash_cli_during_start, crash_cli_of_a_foreground_run,
+                                   crash_cli_during_attach, crash_monitor, crash_pid1], ids=lambda f: f.__name__)
 def test_after_a_crash_ps_tells_the_truth_and_rm_f_leaves_nothing(dockyard, rootfs, crash):
     expected = crash(dockyard, rootfs)
     if expected is None:

@@ -1,0 +1,280 @@
+# chapter: final
+"""`attach`: the terminal, or the output, of a container that runs without us.
+
+A detached container's monitor serves its streams on a unix socket in the
+container's run dir (attach_server.py is that side). `attach` connects and
+relays: what the container prints from then on comes out here (the past is
+the log's, for `logs`), and with -i what we type goes in. Any number of
+clients may attach at once; leaving one, or killing it, leaves the container
+as it was. Ctrl-P Ctrl-Q (or --detach-keys) detaches: Docker's "read escape
+sequence", exit status 1, and the container runs on.
+
+Both ways go frames, the 8-byte header of Docker's API for a container
+without a tty ("stdcopy"), with three streams of our own for the rest:
+
+    [stream: 1 byte][0 0 0][length of the payload: 4 bytes, big-endian][payload]
+    0 stdin       client -> monitor: keys for PID 1
+    1 stdout      monitor -> client      2 stderr   monitor -> client (kept apart, as they were)
+    3 exit        monitor -> client: PID 1's exit status, as text, the last frame
+    4 resize      client -> monitor: a struct winsize for the pty (-t)
+
+With -t the pty has one output stream, and it comes as stdout.
+
+A unix socket's path holds at most 107 bytes, and a run dir's is longer
+(its hash and the 64-digit id): both sides reach it through a short alias,
+/proc/self/fd/N/attach.sock, where N is the run dir opened with O_PATH.
+"""
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+from typing import Iterator
+
+from . import config, faults
+from .errors import DockyardError, UsageError
+
+STDIN, STDOUT, STDERR, EXIT, RESIZE = range(5)
+HEADER = struct.Struct(">B3xI")
+MAX_FRAME = 1 << 20              # a longer frame is a broken (or hostile) peer
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+CTRL_SYMBOLS = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+
+
+# --- the protocol, shared with the monitor -------------------------------------------
+
+def frame(stream: int, payload: bytes) -> bytes:
+    return HEADER.pack(stream, len(payload)) + payload
+
+
+class Frames:
+    """Cuts a byte stream into (stream, payload) frames, keeping a partial one for later."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """The frames that `data` completes; ValueError for a frame no peer of ours would send."""
+        self.buffer += data
+        found = []
+        while len(self.buffer) >= HEADER.size:
+            stream, length = HEADER.unpack_from(self.buffer)
+            if length > MAX_FRAME:
+                raise ValueError(f"a frame of {length} bytes")
+            if len(self.buffer) < HEADER.size + length:
+                break
+            found.append((stream, self.buffer[HEADER.size:HEADER.size + length]))
+            self.buffer = self.buffer[HEADER.size + length:]
+        return found
+
+
+def socket_path(c) -> str:
+    """The attach socket of container `c`: in its run dir, beside its lock."""
+    return os.path.join(os.path.dirname(c.lock.path), "attach.sock")
+
+
+@contextlib.contextmanager
+def short_path(path: str) -> Iterator[str]:
+    """A path to `path` short enough for sun_path: through the directory's /proc/self/fd entry."""
+    directory = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{directory}/{os.path.basename(path)}"
+    finally:
+        os.close(directory)
+
+
+# --- detach keys ------------------------------------------------------------------------
+
+def parse_detach_keys(text: str) -> bytes:
+    """Docker's --detach-keys: comma-separated, each one character or ctrl-<a-z @ [ \\ ] ^ _>."""
+    keys = b""
+    for key in text.split(","):
+        if len(key) == 1:
+            keys += key.encode()
+        elif key.startswith("ctrl-") and len(key) == 6 and "a" <= key[5] <= "z":
+            keys += bytes([ord(key[5]) - ord("a") + 1])
+        elif key.startswith("ctrl-") and len(key) == 6 and key[5] in CTRL_SYMBOLS:
+            keys += bytes([CTRL_SYMBOLS[key[5]]])
+        else:
+            raise UsageError(f"invalid detach keys {text!r}: cannot read {key!r}",
+                             hint="give keys separated by commas, each one character or "
+                                  "ctrl-<a-z, @, [, \\, ], ^ or _>: --detach-keys ctrl-p,ctrl-q")
+    return keys
+
+
+class DetachKeys:
+    """Holds typed keys back while they could still be the start of the detach sequence."""
+
+    def __init__(self, sequence: bytes) -> None:
+        self.sequence, self.held = sequence, b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """What to pass on to the container, and whether the whole sequence was typed."""
+        out = b""
+        for byte in data:
+            self.held += bytes([byte])
+            if self.held == self.sequence:
+                return out, True
+            if not self.sequence.startswith(self.held):
+                out, self.held = out + self.held, b""  # not the sequence after all: the keys go on
+        return out, False
+
+
+# --- the command ------------------------------------------------------------------------
+
+def cmd_attach(args) -> int:
+    from . import container
+    keys = parse_detach_keys(args.detach_keys or DEFAULT_DETACH_KEYS)
+    c = container.load(args.root, args.container)
+    check_attachable(c, args.container)
+    tty = bool(c.config.get("tty"))
+    interactive = bool(c.config.get("interactive")) and not args.no_stdin
+    if tty and interactive and not os.isatty(0):
+        raise DockyardError("the input device is not a TTY",
+                            hint="the container has a terminal: attach from one, or with --no-stdin")
+    conn = connect(c, args.container)
+    faults.fault_point("attach-connected")
+    exit_code = Session(conn, c, interactive, tty, keys, args.sig_proxy == "true").run()
+    if exit_code is None:
+        print("read escape sequence", file=sys.stderr)  # Docker's words, and its status: 1
+        return 1
+    return exit_code
+
+
+def check_attachable(c, text: str) -> None:
+    """Only a running container has streams to attach to: Docker's refusals otherwise."""
+    status = c.status
+    if status == "paused":
+        raise DockyardError(f"you cannot attach to a paused container ({text}), unpause it first",
+                            hint=f"unpause {text}")
+    if status != "running":
+        raise DockyardError(f"you cannot attach to a stopped container ({text}), start it first",
+                            hint=f"start -a {text} runs it attached; logs {text} shows what it printed")
+
+
+def connect(c, text: str) -> socket.socket:
+    """A connection to the container's monitor."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        with short_path(socket_path(c)) as path:
+            conn.connect(path)
+    except (FileNotFoundError, ConnectionRefusedError) as err:
+        conn.close()
+        check_attachable(type(c)(c.root, c.id), text)  # it may have stopped meanwhile
+        raise DockyardError(f"container {text} has no attach socket: it runs in the foreground of another command",
+                            hint="attach works for containers started with run -d or start") from err
+    return conn
+
+
+class Session:
+    """One attached client: the container's frames out, our keys in, our signals and window size over."""
+
+    def __init__(self, conn: socket.socket, c, interactive: bool, tty: bool, keys: bytes, sig_proxy: bool) -> None:
+        self.conn, self.container, self.frames = conn, c, Frames()
+        self.stdin = sys.stdin.fileno() if interactive else None
+        self.tty, self.sig_proxy, self.keys = tty, sig_proxy, DetachKeys(keys)
+
+    def run(self) -> int | None:
+        """Relay until PID 1 exits (its exit status) or we detach (None)."""
+        raw = self.tty and self.stdin is not None and os.isatty(self.stdin)
+        saved = termios_raw(self.stdin) if raw else None
+        wake_read, wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        old_wakeup = signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+        handled = self.catch_signals()
+        try:
+            if self.tty:
+                self.send_window_size()
+            return self.relay(wake_read)
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, old in handled.items():
+                signal.signal(sig, old)
+            os.close(wake_read)
+            os.close(wake_write)
+            if saved:
+                termios_restore(self.stdin, saved)
+            self.conn.close()
+
+    def catch_signals(self) -> dict[int, object]:
+        """Route the signals we act on through the wakeup pipe: SIGWINCH (-t), or the proxied ones."""
+        wanted = [signal.SIGWINCH] if self.tty else []
+        if self.sig_proxy and not self.tty:  # as Docker: with a tty, Ctrl-C is a key, not a signal
+            wanted += [getattr(signal, name) for name in config.FORWARDED_SIGNALS if name != "SIGWINCH"]
+        return {sig: signal.signal(sig, lambda *_: None) for sig in wanted}
+
+    def relay(self, wake: int) -> int | None:
+        sources = [self.conn.fileno(), wake, *([self.stdin] if self.stdin is not None else [])]
+        while True:
+            ready, _, _ = select.select(sources, [], [])
+            if wake in ready:
+                self.take_signals(wake)
+            if self.conn.fileno() in ready:
+                exit_code = self.receive()
+                if exit_code is not None:
+                    return exit_code
+            if self.stdin is not None and self.stdin in ready:
+                typed = os.read(self.stdin, 65536)
+                if not typed:
+                    sources.remove(self.stdin)  # our input ended; the container's stdin stays open
+                    continue
+                passed, detached = self.keys.feed(typed)
+                if passed:
+                    self.conn.sendall(frame(STDIN, passed))
+                if detached:
+                    return None
+
+    def receive(self) -> int | None:
+        """Write out what the monitor sent; PID 1's exit status once it says so."""
+        data = self.conn.recv(65536)
+        if not data:
+            return self.lost()
+        for stream, payload in self.frames.feed(data):
+            if stream == EXIT:
+                return int(payload)
+            write_all(2 if stream == STDERR else 1, payload)
+        return None
+
+    def lost(self) -> int:
+        """The monitor hung up without a word: the container's record says how it ended."""
+        from . import container
+        c = container.Container(self.container.root, self.container.id)
+        if c.status in ("exited", "created"):
+            return c.state.exit_code or 0
+        raise DockyardError(f"lost the connection to container {c.name}'s monitor",
+                            hint=f"see ps -a: if it is Dead, its monitor died; rm -f {c.name}")
+
+    def take_signals(self, wake: int) -> None:
+        """Act on the signals that arrived: a new window size, or one for the container."""
+        for signum in os.read(wake, 256):
+            if signum == signal.SIGWINCH:
+                self.send_window_size()
+            else:
+                self.container.signal(signum)  # through a pidfd, as kill does
+
+    def send_window_size(self) -> None:
+        from .terminal import window_size
+        size = window_size(self.stdin if self.stdin is not None else sys.stdout.fileno())
+        if size:
+            self.conn.sendall(frame(RESIZE, size))
+
+
+def termios_raw(fd: int) -> list:
+    """Put our terminal in raw mode (every key goes through); the old settings, to restore."""
+    import termios
+    import tty
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    return saved
+
+
+def termios_restore(fd: int, saved: list) -> None:
+    import termios
+    termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
