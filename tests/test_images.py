@@ -177,6 +177,19 @@ def test_a_corrupted_layer_blob_is_detected_and_named(dockyard, busybox_image, t
     assert not (tmp_path / "out.tar.partial").exists()
 
 
+def test_a_corrupted_uncompressed_layer_blob_is_refused_and_named_when_it_is_unpacked(dockyard, tmp_path):
+    layer = tar_bytes(file("hello", b"hi\n" * 1000))  # uncompressed: the blob's digest is the diff id
+    (tmp_path / "plain.tar").write_bytes(oci_archive([layer], name="plain:latest", gzipped=False))
+    assert dockyard("load", "-i", str(tmp_path / "plain.tar")).returncode == 0
+    with open(os.path.join(dockyard.root, "images", "blobs", "sha256", sha256(layer)[7:]), "r+b") as f:
+        f.seek(1000)  # inside hello's data, so the tar itself still reads
+        f.write(b"X")
+    shutil.rmtree(os.path.join(dockyard.root, "layers", sha256(layer)[7:]))  # so that run unpacks it again
+    result = dockyard("run", "--rm", "plain", "/hello")
+    assert is_user_error(result) and sha256(layer) in result.stderr and "corrupt" in result.stderr
+    assert not os.path.exists(os.path.join(dockyard.root, "layers", sha256(layer)[7:]))
+
+
 def test_a_missing_config_blob_is_an_error_that_names_it(dockyard, busybox_image):
     config = inspect(dockyard, "busybox")["Id"]
     os.unlink(os.path.join(dockyard.root, "images", "blobs", "sha256", config[7:]))
