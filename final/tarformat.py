@@ -156,17 +156,18 @@ class TarStream:
 
 def number(field: bytes) -> int:
     """A numeric header field: octal text, or GNU's base-256 when the top bit is set."""
+    try:
+        return int(field.strip(b" \0") or b"0", 8)  # nearly always; int() refuses a byte >= 0x80
+    except ValueError:
+        pass
     if field[0] & 0x80:
         value = int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
         return value - (1 << (8 * len(field) - 1)) if field[0] & 0x40 else value
+    text = field.split(b"\0", 1)[0].strip()  # text after the NUL, or not a number at all
     try:
-        return int(field.strip(b" \0") or b"0", 8)
-    except ValueError:  # text after the NUL, or not a number at all
-        text = field.split(b"\0", 1)[0].strip()
-        try:
-            return int(text, 8) if text else 0
-        except ValueError:
-            raise BadArchive(f"bad number {text!r} in a tar header") from None
+        return int(text, 8) if text else 0
+    except ValueError:
+        raise BadArchive(f"bad number {text!r} in a tar header") from None
 
 
 def text(field: bytes) -> str:
