@@ -220,9 +220,14 @@ def parse_pax(data: bytes) -> dict[str, bytes]:
     return records
 
 
+IGNORED_PAX = frozenset(("atime", "ctime"))  # GNU tar's pax format writes both for every file
+
+
 def apply_pax(member: Member, pax: dict[str, bytes]) -> None:
     """Let pax records override the header's fields."""
     for key, value in pax.items():
+        if key in IGNORED_PAX:
+            continue
         if key == "path":
             member.name = value.decode("utf-8", "surrogateescape")
         elif key == "linkpath":
@@ -273,7 +278,7 @@ def members(stream: TarStream) -> Iterator[Member]:
             raise BadArchive("GNU sparse files in layers are not supported",
                              hint="create the archive without --sparse")
         if pax or global_pax:
-            apply_pax(member, {**global_pax, **pax})
+            apply_pax(member, {**global_pax, **pax} if global_pax else pax)
             pax = {}
         if member.type not in DATA_LESS:
             start = stream.tell()
