@@ -155,17 +155,18 @@ class TarStream:
 
 def number(field: bytes) -> int:
     """A numeric header field: octal text, or GNU's base-256 when the top bit is set."""
+    try:
+        return int(field.strip(b" \0") or b"0", 8)  # nearly always; int() refuses a byte >= 0x80
+    except ValueError:
+        pass
     if field[0] & 0x80:
         value = int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
         return value - (1 << (8 * len(field) - 1)) if field[0] & 0x40 else value
+    text = field.split(b"\0", 1)[0].strip()  # text after the NUL, or not a number at all
     try:
-        return int(field.strip(b" \0") or b"0", 8)
-    except ValueError:  # text after the NUL, or not a number at all
-        text = field.split(b"\0", 1)[0].strip()
-        try:
-            return int(text, 8) if text else 0
-        except ValueError:
-            raise BadArchive(f"bad number {text!r} in a tar header") from None
+        return int(text, 8) if text else 0
+    except ValueError:
+        raise BadArchive(f"bad number {text!r} in a tar header") from None
 
 
 def text(field: bytes) -> str:
@@ -218,9 +219,14 @@ def parse_pax(data: bytes) -> dict[str, bytes]:
     return records
 
 
+IGNORED_PAX = frozenset(("atime", "ctime"))  # GNU tar's pax format writes both for every file
+
+
 def apply_pax(member: Member, pax: dict[str, bytes]) -> None:
     """Let pax records override the header's fields."""
     for key, value in pax.items():
+        if key in IGNORED_PAX:
+            continue
         if key == "path":
             member.name = value.decode("utf-8", "surrogateescape")
         elif key == "linkpath":
@@ -271,7 +277,7 @@ def members(stream: TarStream) -> Iterator[Member]:
             raise BadArchive("GNU sparse files in layers are not supported",
                              hint="create the archive without --sparse")
         if pax or global_pax:
-            apply_pax(member, {**global_pax, **pax})
+            apply_pax(member, {**global_pax, **pax} if global_pax else pax)
             pax = {}
         if member.type not in DATA_LESS:
             start = stream.tell()
