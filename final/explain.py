@@ -143,8 +143,9 @@ def exec_command(argv: list[str], env: dict[str, str]) -> str:
 # --- chapter 2: namespaces ---------------------------------------------------------------
 
 @narrates("libc.clone", 2, lambda pid: None if pid == 0 else str(pid))  # the child says nothing
-def clone(flags: int) -> str:
-    return f"clone3({flag_names(flags, 'CLONE_')})"
+def clone(flags: int, cgroup: int = -1) -> str:
+    into = f", CLONE_INTO_CGROUP {os.readlink(f'/proc/self/fd/{cgroup}')}" if cgroup >= 0 else ""
+    return f"clone3({flag_names(flags, 'CLONE_')}{into})"
 
 
 @narrates("libc.unshare", 2, zero)

@@ -145,7 +145,9 @@ def check_rootfs(rootfs: str) -> None:
 def launch(spec: RuntimeSpec, child: Child) -> int:
     """Start the container's process: the child runs container_main and never returns."""
     # pid = os.fork()  # ch 01-01
-    pid = libc_clone(namespaces.clone_flags(spec.namespaces))  # ch 02
+    # pid = libc_clone(namespaces.clone_flags(spec.namespaces))  # ch 02-07
+    with cgroups.opened_for_clone(spec.id) as cgroup:  # v2: born in its cgroup, no join to wait for  # ch final
+        pid = libc_clone(namespaces.clone_flags(spec.namespaces), cgroup)  # ch final
     if pid == 0:
         child.close(child.error[0])
         child.close(child.go[1])  # ch 02
@@ -154,10 +156,10 @@ def launch(spec: RuntimeSpec, child: Child) -> int:
 
 
 # >>> chapter 02
-def libc_clone(flags: int) -> int:
-    """clone(2) the child into new namespaces, with a hint if the kernel refuses."""
+def libc_clone(flags: int, cgroup: int = -1) -> int:
+    """clone(2) the child into new namespaces (and cgroup, see libc.clone), with a hint if the kernel refuses."""
     try:
-        return libc.clone(flags)
+        return libc.clone(flags, cgroup)
     except PermissionError as err:
         raise DockyardError("the kernel refused to create the container's namespaces",
                             hint="run as root, or rootless with --userns where user namespaces are enabled") from err

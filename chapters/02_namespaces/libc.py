@@ -92,6 +92,7 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+CLONE_INTO_CGROUP = 0x200000000  # clone3 only: start in the cgroup v2 directory open at clone_args.cgroup
 
 # int unshare(int flags);                                        man 2 unshare
 _libc.unshare.argtypes = [ctypes.c_int]
@@ -151,9 +152,12 @@ _python = ctypes.PyDLL(None, use_errno=True)
 _python.syscall.restype = ctypes.c_long
 
 
-def clone(flags: int) -> int:
-    """fork(2) into new namespaces: return 0 in the child and its pid in the parent."""
+def clone(flags: int, cgroup: int = -1) -> int:
+    """fork(2) into new namespaces (and into the cgroup v2 directory open at `cgroup`, if one is given):
+    return 0 in the child and its pid in the parent."""
     args = _CloneArgs(flags=flags, exit_signal=17)  # SIGCHLD, as fork sends
+    if cgroup >= 0:
+        args.flags, args.cgroup = flags | CLONE_INTO_CGROUP, cgroup
     _python.PyOS_BeforeFork()
     pid = _python.syscall(ctypes.c_long(SYS_CLONE3), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
     if pid == 0:

@@ -105,10 +105,10 @@ def launch(spec: RuntimeSpec, child: Child) -> int:
     return pid
 
 
-def libc_clone(flags: int) -> int:
-    """clone(2) the child into new namespaces, with a hint if the kernel refuses."""
+def libc_clone(flags: int, cgroup: int = -1) -> int:
+    """clone(2) the child into new namespaces (and cgroup, see libc.clone), with a hint if the kernel refuses."""
     try:
-        return libc.clone(flags)
+        return libc.clone(flags, cgroup)
     except PermissionError as err:
         raise DockyardError("the kernel refused to create the container's namespaces",
                             hint="run as root, or rootless with --userns where user namespaces are enabled") from err
