@@ -281,14 +281,16 @@ def opened_for_clone(container_id: str) -> Iterator[int]:
     here on v1), while clone3 takes it only for reading. v1 has no such clone: join() writes there.
     """
     layout = detect()
-    if layout.version != 2 or not liveness.holds(container_id):
-        yield -1
-        return
-    fd = os.open(cgroup_dirs(layout, container_id)[""], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = os.open(cgroup_dirs(layout, container_id)[""], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) \
+            if layout.version == 2 else -1
+    except FileNotFoundError:
+        fd = -1  # no cgroup of its own (rootless)
     try:
         yield fd
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 # <<< chapter final
 
 

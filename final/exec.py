@@ -8,7 +8,8 @@ join the same ones, then become the command the same way PID 1 did:
     engine                        helper (a child)               the process (its child)
     ──────                        ────────────────               ───────────────────────
     pidfd_open(PID 1)
-    fork ───────────────────────▶ join the cgroup (host's view)
+    fork ───────────────────────▶ join the cgroup (host's view; on v2 the fork,
+                                  a clone3, starts it there)
                                   setns(pidfd, every namespace
                                         that PID 1 has and we lack)
                                   fork ────────────────────────▶ inside the PID namespace:
@@ -25,7 +26,6 @@ engine, a "child subreaper", inherits the process and waits for it.
 
 import os
 import signal
-import traceback
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -76,8 +76,8 @@ def spawn(request: Exec, pid1: int) -> tuple[int, int]:
     pid_read, pid_write = os.pipe2(os.O_CLOEXEC)
     request.terminal = terminal.Terminal() if request.tty and not request.detach else None
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
-    with runtime.signals_held():
-        helper = os.fork()
+    with runtime.signals_held(), cgroups.opened_for_clone(request.container_id) as cgroup:
+        helper = libc.clone(0, cgroup)  # a fork; on v2 born in the container's cgroup
         if helper == 0:
             os.close(error_read)
             os.close(pid_read)
@@ -162,14 +162,15 @@ def enter_container(request: Exec, pidfd: int, flags: int, error_fd: int, pid_fd
         os._exit(0)
     except BaseException as err:
         if request.debug:
+            import traceback
             traceback.print_exc()
         process.report_to_parent(error_fd, err)
 
 
 def join_cgroup(container_id: str) -> None:
-    """Move ourselves into the container's cgroup in every tree, while we still see the host's."""
-    if os.geteuid() != 0 or not cgroups.detect().version:
-        return  # rootless: the container has no cgroup of its own
+    """Move ourselves into the container's cgroup in every v1 tree, while we still see the host's."""
+    if os.geteuid() != 0 or cgroups.detect().version != 1:
+        return  # rootless: the container has no cgroup of its own; v2: clone3 started us in it
     for directory in sorted(set(cgroups.cgroup_dirs(cgroups.detect(), container_id).values())):
         if os.path.isdir(directory):
             cgroups.write(os.path.join(directory, "cgroup.procs"), "0")  # 0: the writer itself
@@ -195,6 +196,7 @@ def become_process(request: Exec, error_fd: int, userns: bool) -> NoReturn:
         security.final_step(security.Profile.from_dict(request.security), request.user, request.argv, request.env)
     except BaseException as err:
         if request.debug:
+            import traceback
             traceback.print_exc()
         process.report_to_parent(error_fd, err)
 
