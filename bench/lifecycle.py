@@ -12,8 +12,11 @@ between rounds:
     dockyard run --rm --rootfs R /bin/true   the foreground path, for scale
 
 Contenders are interleaved round by round, so a slow moment of the shared
-machine hurts them alike; the table gives the median and the range. This is
-a benchmark, not a test: it asserts nothing.
+machine hurts them alike; the table gives the median and the range of the
+wall time, the median cpu time (user + system of the command and of the
+children it waited for: a detached container's monitor is not among them),
+and each row's median over that of the foreground run. This is a benchmark,
+not a test: it asserts nothing.
 """
 
 import argparse
@@ -25,16 +28,27 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from tools.busybox_rootfs import make_rootfs  # noqa: E402
 
 
-def timed(argv: list[str], **kwargs) -> float:
+class Sample(NamedTuple):
+    wall: float
+    cpu: float
+
+
+def timed(argv: list[str], **kwargs) -> Sample:
+    """Run `argv` once (it must succeed): its wall time, and the cpu time of it and its waited-for children."""
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, **kwargs)
-    return time.perf_counter() - start
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, **kwargs)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise subprocess.CalledProcessError(os.waitstatus_to_exitcode(status), argv)
+    return Sample(wall, usage.ru_utime + usage.ru_stime)
 
 
 def runc_bundle(scratch: str, rootfs: str) -> str | None:
@@ -68,7 +82,7 @@ def main() -> int:
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # byte-code cached, as an installed engine runs
     subprocess.run([args.python, "-m", "compileall", "-q", os.path.join(REPO, "final")], check=True)
     bundle = runc_bundle(scratch, rootfs)
-    times: dict[str, list[float]] = {}
+    times: dict[str, list[Sample]] = {}
     try:
         for number in range(args.runs):
             name = f"bench{number}"
@@ -88,10 +102,14 @@ def main() -> int:
                                                              text=True).stdout.split()],
                        env=env, capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"{'contender':40} {'median':>9} {'min':>9} {'max':>9}   ({args.runs} runs, {args.python})")
-    for label, values in times.items():
-        print(f"{label:40} {statistics.median(values) * 1000:8.1f}ms {min(values) * 1000:8.1f}ms "
-              f"{max(values) * 1000:8.1f}ms")
+    foreground = statistics.median(sample.wall for sample in times["dockyard run --rm true (foreground)"])
+    print(f"{'contender':40} {'median':>9} {'min':>9} {'max':>9} {'cpu':>9} {'ratio':>6}   ({args.runs} runs, {args.python})")
+    for label, samples in times.items():
+        walls = [sample.wall for sample in samples]
+        print(f"{label:40} {statistics.median(walls) * 1000:8.1f}ms {min(walls) * 1000:8.1f}ms "
+              f"{max(walls) * 1000:8.1f}ms {statistics.median(s.cpu for s in samples) * 1000:7.1f}ms "
+              f"{statistics.median(walls) / foreground:5.2f}x")
+    print("ratio: a row's median wall time over that of the foreground `run --rm true`")
     if not bundle:
         print("runc is not installed: its row is missing")
     return 0

@@ -142,8 +142,7 @@ def exec_command(argv: list[str], env: dict[str, str]) -> str:
 
 @narrates("libc.clone", 2, lambda pid: None if pid == 0 else str(pid))  # the child says nothing
 def clone(flags: int, cgroup: int = -1) -> str:
-    into = f", CLONE_INTO_CGROUP {os.readlink(f'/proc/self/fd/{cgroup}')}" if cgroup >= 0 else ""
-    return f"clone3({flag_names(flags, 'CLONE_')}{into})"
+    return f"clone3({flag_names(flags | (libc.CLONE_INTO_CGROUP if cgroup >= 0 else 0), 'CLONE_')})"
 
 
 @narrates("libc.unshare", 2, zero)
