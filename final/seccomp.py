@@ -27,6 +27,7 @@ tables; those are denied whole.
 """
 
 import errno
+import functools
 import json
 import os
 import struct
@@ -149,6 +150,7 @@ def applies(entry: dict, caps: list[str], machine: str) -> bool:
     return holds(entry.get("includes") or {}, True) and not holds(entry.get("excludes") or {}, False)
 
 
+@functools.cache  # asked once per rule: one uname(2) is enough
 def kernel_version() -> tuple[int, ...]:
     return version_tuple(os.uname().release)
 
