@@ -21,8 +21,10 @@ runc does this with a fifo, and so do we:
     read the byte, unlink exec.fifo          exec the command
 
 The fifo's existence is also the container's "created" status: `start`
-removes it. PID 1 outlives `create`, so it does not ask to die with its
-parent (PR_SET_PDEATHSIG): the process that reaps it is a subreaper above.
+removes it. Under the OCI CLI, PID 1 outlives `create`, so it does not ask
+to die with its parent (PR_SET_PDEATHSIG): the process that reaps it is a
+subreaper above. Under the engine's monitor, which stays PID 1's parent
+from create to exit, it keeps dying with it.
 """
 
 import os
@@ -45,11 +47,12 @@ def make(directory: str) -> str:
     return path
 
 
-def open_gate(path: str) -> int | None:
-    """Keep a handle on the fifo before pivot_root hides it. Call in PID 1."""
+def open_gate(path: str, orphan: bool) -> int | None:
+    """Keep a handle on the fifo before pivot_root hides it; `orphan`: our parent leaves. Call in PID 1."""
     if not path:
         return None
-    libc.prctl(libc.PR_SET_PDEATHSIG, 0)  # we outlive `create`: our reaper is a subreaper above it
+    if orphan:
+        libc.prctl(libc.PR_SET_PDEATHSIG, 0)  # we outlive `create`: our reaper is a subreaper above it
     return os.open(path, os.O_PATH | os.O_CLOEXEC)
 
 
@@ -61,10 +64,28 @@ def wait_for_start(gate: int | None, argv: list[str], env: dict[str, str], error
     # Closing the error pipe's only writer is the "ready" that create waits for;
     # stderr takes its number, so a later failure is still reported somewhere.
     os.dup2(2, error_fd, inheritable=False)
+    close_exec_fds(gate, error_fd)
     fifo = os.open(f"/proc/self/fd/{gate}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(fifo, b"0")
     os.close(fifo)
     os.close(gate)
+
+
+def close_exec_fds(*keep: int) -> None:
+    """Close now what exec would close: its creator's locks, pipes and sockets must not wait with us."""
+    # PID 1 may wait at the fifo for days. A monitor's lock held by it would outlive the monitor, and
+    # a pipe its creator reads to the end (run -d's report) would never end. Inheritable fds stay:
+    # they are meant for the command (the OCI CLI's --preserve-fds).
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # as another user now, our /proc/self/fd may be closed to us: try every number
+        fds = list(range(3, os.sysconf("SC_OPEN_MAX")))
+    for fd in fds:
+        try:
+            if fd > 2 and fd not in keep and not os.get_inheritable(fd):
+                os.close(fd)
+        except OSError:
+            continue  # not open (listdir's own fd, closed by now)
 
 
 def release(path: str, alive: Callable[[], bool]) -> None:

@@ -22,6 +22,7 @@ The points, in the shared write steps that every command goes through:
     layer-stored     ... and renamed
     container-layers a new container's layers are made, its record not yet in place
     monitor-spawned  run -d / start: the monitor is forked, the CLI has not heard from it
+    container-created  create's monitor: PID 1 waits at its exec fifo, create has its answer
     container-running  a foreground run: the command runs, the CLI is its parent
     attach-connected   attach: the CLI is connected to the container's monitor
 """

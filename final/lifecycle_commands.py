@@ -46,10 +46,9 @@ def apply_run_options(request, args: argparse.Namespace) -> None:
 
 
 def created(request, start: bool) -> int:
-    """After create (or run -d): print the id; with `start`, run it under its monitor first."""
+    """After create (or run -d): print the id once its monitor has PID 1 waiting for start (or running)."""
     from . import monitor
-    if start:
-        monitor.spawn(request)
+    monitor.spawn(request, gated=not start)
     print(request.id)
     return 0
 
@@ -64,6 +63,12 @@ def cmd_start(args: argparse.Namespace) -> int:
         c = container.load(args.root, text)
         if c.is_running():
             continue  # as Docker: starting a running container is no error
+        if is_waiting(c) and not args.attach:
+            monitor.start_created(c)  # its monitor lets PID 1 go
+            print(text)
+            continue
+        if is_waiting(c):
+            containers.stop_for_removal(args.root, c.id, force=False).lock.release()  # -a: PID 1 anew, ours
         request = containers.load_spec(args.root, c.id)
         request.debug, request.interactive = args.debug, args.interactive
         volumes.prepare(request.root, request.volumes, request.userns)
@@ -74,6 +79,11 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def is_waiting(c) -> bool:
+    """Whether a created container's PID 1 waits at its gate, under its monitor."""
+    return c.status == "created" and c.is_running_now()
+
+
 def add_start_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--attach", action="store_true", help="run it in the foreground: its output, its exit code")
     p.add_argument("-i", "--interactive", action="store_true", help="with -a: attach stdin too")
@@ -82,6 +92,8 @@ def add_start_arguments(p: argparse.ArgumentParser) -> None:
 
 def stop(c, timeout: float) -> None:
     """The container's stop signal, then SIGKILL if it still runs after `timeout` seconds."""
+    if c.status == "created":
+        return  # as Docker: a created container stays created (its PID 1, if any, waits for start)
     c.request_stop()
     if not c.signal(stop_signal(c.config.get("stop_signal", ""))) and not c.is_running_now():
         return  # it was not running: quiet, as Docker
@@ -158,10 +170,13 @@ def cmd_restart(args: argparse.Namespace) -> int:
     for text in args.containers:
         c = container.load(args.root, text)
         stop(c, args.time)
-        request = containers.load_spec(args.root, c.id)
-        request.debug = args.debug
-        volumes.prepare(request.root, request.volumes, request.userns)
-        monitor.spawn(request)
+        if is_waiting(c):
+            monitor.start_created(c)
+        else:
+            request = containers.load_spec(args.root, c.id)
+            request.debug = args.debug
+            volumes.prepare(request.root, request.volumes, request.userns)
+            monitor.spawn(request)
         record_container(c, "restart")
         print(text)
     return 0

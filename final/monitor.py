@@ -17,6 +17,12 @@ Podman to conmon:
                                      restart it, as --restart says, or
                                      clean up (--rm), drop the lock, exit
 
+`create` spawns the monitor too, gated: PID 1 is made, set up (namespaces,
+mounts, cgroup, network) and left waiting at its exec fifo (exec_fifo.py);
+the monitor records "created", answers "created", and waits for `start` on
+its start socket (start_socket.py) to let it go. A restart, and `start` of
+an exited container, make a fresh PID 1 at once.
+
 The double fork and setsid make the monitor nobody's child and no terminal's
 member: killing the CLI, or closing its terminal, never reaches it. The
 monitor is PID 1's parent (and a subreaper, so nothing of the container
@@ -35,7 +41,7 @@ import time
 from dataclasses import dataclass
 from typing import NoReturn
 
-from . import container, containers, faults, libc, runtime
+from . import container, containers, exec_fifo, faults, libc, runtime, start_socket
 from .errors import DockyardError, UsageError
 from .request import Request, runtime_spec
 
@@ -143,8 +149,9 @@ class JsonLog:
 
 # --- starting a monitor ---------------------------------------------------------------
 
-def spawn(request: Request) -> None:
-    """Run the container under a monitor of its own; return once its command runs, or raise why not."""
+def spawn(request: Request, gated: bool = False) -> None:
+    """Run the container under a monitor of its own; return once its command runs (`gated`: once
+    PID 1 waits for start), or raise why not."""
     report_read, report_write = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
@@ -152,15 +159,28 @@ def spawn(request: Request) -> None:
         try:
             os.setsid()  # a session of its own: the CLI's terminal and its signals stay behind
             if os.fork() == 0:
-                monitor_main(request, report_write)
+                monitor_main(request, report_write, gated)
         finally:
             os._exit(0)  # the middle process: its exit leaves the monitor to init
     os.close(report_write)
     os.waitpid(pid, 0)
     faults.fault_point("monitor-spawned")
     with open(report_read, "rb") as f:
-        report = f.read()
-    if report == b"running":
+        check_report(f.read(), b"created" if gated else b"running")
+
+
+def start_created(c: "container.Container") -> None:
+    """Ask the monitor of created container `c` to let its PID 1 go; return once it runs."""
+    try:
+        answer = start_socket.request(os.path.dirname(c.lock.path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        answer = b""  # its monitor is gone (killed): check_report says so
+    check_report(answer, b"running")
+
+
+def check_report(report: bytes, expected: bytes) -> None:
+    """Raise the error a monitor reported, or say that it died without a word."""
+    if report == expected:
         return
     if report:
         from .process import _ERRORS
@@ -171,7 +191,9 @@ def spawn(request: Request) -> None:
 
 
 class Reporter:
-    """The monitor's one message to the CLI that started it: "running", or the error."""
+    """The monitor's one message to the CLI that started it: "created" or "running", or the error.
+
+    A gated monitor has two: "created" to `create`, then "running" (or the error) to `start`."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -194,7 +216,7 @@ class Reporter:
         self.send(json.dumps(message).encode())
 
 
-def monitor_main(request: Request, report_fd: int) -> NoReturn:
+def monitor_main(request: Request, report_fd: int, gated: bool) -> NoReturn:
     """Hold the container's lock, run PID 1, restart it as the policy says, then clean up."""
     reporter = Reporter(report_fd)
     try:
@@ -204,20 +226,20 @@ def monitor_main(request: Request, report_fd: int) -> NoReturn:
         if not c.take_lock():
             raise DockyardError(f"container {c.name} is already running", hint=f"stop it first: stop {c.name}")
         clear_stop(c)  # a new start: the last stop is forgotten
-        supervise(request, c, reporter)
+        supervise(request, c, reporter, gated)
     except BaseException as err:
         reporter.error(err)
     finally:
         os._exit(0)
 
 
-def supervise(request: Request, c: "container.Container", reporter: Reporter) -> None:
+def supervise(request: Request, c: "container.Container", reporter: Reporter, gated: bool) -> None:
     """Run PID 1 again and again while the restart policy asks for it; then clean up."""
     policy = parse_restart(request.restart)
     restarts = 0
     try:
         while True:
-            exit_code = run_once(request, c, reporter)
+            exit_code = run_once(request, c, reporter, Gate(c) if gated and not restarts else None)
             if not policy.wants(exit_code, restarts, os.path.exists(c.stop_path())):
                 break
             restarts += 1
@@ -234,15 +256,15 @@ def supervise(request: Request, c: "container.Container", reporter: Reporter) ->
         c.lock.release()
 
 
-def run_once(request: Request, c: "container.Container", reporter: Reporter) -> int:
-    """Run PID 1 once, its streams served by attach_server; record how it ended and return its exit code."""
+def run_once(request: Request, c: "container.Container", reporter: Reporter, gate: "Gate | None") -> int:
+    """Run PID 1 once, its output into the log (with a gate: once started); record how it ended."""
     from .cgroups import OOMKilled
     from . import attach, attach_server
     log = JsonLog(log_path(c), request.log) if request.log.get("driver", "json-file") != "none" else None
     streams = attach_server.Streams(attach.socket_path(c), log, *give_stdio(request))
 
     def started(pid: int) -> None:
-        containers.started(request, pid, c)  # its network (if any), and the record
+        gate.record_created(request, pid, c) if gate else containers.started(request, pid, c)
         null_stdio()  # PID 1 has its ends of the pipes: the monitor lets go, so the output ends with the container's
         if not request.tty:
             streams.start()
@@ -250,11 +272,18 @@ def run_once(request: Request, c: "container.Container", reporter: Reporter) -> 
     def exited(exit_code: int) -> None:
         c.move("exited", exit_code=exit_code, pid=0, finished=container.now())
 
+    def running() -> None:
+        if gate:
+            gate.wait_for_start(request, c, reporter)  # after this, `reporter` answers start
+        reporter.send(b"running")
+
     exit_code = 125
-    hooks = runtime.Hooks(started, lambda: reporter.send(b"running"), exited)
+    hooks = runtime.Hooks(started, running, exited)
     hooks.relay = lambda master: streams.start(master, request.interactive)  # -t: the monitor owns the pty
     try:
-        exit_code = runtime.run(runtime_spec(request, c.directory), hooks)
+        spec = runtime_spec(request, c.directory)
+        spec.exec_fifo = gate.fifo if gate else ""  # create: PID 1 waits there for start
+        exit_code = runtime.run(spec, hooks)
     except OOMKilled:
         exit_code = 137
         c.move("exited", exit_code=137, oom_killed=True, pid=0, finished=container.now())
@@ -263,7 +292,12 @@ def run_once(request: Request, c: "container.Container", reporter: Reporter) -> 
         reporter.error(err)
         c.move("exited", exit_code=exit_code, pid=0, finished=container.now())
     finally:
-        containers.stopped(request, exit_code)
+        if gate:
+            gate.close()
+        if gate and not gate.started:
+            gate.never_started(request)  # rm of a created container: it never ran, so it never died
+        else:
+            containers.stopped(request, exit_code)
         null_stdio()
         streams.finish(exit_code)  # the output runs out into the log; attached clients get the exit status
         if log:
@@ -285,6 +319,47 @@ def give_stdio(request: Request) -> tuple[dict[int, str], int | None]:
         os.dup2(read_end, 0)
         os.close(read_end)
     return outputs, stdin
+
+
+class Gate:
+    """create's gate: PID 1 waits at the exec fifo until `start` asks the monitor to let it go."""
+
+    def __init__(self, c: "container.Container") -> None:
+        self.directory = os.path.dirname(c.lock.path)  # the run dir: runtime state, gone with rm
+        self.fifo = os.path.join(self.directory, exec_fifo.NAME)
+        if os.path.exists(self.fifo):
+            os.unlink(self.fifo)  # a monitor killed before left it
+        exec_fifo.make(self.directory)
+        self.server = start_socket.listen(self.directory)  # before the record says created: start finds it
+        self.started = False
+
+    def record_created(self, request: Request, pid: int, c: "container.Container") -> None:
+        """PID 1 is set up: put it on its network now, as containerd does between create and start."""
+        from .network import attach
+        attach(request, pid)
+        c.move("created", pid=pid)  # the pid is real: a waiting PID 1 holds the namespaces (as runc state)
+
+    def wait_for_start(self, request: Request, c: "container.Container", reporter: Reporter) -> None:
+        """PID 1 waits at the fifo: tell create, then let it go when start asks; return early if it dies."""
+        reporter.send(b"created")
+        faults.fault_point("container-created")
+        pid = c.state.pid
+        conn = start_socket.wait_for_start(self.server, pid)
+        self.close()
+        if conn is None:
+            return  # killed while it waited (rm): runtime sees it exit
+        reporter.fd = conn.detach()  # the answer now goes to start
+        exec_fifo.release(self.fifo, lambda: os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None)
+        containers.mark_running(request, pid, c)
+        self.started = True
+
+    def never_started(self, request: Request) -> None:
+        from .network import detach
+        detach(request)
+
+    def close(self) -> None:
+        if self.server.fileno() >= 0:
+            start_socket.close(self.server, self.directory)
 
 
 def null_stdio(*fds: int) -> None:

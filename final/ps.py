@@ -129,11 +129,15 @@ NEVER = "0001-01-01T00:00:00Z"  # Go's zero time: what Docker shows for "not yet
 
 
 def state_block(state) -> dict:
-    """inspect's State, as Docker shows it: a paused container is Running and Paused."""
+    """inspect's State, as Docker shows it: a paused container is Running and Paused.
+
+    A created container's Pid is its PID 1 waiting for start, as runc's `state` shows it (Docker's
+    create makes no process, so it shows 0): the namespaces are there to enter before start."""
     live = state.status in ("running", "paused", "restarting")
     return {"Status": state.status, "Running": live, "Paused": state.status == "paused",
             "Restarting": state.status == "restarting", "OOMKilled": bool(state.oom_killed),
-            "Dead": state.status == "dead", "Pid": state.pid if live else 0, "ExitCode": state.exit_code or 0,
+            "Dead": state.status == "dead", "Pid": state.pid if live or state.status == "created" else 0,
+            "ExitCode": state.exit_code or 0,
             "Error": "", "StartedAt": state.started or NEVER, "FinishedAt": state.finished or NEVER}
 
 

@@ -42,6 +42,7 @@ class Child:
     go: tuple[int, int] = field(default_factory=pipe)      # the engine's "go", once it set the child up  # ch 02
     lowers: "layers.Channel | None" = None                 # idmapped layers, engine to child  # ch 04
     terminal: "terminal.Terminal | None" = None            # with -t: the pty  # ch final
+    orphan: bool = False                                   # create: PID 1 outlives this process  # ch final
     pid: int = 0
     closed: set[int] = field(default_factory=set)
 
@@ -100,7 +101,7 @@ def set_up(spec: RuntimeSpec, child: Child, started: Callable[[int], None]) -> N
 def create(spec: RuntimeSpec) -> tuple[int, int | None]:
     """Set the container up and leave PID 1 waiting at spec.exec_fifo; return its pid (and pty master)."""
     check_request(spec)
-    child = Child()
+    child = Child(orphan=True)
     try:
         set_up(spec, child, lambda pid: None)
         master = terminal.receive_master(child.terminal) if child.terminal else None
@@ -203,7 +204,7 @@ def container_main(spec: RuntimeSpec, child: Child) -> NoReturn:
         # chroot.enter_rootfs(spec.root.path)  # ch 01-01
         # chroot.mount_proc()  # ch 01-01
         wait_for_go(child.go[0])  # ch 02
-        gate = exec_fifo.open_gate(spec.exec_fifo)  # create: PID 1 will wait for start  # ch final
+        gate = exec_fifo.open_gate(spec.exec_fifo, child.orphan)  # create: PID 1 will wait for start  # ch final
         cgroups.enter_namespace()  # ch 03
         enter_namespaces(spec, child)  # ch 02
         enter_workdir(spec.process.cwd)

@@ -155,10 +155,46 @@ def test_create_leaves_the_container_created_and_start_runs_it_detached(dockyard
     assert result.returncode == 0 and len(result.stdout.strip()) == 64, result.stderr
     assert status_of(dockyard, "later") == "Created"
     assert logs(dockyard, "later").stdout == ""
+    # PID 1 exists already, set up in namespaces of its own, and waits: it has not exec'd the command.
+    pid = state(dockyard, "later")["Pid"]
+    assert pid and os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    assert os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert not f.read().startswith(b"sh\0"), "PID 1 ran its command before start"
     started = dockyard("start", "later")
     assert started.returncode == 0 and started.stdout == "later\n", started.stderr
     assert dockyard("wait", "later").stdout.strip() == "3"
     assert status_of(dockyard, "later").startswith("Exited (3)")
+    assert logs(dockyard, "later").stdout == "ran\n"
+
+
+def test_create_t_leaves_pid1_waiting_with_its_terminal_and_start_runs_it(dockyard, rootfs):
+    dockyard("create", "-t", "--name", "tty", "--rootfs", rootfs, "sh", "-c", "tty; exit 6")
+    assert status_of(dockyard, "tty") == "Created" and state(dockyard, "tty")["Pid"]
+    assert dockyard("start", "tty").returncode == 0
+    assert dockyard("wait", "tty").stdout.strip() == "6"
+    assert logs(dockyard, "tty").stdout.strip() == "/dev/pts/0"
+
+
+@pytest.mark.parametrize("force", [[], ["-f"]], ids=["rm", "rm -f"])
+def test_rm_of_a_created_container_ends_its_waiting_pid1_and_monitor_and_leaves_nothing(dockyard, rootfs, force):
+    container_id = dockyard("create", "--name", "waits", "--rootfs", rootfs, "sh", "-c", "echo ran").stdout.strip()
+    pid, monitor = pid1_and_monitor(dockyard, container_id)
+    result = dockyard("rm", *force, "waits")
+    assert result.returncode == 0 and result.stdout == "waits\n", result.stderr
+    wait_until(lambda: is_gone(pid) and is_gone(monitor), "PID 1 and its monitor to end")
+    wait_until(lambda: processes_of(dockyard.root) == [], "every process of the container to be gone")
+    assert dockyard("ps", "-aq").stdout == "" and not os.listdir(os.path.join(dockyard.root, "containers"))
+    past = dockyard("events", "--since", "1h", "--until", "0s", "--format", "{{.Action}}").stdout.split()
+    assert past == ["create", "destroy"]  # it never ran, so it never died
+
+
+def test_stop_leaves_a_created_container_created_and_restart_starts_it(dockyard, rootfs):
+    dockyard("create", "--name", "later", "--rootfs", rootfs, "sh", "-c", "echo ran; exit 5")
+    assert dockyard("stop", "later").returncode == 0
+    assert status_of(dockyard, "later") == "Created"
+    assert dockyard("restart", "later").returncode == 0
+    assert dockyard("wait", "later").stdout.strip() == "5"
     assert logs(dockyard, "later").stdout == "ran\n"
 
 
@@ -354,6 +390,20 @@ def crash_cli_during_create(dockyard, rootfs):
     return None  # no container: it was never made
 
 
+def crash_cli_during_create_of_a_waiting_pid1(dockyard, rootfs):
+    result = dockyard("create", "--name", "victim", "--rootfs", rootfs, "sleep", "100",
+                      env=fault_env(dockyard, "monitor-spawned"))
+    assert result.returncode == -signal.SIGKILL
+    return "Created"  # the monitor made PID 1 and keeps it waiting for start
+
+
+def crash_monitor_of_a_created_container(dockyard, rootfs):
+    result = dockyard("create", "--name", "victim", "--rootfs", rootfs, "sleep", "100",
+                      env=fault_env(dockyard, "container-created"))
+    assert result.returncode == 0, result.stderr  # the monitor answered, then died
+    return "Dead"  # its waiting PID 1 died with it
+
+
 def crash_cli_during_start(dockyard, rootfs):
     result = dockyard("run", "-d", "--name", "victim", "--rootfs", rootfs, "sleep", "100",
                       env=fault_env(dockyard, "monitor-spawned"))
@@ -389,7 +439,9 @@ def crash_pid1(dockyard, rootfs):
     return "Exited (137)"
 
 
-@pytest.mark.parametrize("crash", [crash_cli_during_create, crash_cli_during_start, crash_cli_of_a_foreground_run,
+@pytest.mark.parametrize("crash", [crash_cli_during_create, crash_cli_during_create_of_a_waiting_pid1,
+                                   crash_monitor_of_a_created_container, crash_cli_during_start,
+                                   crash_cli_of_a_foreground_run,
                                    crash_cli_during_attach, crash_monitor, crash_pid1], ids=lambda f: f.__name__)
 def test_after_a_crash_ps_tells_the_truth_and_rm_f_leaves_nothing(dockyard, rootfs, crash):
     expected = crash(dockyard, rootfs)

@@ -129,12 +129,12 @@ class Container:
     # --8<-- [end:signal]
 
     def still_runs_as(self, pid: int) -> bool:
-        """Whether the record, read again, still says it runs as `pid`, and its lock is held."""
+        """Whether the record, read again, still names `pid` as PID 1 (final: or one waiting for start), its lock held."""
         try:
             state = self.read_state()
         except FileNotFoundError:
             return False
-        return state.status == "running" and state.pid == pid and self.is_running_now()
+        return state.status in ("running", "created") and state.pid == pid and self.is_running_now()
 
     def request_stop(self) -> None:
         """Leave word that the user stopped it: no restart policy brings it back (final: monitor.py)."""

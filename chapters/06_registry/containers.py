@@ -185,8 +185,10 @@ def stopped(spec: Request, exit_code: int) -> None:
 def stop_for_removal(root: str, container_id: str, force: bool) -> "container.Container | None":
     """Take the lock of a container about to be removed: with `force`, kill it first."""
     c = container.Container(root, container_id)
-    if c.take_lock() or not force:
-        return c if c.lock.fd >= 0 else None
+    if c.take_lock():
+        return c
+    if not force:
+        return None
     c.request_stop()  # no restart policy may bring it back
     c.signal(signal.SIGKILL)  # through a pidfd; a paused container is thawed to die (final)
     c.take_lock(wait=True)
