@@ -241,6 +241,9 @@ def test_a_rm_containers_state_emptied_by_a_machine_crash_reads_as_dead_and_rm_r
     result = dockyard("create", "--rm", "--name", "torn", "--rootfs", rootfs, "true")
     assert result.returncode == 0, result.stderr
     assert status_of(dockyard, "torn") == "Created"
+    pid, monitor = pid1_and_monitor(dockyard, result.stdout.strip())
+    os.kill(monitor, signal.SIGKILL)  # the crash ends every process: the monitor, and the PID 1 waiting under it
+    wait_until(lambda: is_gone(pid), "the waiting PID 1 to die with its monitor")
     open(os.path.join(dockyard.root, "containers", result.stdout.strip(), "state.json"), "w").close()
     assert status_of(dockyard, "torn") == "Dead"
     assert dockyard("rm", "torn").returncode == 0
