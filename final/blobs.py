@@ -52,6 +52,7 @@ class HashingReader:
         # test: test_images.py::test_a_corrupted_layer_blob_is_detected_and_named
         # test: test_images.py::test_import_of_a_directory_makes_an_image_that_images_lists
         # test: test_images.py::test_save_rmi_load_gives_back_the_same_image
+        # stops: every image imported, pulled or run
         actual = "sha256:" + self.hash.hexdigest()
         if actual != self.digest:
             raise CorruptBlob(self.digest, self.path, actual)

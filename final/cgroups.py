@@ -138,6 +138,7 @@ def v2_settings(limits: Limits) -> list[Setting]:
         # test: test_cgroups.py::test_each_limit_is_written_to_its_cgroup_file_in_the_kernels_units[memory]
         # test: test_cgroups.py::test_a_memory_hog_is_killed_with_exit_137_and_the_oom_kill_is_reported
         # test: test_cgroups.py::test_a_process_within_its_memory_limit_runs_to_the_end
+        # stops: every run with --memory or --memory-swap
         settings.append(Setting("memory", "memory.max", str(limits.memory), "--memory"))
         # memory.swap.max counts swap alone; Docker's default lets a container swap as much as --memory.
         swap = limits.memory if limits.memory_swap is None else limits.memory_swap - limits.memory
@@ -150,6 +151,8 @@ def v2_settings(limits: Limits) -> list[Setting]:
         # hint: 100 ms): --cpus 0.5 is a quota of 50000. v2 writes "QUOTA PERIOD" into cpu.max; v1
         # hint: (cgroups_v1.py) writes cpu.cfs_period_us first, then cpu.cfs_quota_us.
         # test: test_cgroups.py::test_each_limit_is_written_to_its_cgroup_file_in_the_kernels_units[cpus]
+        # test: test_cgroups.py::test_cpus_half_holds_a_busy_loop_to_about_half_a_core
+        # test: test_cgroups.py::test_a_limit_the_kernel_refuses_names_the_controller_and_the_layout_and_leaves_no_cgroup
         quota = round(limits.cpus * config.CPU_PERIOD_US)
         settings.append(Setting("cpu", "cpu.max", f"{quota} {config.CPU_PERIOD_US}", "--cpus"))
         # <<< exercise 3.3
@@ -266,6 +269,7 @@ def join(container_id: str, pid: int) -> None:
     # test: test_cgroups.py::test_a_container_runs_in_a_cgroup_of_its_own_that_is_removed_when_it_exits
     # test: test_cgroups.py::test_inside_the_container_its_own_cgroup_is_the_root
     # test: test_cgroups.py::test_each_limit_is_written_to_its_cgroup_file_in_the_kernels_units[pids-limit]
+    # stops: every run
     for directory in sorted(set(cgroup_dirs(detect(), container_id).values())):
         write(os.path.join(directory, "cgroup.procs"), str(pid))
     # <<< exercise 3.4

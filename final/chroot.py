@@ -28,6 +28,7 @@ def enter_rootfs(rootfs: str) -> None:
     # hint: was, outside the new root, so move into the new "/" with os.chdir right after.
     # test: test_run.py::test_a_command_runs_inside_the_rootfs_and_its_output_reaches_the_user
     # test: test_run.py::test_proc_is_mounted_inside_the_container
+    # stops: every run
     libc.chroot(rootfs)
     # chroot(2) leaves the cwd outside the new root; chdir("/") closes that escape.
     os.chdir("/")

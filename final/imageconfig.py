@@ -100,6 +100,7 @@ def command_line(config: dict, entrypoint: str | None, args: list[str]) -> list[
     # hint: nothing) and drops the image's Cmd. An empty argv is a UsageError "no command specified".
     # test: test_image_run.py::test_entrypoint_and_cmd_combine_as_in_docker
     # test: test_image_run.py::test_an_image_without_a_command_needs_one_on_the_command_line
+    # stops: every image run
     image_entrypoint = config.get("Entrypoint") or []
     image_cmd = config.get("Cmd") or []
     if entrypoint is not None:  # --entrypoint replaces the Entrypoint and drops the image's Cmd
@@ -153,6 +154,7 @@ def lookup_user(user: str, passwd: str, group: str) -> tuple[int, int, list[int]
     # hint: (lookup_group); the extra gids are the groups whose member list (field 3) names the user.
     # test: test_image_run.py::test_the_images_user_is_looked_up_in_its_own_passwd_file
     # test: test_image_run.py::test_an_unknown_user_is_an_error_with_a_hint
+    # test: test_image_run.py::test_commit_records_the_command_env_workdir_and_user_the_container_ran_with
     name, _, group_name = user.partition(":")
     users = parse_db(passwd)
     groups = parse_db(group)

@@ -27,6 +27,7 @@ def run_as_init(argv: list[str], env: dict[str, str], error_fd: int) -> NoReturn
     # test: test_namespaces.py::test_init_reaps_a_zombie_that_the_command_leaves_behind
     # test: test_namespaces.py::test_init_passes_on_the_commands_exit_code
     # test: test_namespaces.py::test_init_forwards_sigterm_to_a_command_that_has_no_handler_for_it
+    # test: test_rootless.py::test_rootless_with_init_reaps_and_exits_with_the_commands_code
     child = os.fork()
     if child == 0:
         try:

@@ -148,6 +148,7 @@ def mount_root(root: Root, userns: bool, idmapped: "Channel | None") -> str:
     # hint: diff, and ",userxattr" in a user namespace (overlay keeps its xattrs under user.* there).
     # test: test_layers.py::test_writes_deletes_and_changes_inside_never_reach_the_rootfs[overlay]
     # test: test_layers.py::test_two_containers_of_one_rootfs_do_not_see_each_others_changes[overlay]
+    # stops: every run
     options = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
     # A renamed directory is copied, not redirected, so upper/ reads as a diff;
     # in a user namespace overlay keeps its xattrs under user.* (trusted.* needs the host's root).
@@ -335,6 +336,7 @@ def upper_changes(upper: str, lowers: list[str], inside: str = "/") -> Iterator[
                 # hint: lower layers' entries in it. So every name the lowers have there (vfs.union_names(lowers,
                 # hint: path)) that the upper directory lacks (os.listdir(entry.path)) was deleted: yield a "D" each.
                 # test: test_layers.py::test_a_directory_removed_and_made_again_hides_everything_it_held_below[overlay]
+                # test: test_layers.py::test_a_rootless_container_writes_into_its_own_layer_only[overlay]
                 # An opaque dir hides everything below it: what it lacks is deleted.
                 for name in set(vfs.union_names(lowers, path)) - set(os.listdir(entry.path)):
                     yield Change("D", os.path.join(path, name))
@@ -350,6 +352,7 @@ def is_whiteout(entry: os.DirEntry) -> bool:
     # hint: its name: lstat the entry (entry.stat(follow_symlinks=False)), then stat.S_ISCHR(st_mode)
     # hint: and st_rdev == 0. A real device file in upper/ has another number.
     # test: test_layers.py::test_diff_lists_exactly_what_the_container_added_changed_and_deleted[overlay]
+    # stops: every diff
     st = entry.stat(follow_symlinks=False)
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
     # <<< exercise 4.2

@@ -47,6 +47,7 @@ def parse_size(text: str, flag: str) -> int:
     # test: test_cgroups.py::test_each_limit_is_written_to_its_cgroup_file_in_the_kernels_units[memory]
     # test: test_cgroups.py::test_a_process_within_its_memory_limit_runs_to_the_end
     # test: test_exercises.py::test_memory_sizes_in_dockers_units_reach_the_kernel_in_bytes
+    # stops: every run with --memory or --memory-swap
     match = SIZE.match(text.strip())
     if not match:
         raise UsageError(f"invalid {flag} {text!r} (a memory controller limit)",

@@ -88,6 +88,7 @@ def pivot(rootfs: str) -> None:
     # hint: old root, so no path leads back to the host; finish with os.chdir("/").
     # test: test_namespaces.py::test_the_host_cannot_be_reached_through_the_old_root
     # test: test_namespaces.py::test_a_mount_made_inside_is_invisible_on_the_host_before_during_and_after
+    # stops: every run
     os.chdir(rootfs)
     # pivot_root(".", ".") stacks the old root beneath the new one, at "/";
     # detaching "." then removes the old root without needing a directory for it.

@@ -55,6 +55,7 @@ def kinds_for(network: str, userns: bool) -> list[str]:
     # test: test_namespaces.py::test_the_container_has_its_own_mount_uts_ipc_pid_and_network_namespaces
     # test: test_namespaces.py::test_network_host_shares_the_hosts_interfaces
     # test: test_namespaces.py::test_the_command_is_pid_1_and_sees_only_the_containers_processes
+    # stops: every run
     kinds = ["mount", "uts", "ipc", "pid"]
     if network != "host":
         kinds.append("network")
@@ -86,6 +87,7 @@ def id_maps() -> tuple[str, str]:
     # hint: config.USERNS_RANGE (start, count), for count ids. Return (uid_map, gid_map).
     # test: test_namespaces.py::test_root_with_userns_maps_root_inside_to_the_configured_range
     # test: test_namespaces.py::test_userns_gives_the_container_its_own_user_namespace
+    # stops: every run in a user namespace (--userns, and every rootless run)
     uid, gid = os.geteuid(), os.getegid()
     if uid != 0:
         # An ordinary user may map exactly one id: its own, which becomes root inside.

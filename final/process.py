@@ -26,6 +26,7 @@ def default_env(hostname: str, tty: bool, extra: list[str]) -> dict[str, str]:
     # test: test_run.py::test_the_environment_has_docker_defaults_and_the_users_variables
     # test: test_run.py::test_the_engines_own_environment_does_not_leak_in
     # test: test_exercises.py::test_a_bare_e_key_passes_the_engines_value_and_an_empty_key_is_refused
+    # stops: every run
     env = {"PATH": config.DEFAULT_PATH, "HOSTNAME": hostname, "HOME": config.DEFAULT_HOME}
     if tty:
         env["TERM"] = "xterm"
@@ -74,6 +75,7 @@ def find_executable(name: str, path: str) -> str:
     # test: test_run.py::test_a_command_that_is_not_executable_exits_126
     # test: test_exercises.py::test_path_is_searched_in_order_past_a_directory_named_like_the_command
     # test: test_exercises.py::test_an_empty_path_entry_means_the_working_directory
+    # stops: every run
     candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in path.split(":")]
     found_unexecutable = None
     for candidate in candidates:
@@ -139,6 +141,7 @@ def exit_code_of(status: int) -> int:
     # hint: signal N; Docker, like a shell, reports a killed command as 128+N (137 after SIGKILL).
     # test: test_run.py::test_the_exit_code_is_the_commands_own
     # test: test_run.py::test_a_command_killed_by_a_signal_exits_128_plus_the_signal
+    # stops: every run
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
     # <<< exercise 1.4

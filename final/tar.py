@@ -280,6 +280,9 @@ class Unpacker:
         # hint: ".wh.NAME" hides NAME: refuse a NAME of "", "." or ".." (UnsafeLayer), then make a 0/0
         # hint: character device called NAME in parent (os.mknod with dir_fd, through self.retry).
         # test: test_image_run.py::test_whiteouts_across_three_layers_hide_files_in_the_container
+        # test: test_image_interop.py::test_whiteouts_across_three_layers_hide_what_they_name
+        # test: test_image_interop.py::test_unpacked_layers_hold_overlay_whiteouts
+        # test: test_image_run.py::test_run_commit_run_sees_the_changes
         if self.whiteouts == "oci":
             self.retry(parent, parts, lambda: os.close(os.open(parts[-1], FILE_CREATE, 0o600, dir_fd=parent)))
         elif parts[-1] == OPAQUE:

@@ -60,6 +60,7 @@ def parse(text: str, root: str) -> Mount:
     # test: test_volumes.py::test_a_read_only_volume_refuses_writes[overlay]
     # test: test_volumes.py::test_a_named_volume_keeps_its_data_after_its_container_is_removed[overlay]
     # test: test_volumes.py::test_a_bad_volume_is_refused_with_a_hint_and_creates_nothing
+    # stops: every run with a volume (-v)
     parts = text.split(":")
     if len(parts) == 1 and text.startswith("/"):
         return Mount("", check_destination(text), anonymous=True)

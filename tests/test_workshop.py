@@ -40,15 +40,6 @@ def grade(chapter: int, directory: str, *more: str) -> dict:
     return json.loads(result.stdout)
 
 
-def outcomes(report: dict) -> dict[str, str]:
-    return {t["test"]: t["outcome"] for e in report["exercises"] for t in e["tests"]}
-
-
-def why(report: dict, test: str) -> str:
-    """The grader's line for one test: what it expected, when it did not pass."""
-    return next((t["expected"] for e in report["exercises"] for t in e["tests"] if t["test"] == test), "")
-
-
 # --- the markers -----------------------------------------------------------------------
 
 def test_each_chapter_has_at_least_three_exercises_each_with_a_title_a_hint_and_tests():
@@ -88,17 +79,29 @@ def test_no_snapshot_shows_an_exercise_marker():
     ("def f():\n    # >>> exercise 1.9: t\n    # test: nonsense\n    x = 1\n    # <<< exercise 1.9\n", "file::name"),
     ("def f():\n    x = 1\n    # hint: stray\n", "belongs right after"),
     ("# >>> exercise 1.9: t\nx = 1\n# <<< exercise 1.9\n", "inside a function"),
+    ("def f():\n    # >>> exercise 1.9: t\n    # stops: all runs\n    x = 1\n    # <<< exercise 1.9\n", "stops: every run"),
 ])
 def test_a_malformed_marker_is_an_error_that_says_where(bad, words):
     with pytest.raises(exercises.ExerciseError, match=words):
         exercises.parse_file(bad, "final/x.py", {})
 
 
-# --- the proof: starting points fail, snapshots pass ------------------------------------------
+# --- the proof: each TODO fails its own tests and nothing else; the snapshot passes them all -----
+# A TODO changes nothing but its own block, into a raise: a test can fail on a starting point only by
+# reaching one. The grader notes which TODOs each test's processes raised (tools/workshop/todo_hook.py),
+# so for every failure the proof knows why, and accepts only two reasons: the test is one that a
+# reached TODO's exercise lists, or the TODO says (`# stops: every run`) that it stops more than its own.
+
+def waiting(chapter: int) -> list[exercises.Exercise]:
+    """The chapter's exercises that can wait (no `# stops:`), if it has exercises on every run's path too."""
+    found = exercises.of_chapter(chapter)
+    can_wait = [e for e in found if not e.stops]
+    return can_wait if len(can_wait) < len(found) else []
+
 
 @needs_root
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_the_starting_point_fails_each_exercise_test_and_the_snapshot_passes_them(chapter, tmp_path):
+def test_the_starting_point_fails_its_exercises_tests_and_nothing_else_and_the_snapshot_passes_them(chapter, tmp_path):
     start = str(tmp_path / f"ch{chapter:02}")
     result = workshop("start", str(chapter), start)
     assert result.returncode == 0, result.stderr
@@ -107,14 +110,79 @@ def test_the_starting_point_fails_each_exercise_test_and_the_snapshot_passes_the
     runnable = subprocess.run([sys.executable, "-m", os.path.basename(start), "--help"], cwd=str(tmp_path),
                               capture_output=True, text=True, timeout=60)
     assert runnable.returncode == 0 and "run" in runnable.stdout, runnable.stderr  # a whole program, holes and all
-    started, solved = grade(chapter, start), grade(chapter, snapshot)
-    holes, solution = outcomes(started), outcomes(solved)
-    assert holes.keys() == solution.keys() and "not run" not in {*holes.values(), *solution.values()}
-    for test, outcome in holes.items():
-        both_skipped = outcome == solution[test] == "skipped"
-        assert outcome in ("failed", "timeout") or both_skipped, f"{test} {outcome} on the starting point"
-        assert solution[test] == "passed" or both_skipped, \
-            f"{test} {solution[test]} on the snapshot: {why(solved, test)}"
+    # Every test the chapter introduces (its own tests in tests/table.py), not only the exercises'.
+    started, solved = results(grade(chapter, start, "--own")), results(grade(chapter, snapshot))
+    listed = listed_tests(exercises.of_chapter(chapter), started)
+    assert listed == solved.keys() and "not run" not in {r["outcome"] for r in (*started.values(), *solved.values())}
+    for test in listed:
+        both_skipped = started[test]["outcome"] == solved[test]["outcome"] == "skipped"
+        assert started[test]["outcome"] in ("failed", "timeout") or both_skipped, \
+            f"{test} {started[test]['outcome']} on the starting point"
+        assert solved[test]["outcome"] == "passed" or both_skipped, \
+            f"{test} {solved[test]['outcome']} on the snapshot: {solved[test]['expected']}"
+    assert not unexplained(chapter, started), "\n".join(unexplained(chapter, started) + ["", *classified(started)])
+
+
+@needs_root
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if waiting(c)])
+def test_each_exercise_off_the_common_path_fails_only_its_own_tests(chapter, tmp_path):
+    """The TODOs on every run's path stop the runs that would reach the others: write them, then look."""
+    can_wait = waiting(chapter)
+    others = str(tmp_path / "others")
+    assert workshop("start", str(chapter), others, "--exercise", ",".join(e.id for e in can_wait)).returncode == 0
+    together = results(grade(chapter, others, "--own"))
+    assert not unexplained(chapter, together), "\n".join(unexplained(chapter, together) + ["", *classified(together)])
+    for test in listed_tests(can_wait, together):
+        assert together[test]["outcome"] in ("failed", "timeout", "skipped"), f"{test} {together[test]['outcome']}"
+    # One TODO may stop a test before it reaches another. A test that reached no TODO but X's runs
+    # the same code with X the only TODO; the others may differ, so they run again with X alone.
+    for exercise in can_wait:
+        again = sorted(test for test, r in together.items() if set(r["reached"]) - {exercise.id}
+                       or (test in listed_tests([exercise], together) and exercise.id not in r["reached"]))
+        if not again:
+            continue
+        alone = str(tmp_path / f"only{exercise.number}")
+        assert workshop("start", str(chapter), alone, "--exercise", exercise.id).returncode == 0
+        found = results(grade(chapter, alone, *(f"--test={test}" for test in again)))
+        for test in listed_tests([exercise], found):
+            assert found[test]["outcome"] in ("failed", "timeout", "skipped"), \
+                f"{test} {found[test]['outcome']} with only exercise {exercise.id} a TODO"
+        for test, r in found.items():
+            if r["outcome"] in ("failed", "timeout"):
+                assert exercise.id in r["reached"] and test in listed_tests([exercise], found), \
+                    f"with only exercise {exercise.id} a TODO, {test} {r['outcome']}: {r['expected']}" \
+                    f" (reached {r['reached'] or 'no TODO'}; {exercise.id} does not list it)"
+
+
+def results(report: dict) -> dict[str, dict]:
+    """Each test the grader ran: its outcome, the line it expected, the TODOs it reached."""
+    return {t["test"]: t for e in report["exercises"] for t in e["tests"]}
+
+
+def listed_tests(chosen: list[exercises.Exercise], found: dict[str, dict]) -> set[str]:
+    """The tests (cases included) that these exercises list, among those the grader ran."""
+    return {test for test in found for e in chosen for named in e.tests if test == named or test.startswith(named + "[")}
+
+
+def unexplained(chapter: int, found: dict[str, dict]) -> list[str]:
+    """The failures that no reached TODO explains: a TODO explains the tests its exercise lists,
+    and every test if its exercise stops every run (or push, or build)."""
+    chosen = exercises.of_chapter(chapter)
+    problems = []
+    for test, r in found.items():
+        if r["outcome"] not in ("failed", "timeout"):
+            continue
+        explains = {e.id for e in chosen if e.stops or test in listed_tests([e], {test: r})}
+        if not set(r["reached"]) & explains:
+            why = (f"at the TODO of exercise {', '.join(r['reached'])}, which does not list it" if r["reached"]
+                   else "without reaching any TODO: something besides the holes is broken")
+            problems.append(f"{test} {r['outcome']} {why} ({r['expected']})")
+    return problems
+
+
+def classified(found: dict[str, dict]) -> list[str]:
+    """One line per test: how it went, and which TODOs it reached."""
+    return [f"{r['outcome']:8} {','.join(r['reached']) or '-':9} {test}" for test, r in sorted(found.items())]
 
 
 def only_holes_differ(chapter: int, start: str, snapshot: str) -> None:
@@ -144,7 +212,10 @@ def test_start_into_a_directory_that_is_not_empty_is_refused_and_touches_nothing
 
 @pytest.mark.parametrize("args, words", [
     (["start", "9", "DIR"], "there is no chapter 9"),
+    (["start", "x", "DIR"], "a chapter is a number from 1 to 7"),
     (["check", "0", "DIR"], "there is no chapter 0"),
+    (["start", "2", "DIR/ch02", "--exercise", "2.9"], "chapter 2 has no exercise 2.9"),
+    (["check", "2", "DIR", "--test", "test_run.py"], "is not a test's name"),
     (["start", "1", "DIR/my-copy"], "is not a Python name"),
     (["start", "1", "DIR/json"], "is a module of Python's own"),
     (["check", "3", "DIR/nowhere"], "no such directory"),
@@ -153,7 +224,19 @@ def test_start_into_a_directory_that_is_not_empty_is_refused_and_touches_nothing
 def test_an_unknown_chapter_or_a_wrong_directory_is_refused_with_a_hint(tmp_path, args, words):
     result = workshop(*(a.replace("DIR", str(tmp_path)) for a in args))
     assert result.returncode == 2 and words in result.stderr and "\nhint: " in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and os.listdir(tmp_path) == []  # and nothing was made
+
+
+def test_start_with_chosen_exercises_leaves_only_those_as_todos(tmp_path):
+    start = str(tmp_path / "ch03")
+    result = workshop("start", "3", start, "--exercise", "3.2,3")
+    assert result.returncode == 0, result.stderr
+    todos = [m[1] for folder, _, files in os.walk(start) for name in files if name.endswith(".py")
+             for m in re.finditer(r'raise NotImplementedError\("exercise (\d\.\d)', open(os.path.join(folder, name)).read())]
+    assert sorted(set(todos)) == ["3.2", "3.3"]  # 3.1 and 3.4 come written, as in the snapshot
+    with open(os.path.join(start, "EXERCISES.md")) as f:
+        guide = f.read()
+    assert "## 3.2:" in guide and "## 3.3:" in guide and "## 3.1:" not in guide
 
 
 def test_an_unknown_exercise_and_a_started_chapter_checked_as_another_are_refused(tmp_path):

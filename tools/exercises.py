@@ -11,9 +11,18 @@ student writes in a chapter, with what the student needs to write it:
 
 `3.2` is chapter 3's second exercise. The title follows the colon; `hint:`
 and `test:` lines (each may repeat) sit right after the opening line; a test
-is `file::name` or `file::name[case]` as pytest names it. An exercise may
-span several blocks (one per cgroup layout, say): the first block carries
-the title, hint and tests, and the others repeat only `# >>> exercise 3.2`.
+is `file::name` or `file::name[case]` as pytest names it. An exercise whose
+TODO lies on the path of more than its own tests says so, once:
+
+    # stops: every run
+
+(or `every push`, `every build` ...): until it is written, every test that
+reaches its TODO fails, and tests/test_workshop.py accepts that; the TODO of
+an exercise without a `stops:` line may fail only the tests it lists.
+
+An exercise may span several blocks (one per cgroup layout, say): the first
+block carries the title, hint, tests and stops, and the others repeat only
+`# >>> exercise 3.2`.
 
 The markers are comments, so final/ runs as if they were not there, and the
 chapter generator drops them (tools/chapters.py calls `is_marker`). A
@@ -31,7 +40,7 @@ from dataclasses import dataclass, field
 
 START = re.compile(r"^(\s*)# >>> exercise (\d+)\.(\d+)(?::\s*(.*?))?\s*$")
 END = re.compile(r"^\s*# <<< exercise (\d+)\.(\d+)\s*$")
-META = re.compile(r"^\s*# (hint|test): (.*?)\s*$")
+META = re.compile(r"^\s*# (hint|test|stops): (.*?)\s*$")
 TEST = re.compile(r"^test_\w+\.py::test_\w+(\[[^\]]+\])?$")
 
 
@@ -69,6 +78,7 @@ class Exercise:
     hints: list[str] = field(default_factory=list)
     tests: list[str] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
+    stops: str = ""  # "every run": whose path its TODO lies on, so that all of them fail until it is written
 
     @property
     def id(self) -> str:
@@ -110,7 +120,15 @@ def parse_file(text: str, path: str, found: dict[str, Exercise]) -> None:
             if match[1] == "test" and not TEST.match(match[2]):
                 raise ExerciseError(f"{where}: a test is written file::name or file::name[case], "
                                     f"e.g. test_run.py::test_x (got {match[2]!r})")
-            (exercise.hints if match[1] == "hint" else exercise.tests).append(match[2])
+            if match[1] == "stops":
+                if exercise.stops:
+                    raise ExerciseError(f"{where}: exercise {exercise.id} says what it stops already")
+                if not match[2].startswith("every "):
+                    raise ExerciseError(f"{where}: '# stops:' says whose path the TODO lies on, "
+                                        f"e.g. '# stops: every run' (got {match[2]!r})")
+                exercise.stops = match[2]
+            else:
+                (exercise.hints if match[1] == "hint" else exercise.tests).append(match[2])
         elif match := END.match(line):
             exercise_id = f"{int(match[1])}.{int(match[2])}"
             if not open_block or open_block[0].id != exercise_id:
@@ -164,10 +182,12 @@ def wrap(text: str, width: int = 88) -> list[str]:
     return textwrap.wrap(text, width) or [""]
 
 
-def cut(text: str, path: str, chapter: int, exercises: dict[str, Exercise]) -> str:
-    """The file with the blocks of `chapter`'s exercises replaced by stubs (markers of others stay)."""
+def cut(text: str, path: str, chapter: int, exercises: dict[str, Exercise], only: set[str] | None = None) -> str:
+    """The file with the blocks of `chapter`'s exercises (or of those in `only`) replaced by stubs
+    (markers of others stay)."""
     lines = text.splitlines(keepends=True)
-    holes = sorted(((block, exercise, part) for exercise in exercises.values() if exercise.chapter == chapter
+    holes = sorted(((block, exercise, part) for exercise in exercises.values()
+                    if exercise.chapter == chapter and (only is None or exercise.id in only)
                     for part, block in enumerate(exercise.blocks, start=1) if block.path == path),
                    key=lambda hole: -hole[0].first)
     for block, exercise, part in holes:  # from the bottom up, so the line numbers stay valid
@@ -175,12 +195,13 @@ def cut(text: str, path: str, chapter: int, exercises: dict[str, Exercise]) -> s
     return "".join(lines)
 
 
-def write_start(chapter: int, target: str) -> None:
-    """Write chapter `chapter`'s starting point into `target` (which must not exist)."""
+def write_start(chapter: int, target: str, only: set[str] | None = None) -> None:
+    """Write chapter `chapter`'s starting point into `target` (which must not exist): every exercise of
+    the chapter a TODO, or only those in `only` (ids), the others written."""
     exercises = find_all()
     for relative in chapters.source_files():
         with open(os.path.join(chapters.SOURCE, relative)) as f:
-            text = cut(f.read(), f"final/{relative}", chapter, exercises)
+            text = cut(f.read(), f"final/{relative}", chapter, exercises, only)
         text = chapters.render(text, chapter, f"final/{relative}")
         if text is None:
             continue
@@ -200,8 +221,10 @@ def markdown(found: dict[str, Exercise]) -> str:
         lines += [f"## Chapter {chapter}: {name.split('_', 1)[1]}", ""]
         for exercise in (e for e in found.values() if e.chapter == chapter):
             files = ", ".join(f"`{p}`" for p in sorted({b.path.removeprefix('final/') for b in exercise.blocks}))
-            lines += [f"### {exercise.id} {exercise.title}", "", f"In {files}. Hint: {exercise.hint}",
-                      "", "Graded by:", ""]
+            lines += [f"### {exercise.id} {exercise.title}", "", f"In {files}. Hint: {exercise.hint}", ""]
+            if exercise.stops:
+                lines += [f"On the path of {exercise.stops}: until it is written, its TODO stops {exercise.stops}.", ""]
+            lines += ["Graded by:", ""]
             lines += [f"- `{test}`" for test in exercise.tests]
             lines.append("")
     return "\n".join(lines)

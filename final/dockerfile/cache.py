@@ -33,6 +33,7 @@ def chain(parent: str, *inputs: Any) -> str:
     # hint: same parent gives the same key; any change gives a new key here and in every later step.
     # test: test_build.py::test_a_second_build_takes_every_step_from_the_cache_and_gives_the_same_image
     # test: test_build.py::test_changing_one_file_rebuilds_from_the_first_step_that_uses_it
+    # stops: every build
     data = json.dumps([parent, *inputs], sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
     # <<< exercise 7.1

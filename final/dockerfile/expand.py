@@ -256,6 +256,7 @@ def modify(name: str, value: str | None, op: str, colon: bool, word: str) -> str
     # test: test_dockerfile_expand.py::test_a_word_expands_as_docker_expands_it[${v:+alt}-alt]
     # test: test_dockerfile_expand.py::test_a_word_expands_as_docker_expands_it[${p##*/}-x.tar.gz]
     # test: test_dockerfile_expand.py::test_a_bad_word_is_an_error_that_says_why[${e:?must be set}-e: must be set]
+    # stops: every word with a ${VAR:...} modifier
     unset = value is None or (colon and value == "")
     if op == "-":
         return word if unset else value or ""

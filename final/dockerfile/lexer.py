@@ -96,6 +96,7 @@ class Reader:
         # test: test_dockerfile_parser.py::test_an_escaped_escape_at_the_end_does_not_continue_the_line
         # test: test_dockerfile_parser.py::test_trailing_blanks_after_the_escape_still_continue_the_line
         # test: test_dockerfile_parser.py::test_the_escape_directive_makes_backtick_the_continuation
+        # stops: every Dockerfile read
         e = re.escape(escape)
         # The escape character last on a line continues it, unless it is escaped itself.
         self.continuation = re.compile(rf"([^{e}]){e}[ \t]*\Z|^{e}[ \t]*\Z")

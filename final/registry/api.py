@@ -129,6 +129,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     # hint: shorter blob). A range that misses the blob (A at or past the end, B before A, "-0") is
     # hint: ApiError("SIZE_INVALID", ..., 416, {"Content-Range": f"bytes */{size}"}). Return (start, end).
     # test: test_registry_server.py::test_a_blob_is_served_whole_and_by_range
+    # test: test_registry_server.py::test_a_suffix_range_serves_the_last_bytes_and_a_range_past_the_end_is_416
     first, last = match.groups()
     if first:
         start, end = int(first), min(int(last), size - 1) if last else size - 1
@@ -165,6 +166,8 @@ def page(request, items: list[str], path: str) -> tuple[list[str], dict[str, str
     # hint: {"Link": f'<{path}?n=N&last=LAST>; rel="next"'} (urllib.parse.urlencode) with the last one shown.
     # test: test_registry_server.py::test_tags_are_listed_in_order_and_paged_with_n_and_last
     # test: test_registry_server.py::test_the_catalog_lists_repositories_with_nested_names
+    # test: test_registry_server.py::test_skopeo_pushes_an_image_and_pulls_it_back_with_the_same_digests
+    # test: test_registry_server.py::test_skopeo_pushes_and_pulls_with_docker_hub_style_token_auth
     last, n = request.query.get("last", [""])[0], request.query.get("n", [""])[0]
     if last:
         items = [i for i in items if i > last]

@@ -128,6 +128,7 @@ class Storage:
         # hint: upload.size up, and return the new size.
         # test: test_registry_server.py::test_a_chunked_upload_assembles_the_blob_from_patches_in_order
         # test: test_registry_server.py::test_a_chunk_out_of_order_is_refused_with_416
+        # stops: every push
         with upload.lock:
             if start is not None and start != upload.size:
                 raise ApiError("BLOB_UPLOAD_INVALID", f"chunk starts at {start}, expected {upload.size}", 416)
@@ -156,6 +157,7 @@ class Storage:
                 # hint: below forgets the upload, so nothing is left of it.
                 # test: test_registry_server.py::test_content_that_does_not_match_its_digest_is_refused_and_leaves_nothing
                 # test: test_registry_server.py::test_a_manifest_is_served_by_tag_and_by_digest_with_its_media_type
+                # stops: every push
                 if f"{algorithm}:{hasher.hexdigest()}" != digest:
                     raise ApiError("DIGEST_INVALID", f"the uploaded content does not match {digest}")
                 # <<< exercise 6.2

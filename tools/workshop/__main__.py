@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import sys
+from typing import NoReturn
 
 from .. import exercises
 from . import WorkshopError, clean, doctor, grade, report, sheet, start
@@ -13,7 +14,7 @@ MARKS = {True: "ok  ", False: "FAIL", None: "warn"}
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    chosen = start.start(args.chapter, args.dir)
+    chosen = start.start(args.chapter, args.dir, args.exercise.split(",") if args.exercise else None)
     target = os.path.abspath(args.dir)
     print(f"chapter {args.chapter}'s starting point is in {target}: {len(chosen)} exercises")
     for exercise in chosen:
@@ -25,7 +26,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    groups = grade.grade(args.chapter, args.dir, args.exercise, args.full, args.timeout)
+    groups = grade.grade(args.chapter, args.dir, args.exercise, args.full, args.timeout, args.own, args.test)
     if args.json:
         print(json.dumps(report.as_json(args.chapter, args.dir, groups, args.student), indent=1))
     else:
@@ -67,19 +68,32 @@ def chapter(text: str) -> int:
         raise argparse.ArgumentTypeError(f"a chapter is a number from 1 to 7, not {text!r}") from None
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one `error:` line and a `hint:`, as every other refusal."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}\nhint: {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python3 -m tools.workshop", description=OVERVIEW,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="python3 -m tools.workshop", description=OVERVIEW,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     p = commands.add_parser("start", help="write chapter N's starting point into DIR")
     p.add_argument("chapter", type=chapter, metavar="N")
     p.add_argument("dir", metavar="DIR", help="a new (or empty) directory, named like a Python package")
+    p.add_argument("--exercise", metavar="K[,K]", help="only these exercises are TODOs (the chapter's others "
+                   "come written): 3.2,3.3 or 2,3")
     p.set_defaults(handler=cmd_start)
     p = commands.add_parser("check", help="grade DIR as chapter N with the test suite")
     p.add_argument("chapter", type=chapter, metavar="N")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--exercise", metavar="K", help="only exercise K (3.2, or 2 for chapter 3's second)")
     p.add_argument("--full", action="store_true", help="every test of the chapter, not only the exercises'")
+    p.add_argument("--own", action="store_true",
+                   help="the exercises' tests and every other test chapter N introduces (not the earlier chapters')")
+    p.add_argument("--test", action="append", default=[], metavar="FILE::NAME",
+                   help="run this test too (repeatable): test_run.py::test_x or test_run.py::test_x[case]")
     p.add_argument("--json", action="store_true", help="the results as JSON, for a class sheet")
     p.add_argument("--student", metavar="NAME", help="the name --json records (default: the user who ran sudo)")
     p.add_argument("--timeout", type=int, default=120, metavar="S", help="seconds one test may take (120)")

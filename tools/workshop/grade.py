@@ -5,11 +5,15 @@ The grader runs pytest on exactly the tests that a chapter's exercises name
 student's package through the suite's --impl, with a time limit per test.
 It installs nothing. Each test runs with the suite's leak check, which
 removes what a student's code leaves (mounts, cgroups, processes); after the
-run, clean.py sweeps the run's scratch directory as well.
+run, clean.py sweeps the run's scratch directory as well. Every Python the
+tests start notes the exercise TODOs it reaches (todo_hook.py), so each
+result says which TODOs stopped it.
 """
 
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +33,7 @@ class Promise:
     outcome: str = "not run"
     expected: str = ""
     seconds: float = 0.0
+    reached: set[str] = field(default_factory=set)  # the exercise TODOs the test's code raised
 
     @property
     def words(self) -> str:
@@ -67,30 +72,35 @@ def choose(chapter: int, wanted: str | None) -> list[exercises.Exercise]:
 
 # --- running the suite -------------------------------------------------------------------
 
-def python_with_pytest() -> str:
+def python_with_pytest(env: dict[str, str]) -> str:
     """An interpreter that has pytest; the grader installs nothing itself."""
     for python in (sys.executable, "/usr/bin/python3"):
-        if subprocess.run([python, "-c", "import pytest"], capture_output=True).returncode == 0:
+        if subprocess.run([python, "-c", "import pytest"], capture_output=True, env=env).returncode == 0:
             return python
     raise WorkshopError("pytest is not installed, and the grader installs nothing",
                         "install it once before class: sudo apt-get install python3-pytest "
                         "(or sh tools/packages.sh test)")
 
 
-def run_suite(package: str, chapter: int, node_ids: list[str], cases: dict, timeout: int) -> list[dict]:
+def run_suite(package: str, chapter: int, node_ids: list[str], cases: dict, timeout: int,
+              own: bool = False) -> list[dict]:
     """Run the tests against `package`; return the plugin's results (see plugin.py)."""
     scratch = tempfile.mkdtemp(prefix=clean.SCRATCH_PREFIX)
     lock = clean.hold(scratch)  # `clean` leaves a directory alone while a check holds it
     results = os.path.join(scratch, "results.json")
-    command = [python_with_pytest(), "-m", "pytest", "-p", "tools.workshop.plugin", "-p", "no:cacheprovider",
-               "-q", "--no-header", "-rN", f"--impl={package}", f"--chapter={chapter}",
-               f"--basetemp={os.path.join(scratch, 'tmp')}", *node_ids]
     env = {**os.environ, "WORKSHOP_RESULTS": results, "WORKSHOP_TIMEOUT": str(timeout),
            "WORKSHOP_IMPL": os.path.basename(package), "PYTHONDONTWRITEBYTECODE": "1"}
+    python = python_with_pytest(env)
+    env.update(trace_todos(python, scratch))
+    command = [python, "-m", "pytest", "-p", "tools.workshop.plugin", "-p", "no:cacheprovider",
+               "-q", "--no-header", "-rN", f"--impl={package}", f"--chapter={chapter}",
+               f"--basetemp={os.path.join(scratch, 'tmp')}", *node_ids]
     if cases:
         env["WORKSHOP_CASES"] = json.dumps(cases)
+    if own:
+        env["WORKSHOP_FIRST"] = str(chapter)
     # Each test has its own limit (plugin.py); this one is for what lies outside them.
-    budget = timeout * (count_tests(cases) + 2) if cases else timeout * 400
+    budget = timeout * (count_tests(cases) + 2) if cases and not own else timeout * 400
     suite = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -119,6 +129,28 @@ def run_suite(package: str, chapter: int, node_ids: list[str], cases: dict, time
     return found
 
 
+def trace_todos(python: str, scratch: str) -> dict[str, str]:
+    """Install todo_hook.py as the usercustomize of a user site in `scratch`; the environment that loads it."""
+    base = os.path.join(scratch, "site")
+    site = subprocess.run([python, "-m", "site", "--user-site"], env={**os.environ, "PYTHONUSERBASE": base},
+                          capture_output=True, text=True).stdout.strip()
+    os.makedirs(site, mode=0o755)
+    shutil.copy(os.path.join(os.path.dirname(__file__), "todo_hook.py"), os.path.join(site, "usercustomize.py"))
+    trace = os.path.join(scratch, "todos.trace")
+    os.close(os.open(trace, os.O_CREAT | os.O_WRONLY, 0o600))
+    # Rootless tests run the engine as nobody: it must read the hook and append to the trace.
+    for path in (scratch, *(os.path.join(base, *parts) for parts in walk_up(site, base))):
+        os.chmod(path, 0o755 if path != scratch else 0o711)
+    os.chmod(trace, 0o666)
+    return {"PYTHONUSERBASE": base, "WORKSHOP_TRACE": trace}
+
+
+def walk_up(path: str, base: str) -> list[tuple[str, ...]]:
+    """The folders from `base` down to `path`, as parts relative to `base` ((), ('lib',), ...)."""
+    parts = tuple(os.path.relpath(path, base).split(os.sep))
+    return [parts[:n] for n in range(len(parts) + 1)]
+
+
 def stop(suite: subprocess.Popen) -> None:
     """Interrupt the suite as Ctrl-C would (its fixtures clean up), then kill what is left."""
     os.killpg(suite.pid, signal.SIGINT)
@@ -134,29 +166,53 @@ def count_tests(cases: dict[str, list[str] | None]) -> int:
     return sum(10 if chosen is None else len(chosen) for chosen in cases.values())
 
 
-def node_ids_for(chosen: list[exercises.Exercise], full: bool) -> tuple[list[str], dict[str, list[str] | None]]:
-    """pytest's names for the tests to run, and which cases of each (None: all); plugin.py picks the cases."""
-    if full:
-        return ["tests"], {}  # the suite's table picks the chapter's tests
+def node_ids_for(tests: list[str], own: int | None = None) -> tuple[list[str], dict[str, list[str] | None]]:
+    """pytest's names for `tests` (file::name[case]), and which cases of each (None: all); plugin.py
+    picks the cases. With `own` (a chapter), the files of every test that chapter introduces come too."""
     cases: dict[str, list[str] | None] = {}
-    for test in (t for exercise in chosen for t in exercise.tests):
+    for test in tests:
         function, bracket, case = test.partition("[")
         if not bracket:
             cases[function] = None
         elif function not in cases or cases[function] is not None:
             cases.setdefault(function, []).append(case.removesuffix("]"))
+    if own:
+        files = {function.partition("::")[0] for function in cases} | set(introduced_in(own))
+        return [f"tests/{file}" for file in sorted(files)], cases
     return [f"tests/{function}" for function in cases], cases
 
 
+def introduced_in(chapter: int) -> list[str]:
+    """The test files that hold a test chapter `chapter` introduces, as tests/table.py says."""
+    spec = importlib.util.spec_from_file_location("table", os.path.join(REPO, "tests", "table.py"))
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    return sorted({key.partition("::")[0] for key, value in table.TABLE.items()
+                   if value is not None and (value[0] if isinstance(value, tuple) else value) == chapter})
+
+
 def grade(chapter: int, directory: str, wanted: str | None = None, full: bool = False,
-          timeout: int = 120) -> list[Group]:
-    """Run the chosen tests against the student's package; group the results by exercise."""
+          timeout: int = 120, own: bool = False, extra: list[str] | None = None) -> list[Group]:
+    """Run the chosen tests against the student's package; group the results by exercise.
+    `full`: every test of the chapter; `own`: the exercises' and every test the chapter introduces;
+    `extra`: more tests (file::name[case]) to run beside the exercises'."""
     if chapter not in chapters.CHAPTERS:
         raise WorkshopError(f"there is no chapter {chapter}", "the chapters are 1 to 7")
+    for test in extra or []:
+        if not exercises.TEST.match(test):
+            raise WorkshopError(f"{test!r} is not a test's name", "write it file::name or file::name[case], "
+                                "e.g. test_run.py::test_the_exit_code_is_the_commands_own")
     package_dir = package.check(directory, chapter)
     chosen = choose(chapter, wanted)
-    node_ids, cases = node_ids_for(chosen, full and wanted is None)
-    found = run_suite(package_dir, chapter, node_ids, cases, timeout)
+    if wanted is None and (started := package.started_with(package_dir)):
+        chosen = [e for e in chosen if e.id in started] or chosen  # the ones `start --exercise` left to do
+    if full and wanted is None:
+        node_ids, cases, own = ["tests"], {}, False  # the suite's table picks the chapter's tests
+    else:
+        own = own and wanted is None
+        tests = [t for exercise in chosen for t in exercise.tests] + list(extra or [])
+        node_ids, cases = node_ids_for(tests, chapter if own else None)
+    found = run_suite(package_dir, chapter, node_ids, cases, timeout, own)
     return group(chosen, found, os.path.basename(package_dir))
 
 
@@ -172,6 +228,7 @@ def group(chosen: list[exercises.Exercise], found: list[dict], impl: str) -> lis
         if RANK.get(entry["outcome"], 3) > RANK[promise.outcome]:
             promise.outcome, promise.expected = entry["outcome"], entry.get("expected", "")
         promise.seconds += entry.get("seconds", 0.0)
+        promise.reached.update(entry.get("reached", []))
     groups, listed = [], set()
     for exercise in chosen:
         named = [p for test in exercise.tests for p in matching(promises, test)]

@@ -90,3 +90,13 @@ def started_as(path: str) -> int | None:
             return int(json.load(f)["chapter"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def started_with(path: str) -> list[str] | None:
+    """The exercises `start` left as TODOs in this directory (start --exercise leaves only some), if known."""
+    try:
+        with open(os.path.join(path, MARK)) as f:
+            found = json.load(f)["exercises"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(e) for e in found] if isinstance(found, list) else None

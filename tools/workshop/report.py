@@ -59,7 +59,8 @@ def as_json(chapter: int, directory: str, groups: list[Group], student: str | No
         "directory": os.path.abspath(directory),
         "exercises": [{"id": g.id, "title": g.title, "passed": g.passed,
                        "tests": [{"test": p.test, "promise": p.words, "outcome": p.outcome,
-                                  "expected": p.expected, "seconds": round(p.seconds, 2)} for p in g.promises]}
+                                  "expected": p.expected, "seconds": round(p.seconds, 2),
+                                  "reached": sorted(p.reached)} for p in g.promises]}
                       for g in groups],
         "todo": todos_left(directory),
         "kept": sum(p.outcome == "passed" for g in groups for p in g.promises),

@@ -7,11 +7,13 @@ import tempfile
 
 from .. import chapters, exercises
 from . import WorkshopError
+from .grade import choose
 from .package import MARK, check_name
 
 
-def start(chapter: int, directory: str) -> list[exercises.Exercise]:
-    """Write chapter `chapter`'s starting point into `directory` (new or empty); return its exercises."""
+def start(chapter: int, directory: str, wanted: list[str] | None = None) -> list[exercises.Exercise]:
+    """Write chapter `chapter`'s starting point into `directory` (new or empty); return its exercises.
+    With `wanted` ('3.2' or '2' each), only those are TODOs; the chapter's others come written."""
     if chapter not in chapters.CHAPTERS:
         raise WorkshopError(f"there is no chapter {chapter}", "the chapters are 1 to 7")
     target = os.path.abspath(directory)
@@ -19,13 +21,14 @@ def start(chapter: int, directory: str) -> list[exercises.Exercise]:
         raise WorkshopError(f"{directory} exists and is not an empty directory",
                             "start into a new directory; `start` never overwrites a student's work")
     check_name(target, chapter)
-    chosen = exercises.of_chapter(chapter)
+    ids = {e.id for want in wanted for e in choose(chapter, want.strip())} if wanted else None
+    chosen = [e for e in exercises.of_chapter(chapter) if ids is None or e.id in ids]
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     # Written beside the target, then renamed: a failure leaves no half-made package.
     scratch = tempfile.mkdtemp(prefix=".start-", dir=parent)
     try:
-        exercises.write_start(chapter, os.path.join(scratch, "package"))
+        exercises.write_start(chapter, os.path.join(scratch, "package"), {e.id for e in chosen})
         write_guide(chapter, chosen, os.path.join(scratch, "package"), target)
         if os.path.isdir(target):
             os.rmdir(target)  # empty, as checked above
