@@ -128,6 +128,13 @@ class BlobStore:
         return self.put_blob_with(lambda out: copy_stream(stream, out), digest, size)
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
+        """Store a small blob (a config, a manifest); one that is already here is not written again."""
+        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        if digest in (None, actual):
+            self.ensure()
+            self.join_writers()  # from here on, prune cannot take the blob we are about to name
+            if self.has_blob(actual):  # content-addressed: the same bytes (a read checks them anyway)
+                return actual
         return self.put_blob_with(lambda out: out.write(data), digest)
 
     def put_blob_with(self, write: Callable[[BinaryIO], object], digest: str | None = None,

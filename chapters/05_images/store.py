@@ -98,12 +98,13 @@ class Store(BlobStore):
         entry = imagespec.descriptor(document.get("mediaType", imagespec.OCI_MANIFEST), digest, len(manifest))
         names = [familiar(n) for n in names]
         with self.locked():
-            entries = self.index()
+            entries = before = self.index()
             for name in names:
                 entries = set_name(entries, entry, name)
             if not names and all(e["digest"] != digest for e in entries):
-                entries.append(entry)
-            self.write_index(entries)
+                entries = [*entries, entry]
+            if entries != before:  # a rebuild from the cache names the same image again: nothing to write
+                self.write_index(entries)
         return self.load(digest)
 
     def children(self, document: dict) -> list[dict]:
