@@ -21,7 +21,7 @@ import re
 import shutil
 from typing import Iterable, Iterator
 
-from . import blobs, config, imagespec, reference, tar, tarwrite
+from . import blobs, config, imagespec, reference
 from .blobs import BlobStore, Lock
 from .errors import DockyardError
 from .imagespec import REF_NAME, Image
@@ -116,6 +116,7 @@ class Store(BlobStore):
     def write_layer(self, source: str, upper: bool = False, epoch: int | None = None,
                     changes: list | None = None, shift: tuple[int, int] | None = None) -> tuple[dict, str]:
         """Store a directory (or, given `changes`, only those paths in it, owners unshifted) as a gzip layer."""
+        from . import tarwrite
         def write(out) -> None:
             if changes is None:
                 written.append(tarwrite.write_layer(source, out, upper, epoch))
@@ -311,7 +312,8 @@ class Store(BlobStore):
         """Unpack one layer blob into layers/<diff id>, checking both digests; `lowers`: the layers below."""
         target = self.layer_dir(diff_id)
         if os.path.isdir(target):
-            return target
+            return target  # unpacked already: what every run but the first finds
+        from . import tar
         self.ensure()
         temp = self.temp_path()
         os.mkdir(temp, 0o755)
