@@ -141,6 +141,27 @@ def cmd_attach(args) -> int:
     if exit_code is None:
         print("read escape sequence", file=sys.stderr)  # Docker's words, and its status: 1
         return 1
+    from .lifecycle_commands import wait_for_exit
+    wait_for_exit(c, None)  # its monitor cleans up and lets go of the lock: the next command finds it stopped
+    return exit_code
+
+
+def start_attached(c, request, args) -> int:
+    """start -a [-i]: run it under a monitor with us as its first client, so nothing it prints is missed."""
+    from . import monitor
+    keys = parse_detach_keys(args.detach_keys or DEFAULT_DETACH_KEYS)
+    if request.tty and request.interactive and not os.isatty(0):
+        raise DockyardError("the input device is not a TTY",
+                            hint="the container has a terminal: start it from one, or without -i")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        monitor_pid = monitor.spawn(request, client=theirs)  # it waits for us; our end of input ends PID 1's
+    finally:
+        theirs.close()
+    exit_code = Session(ours, c, request.interactive, request.tty, keys, sig_proxy=True).run()
+    if exit_code is None:
+        return 0  # detached: the container runs on (Docker's start says nothing)
+    os.waitpid(monitor_pid, 0)  # as a foreground run: when we return, the container is all done
     return exit_code
 
 
@@ -218,7 +239,8 @@ class Session:
             if self.stdin is not None and self.stdin in ready:
                 typed = os.read(self.stdin, 65536)
                 if not typed:
-                    sources.remove(self.stdin)  # our input ended; the container's stdin stays open
+                    sources.remove(self.stdin)  # our input ended: an empty frame says so (see start_attached)
+                    self.conn.sendall(frame(STDIN, b""))
                     continue
                 passed, detached = self.keys.feed(typed)
                 if passed:

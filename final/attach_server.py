@@ -41,17 +41,23 @@ INBOX_LIMIT = 1 << 16    # bytes of keys queued for PID 1 before clients are rea
 
 
 class Client:
-    """One attached connection: frames half-read from it, frames waiting to go to it."""
+    """One attached connection: frames half-read from it, frames waiting to go to it.
 
-    def __init__(self, sock: socket.socket) -> None:
+    `start -a` is the container's foreground (`waited_for`): the container waits for it as it
+    would for a terminal, rather than lose output; its input's end is the end of PID 1's stdin,
+    as with Docker's StdinOnce."""
+
+    def __init__(self, sock: socket.socket, waited_for: bool = False) -> None:
         sock.setblocking(False)
         self.sock, self.frames, self.outbox = sock, attach.Frames(), bytearray()
+        self.waited_for = waited_for
 
 
 class Streams:
     """A container's output, input and attach socket, served by one loop on a thread of its own."""
 
-    def __init__(self, path: str, log, outputs: dict[int, str], stdin: int | None = None) -> None:
+    def __init__(self, path: str, log, outputs: dict[int, str], stdin: int | None = None,
+                 first: socket.socket | None = None) -> None:
         self.path, self.log = path, log
         self.selector = selectors.DefaultSelector()
         self.listener = listen(path)
@@ -62,6 +68,10 @@ class Streams:
         self.inbox = bytearray()
         self.terminal: int | None = None         # the pty master (a copy): window sizes go there
         self.thread: threading.Thread | None = None
+        self.reading = False                     # whether the outputs are watched (not while `start -a` lags)
+        self.end_input = False                   # close PID 1's stdin once the inbox is written
+        if first:
+            self.accept_client(Client(first, waited_for=True))
 
     def start(self, master: int | None = None, interactive: bool = False) -> None:
         """Serve the outputs (and the pty `master`, which the loop now owns) until they all end."""
@@ -72,8 +82,7 @@ class Streams:
             self.terminal = os.dup(master)  # its own fd: the selector watches each fd for one thing
             os.set_blocking(self.terminal, False)
             self.input = self.terminal if interactive else None
-        for fd in self.outputs:
-            self.selector.register(fd, selectors.EVENT_READ, self.output)
+        self.watch_outputs()
         if self.input is not None and self.input != self.terminal:
             os.set_blocking(self.input, False)
         self.thread = threading.Thread(target=self.loop, name="streams")
@@ -109,14 +118,23 @@ class Streams:
     def send_all(self, stream: int, data: bytes) -> None:
         for client in list(self.clients.values()):
             self.send(client, attach.frame(stream, data))
+        self.watch_outputs()
 
     def send(self, client: Client, data: bytes) -> None:
-        """Queue `data` for `client`; a client too far behind is dropped, never waited for."""
+        """Queue `data` for `client`; a client too far behind is dropped, unless the container waits for it."""
         client.outbox += data
-        if len(client.outbox) > OUTBOX_LIMIT:
+        if len(client.outbox) > OUTBOX_LIMIT and not client.waited_for:
             self.drop(client)
         else:
             self.flush(client)
+
+    def watch_outputs(self) -> None:
+        """Read the container's output, except while its `start -a` client is too far behind."""
+        lagging = any(c.waited_for and len(c.outbox) > OUTBOX_LIMIT for c in self.clients.values())
+        if lagging == self.reading:
+            for fd in self.outputs:
+                (self.selector.unregister(fd) if lagging else self.selector.register(fd, selectors.EVENT_READ, self.output))
+            self.reading = not lagging
 
     def flush(self, client: Client) -> None:
         try:
@@ -127,13 +145,16 @@ class Streams:
             return self.drop(client)
         del client.outbox[:sent]
         self.watch(client)
+        if client.waited_for and not self.reading and self.thread:
+            self.watch_outputs()
 
     # --- clients ----------------------------------------------------------------------
 
     def accept(self, listener: socket.socket, _events: int) -> None:
-        sock, _ = listener.accept()
-        client = Client(sock)
-        self.clients[sock] = client
+        self.accept_client(Client(listener.accept()[0]))
+
+    def accept_client(self, client: Client) -> None:
+        self.clients[client.sock] = client
         self.watch(client)
 
     def from_client(self, sock: socket.socket, events: int) -> None:
@@ -149,12 +170,13 @@ class Streams:
             if frames is None:
                 return self.drop(client)  # it went (or spoke nonsense): the container goes on
             for stream, payload in frames:
-                self.take(stream, payload)
+                self.take(client, stream, payload)
 
-    def take(self, stream: int, payload: bytes) -> None:
-        """A client's keys for PID 1, or its window size for the pty."""
+    def take(self, client: Client, stream: int, payload: bytes) -> None:
+        """A client's keys for PID 1 (none: its input ended), or its window size for the pty."""
         if stream == attach.STDIN and self.input is not None:
             self.inbox += payload
+            self.end_input = self.end_input or (not payload and client.waited_for and self.input != self.terminal)
             self.write_input()
         elif stream == attach.RESIZE and self.terminal is not None and len(payload) == 8:
             fcntl.ioctl(self.terminal, termios.TIOCSWINSZ, payload)  # the kernel sends SIGWINCH inside
@@ -170,6 +192,9 @@ class Streams:
                 raise
             self.inbox.clear()
         self.watch_input()
+        if self.end_input and not self.inbox:
+            os.close(self.input)  # PID 1 reads its end of file
+            self.input, self.end_input = None, False
 
     def watch_input(self) -> None:
         registered = self.input in self.selector.get_map()
@@ -197,6 +222,8 @@ class Streams:
             self.selector.unregister(client.sock)
         self.clients.pop(client.sock, None)
         client.sock.close()
+        if client.waited_for and not self.reading and self.thread and self.thread.is_alive():
+            self.watch_outputs()  # it went: nobody holds the output up now
 
     # --- the end ----------------------------------------------------------------------
 
@@ -208,7 +235,7 @@ class Streams:
         for client in list(self.clients.values()):
             client.outbox += attach.frame(attach.EXIT, str(exit_code).encode())
             try:
-                client.sock.settimeout(5)  # a last word: a client that takes longer misses it
+                client.sock.settimeout(None if client.waited_for else 5)  # a last word: others may miss it
                 client.sock.sendall(client.outbox)
             except OSError:
                 pass

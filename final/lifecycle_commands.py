@@ -2,7 +2,7 @@
 """Commands for containers that outlive the command: run -d, create, start, stop, kill, restart, wait, logs.
 
     run -d ... / create ...        print the new container's full id (-d: it runs under its monitor)
-    start [-a] [-i] CONTAINER...   run created or stopped ones under a monitor (-a: in the foreground)
+    start [-a] [-i] CONTAINER...   run created or stopped ones under a monitor (-a: attached to it)
     stop [-t N] CONTAINER...       its stop signal (the image's StopSignal, or SIGTERM), SIGKILL after N s
     kill [-s SIG] CONTAINER...     one signal (default SIGKILL)
     restart [-t N] CONTAINER...    stop, then start
@@ -73,7 +73,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         request.debug, request.interactive = args.debug, args.interactive
         volumes.prepare(request.root, request.volumes, request.userns)
         if args.attach:
-            return containers.run(request)
+            from . import attach
+            return attach.start_attached(c, request, args)  # under its monitor, as run -d, and attached
         monitor.spawn(request)
         print(text)
     return 0
@@ -87,6 +88,7 @@ def is_waiting(c) -> bool:
 def add_start_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--attach", action="store_true", help="run it in the foreground: its output, its exit code")
     p.add_argument("-i", "--interactive", action="store_true", help="with -a: attach stdin too")
+    p.add_argument("--detach-keys", metavar="KEYS", help="with -a: the keys that detach (default ctrl-p,ctrl-q)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 

@@ -149,24 +149,32 @@ class JsonLog:
 
 # --- starting a monitor ---------------------------------------------------------------
 
-def spawn(request: Request, gated: bool = False) -> None:
+def spawn(request: Request, gated: bool = False, client: "socket.socket | None" = None) -> int:
     """Run the container under a monitor of its own; return once its command runs (`gated`: once
-    PID 1 waits for start), or raise why not."""
+    PID 1 waits for start), or raise why not. Its pid.
+
+    `client` (start -a) is the monitor's end of a socket pair, its first attach client; then the
+    monitor stays our child (one fork, not two), so start -a can wait for its end."""
     report_read, report_write = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         os.close(report_read)
         try:
             os.setsid()  # a session of its own: the CLI's terminal and its signals stay behind
-            if os.fork() == 0:
-                monitor_main(request, report_write, gated)
+            if client or os.fork() == 0:
+                monitor_main(request, report_write, gated, client)
         finally:
             os._exit(0)  # the middle process: its exit leaves the monitor to init
     os.close(report_write)
-    os.waitpid(pid, 0)
+    if not client:
+        os.waitpid(pid, 0)
     faults.fault_point("monitor-spawned")
     with open(report_read, "rb") as f:
-        check_report(f.read(), b"created" if gated else b"running")
+        report = f.read()
+    if client and report != b"running":
+        os.waitpid(pid, 0)  # our own child: it cleans up and ends
+    check_report(report, b"created" if gated else b"running")
+    return pid
 
 
 def start_created(c: "container.Container") -> None:
@@ -216,7 +224,7 @@ class Reporter:
         self.send(json.dumps(message).encode())
 
 
-def monitor_main(request: Request, report_fd: int, gated: bool) -> NoReturn:
+def monitor_main(request: Request, report_fd: int, gated: bool, client: "socket.socket | None" = None) -> NoReturn:
     """Hold the container's lock, run PID 1, restart it as the policy says, then clean up."""
     reporter = Reporter(report_fd)
     try:
@@ -226,20 +234,22 @@ def monitor_main(request: Request, report_fd: int, gated: bool) -> NoReturn:
         if not c.take_lock():
             raise DockyardError(f"container {c.name} is already running", hint=f"stop it first: stop {c.name}")
         clear_stop(c)  # a new start: the last stop is forgotten
-        supervise(request, c, reporter, gated)
+        supervise(request, c, reporter, gated, client)
     except BaseException as err:
         reporter.error(err)
     finally:
         os._exit(0)
 
 
-def supervise(request: Request, c: "container.Container", reporter: Reporter, gated: bool) -> None:
+def supervise(request: Request, c: "container.Container", reporter: Reporter, gated: bool,
+              client: "socket.socket | None" = None) -> None:
     """Run PID 1 again and again while the restart policy asks for it; then clean up."""
     policy = parse_restart(request.restart)
     restarts = 0
     try:
         while True:
-            exit_code = run_once(request, c, reporter, Gate(c) if gated and not restarts else None)
+            exit_code = run_once(request, c, reporter, Gate(c) if gated and not restarts else None, client)
+            client = None  # start -a follows the first run only, as Docker's
             if not policy.wants(exit_code, restarts, os.path.exists(c.stop_path())):
                 break
             restarts += 1
@@ -256,12 +266,13 @@ def supervise(request: Request, c: "container.Container", reporter: Reporter, ga
         c.lock.release()
 
 
-def run_once(request: Request, c: "container.Container", reporter: Reporter, gate: "Gate | None") -> int:
-    """Run PID 1 once, its output into the log (with a gate: once started); record how it ended."""
+def run_once(request: Request, c: "container.Container", reporter: Reporter, gate: "Gate | None",
+             client: "socket.socket | None" = None) -> int:
+    """Run PID 1 once, its streams served by attach_server (with a gate: once started); record how it ended."""
     from .cgroups import OOMKilled
     from . import attach, attach_server
     log = JsonLog(log_path(c), request.log) if request.log.get("driver", "json-file") != "none" else None
-    streams = attach_server.Streams(attach.socket_path(c), log, *give_stdio(request))
+    streams = attach_server.Streams(attach.socket_path(c), log, *give_stdio(request), first=client)
 
     def started(pid: int) -> None:
         gate.record_created(request, pid, c) if gate else containers.started(request, pid, c)

@@ -217,3 +217,38 @@ def test_attach_to_a_stopped_container_is_refused_with_a_hint_and_125(dockyard, 
 def test_attach_to_an_unknown_container_is_refused_with_a_hint(dockyard):
     result = dockyard("attach", "nothing-here")
     assert result.returncode == 125 and "\nhint: " in result.stderr
+
+
+# --- start -a: run it under its monitor, attached from the first byte ---------------------
+
+def test_start_a_gets_every_byte_even_when_it_reads_slower_than_the_container_writes(dockyard, rootfs):
+    created = dockyard("create", "--network", "none", "--name", "box", "--rootfs", rootfs,
+                       "sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; exit 2")
+    assert created.returncode == 0, created.stderr
+    result = dockyard("start", "-a", "box")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "x" * 3000000 + "\n"
+
+
+def test_start_a_i_detaches_with_detach_keys_and_the_container_runs_on(dockyard, rootfs):
+    created = dockyard("create", "-i", "--network", "none", "--name", "box", "--rootfs", rootfs,
+                       "sh", "-c", "read x; echo got $x; read y; echo then $y; exit 3")
+    assert created.returncode == 0, created.stderr
+    result = dockyard("start", "-a", "-i", "--detach-keys", "ctrl-x,y", "box", input="one\n\x18y")
+    assert result.returncode == 0 and result.stderr == ""  # Docker's start says nothing when detached
+    assert status_of(dockyard, "box").startswith("Up")
+    again = dockyard("attach", "box", input="two\n")
+    assert (again.returncode, again.stdout) == (3, "then two\n"), again.stderr
+
+
+def test_killing_start_a_leaves_the_container_running_under_its_monitor(dockyard, rootfs):
+    created = dockyard("create", "--network", "none", "--name", "box", "--rootfs", rootfs,
+                       "sh", "-c", UNTIL_GO.format("") + "exit 5")
+    assert created.returncode == 0, created.stderr
+    client = dockyard.popen("start", "-a", "box", stdin=subprocess.DEVNULL)
+    assert client.stdout.readline() == "tick\n"
+    client.kill()
+    client.communicate()
+    assert status_of(dockyard, "box").startswith("Up")
+    go(dockyard, "box")
+    assert dockyard("wait", "box").stdout == "5\n"
