@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from start_latency import REPO, Context, Row, describe, make_bundle, measure, table  # noqa: E402
+from start_latency import REPO, Context, Row, compile_once, describe, make_bundle, measure, table  # noqa: E402
 
 sys.path.insert(0, REPO)
 from tools.busybox_rootfs import make_rootfs  # noqa: E402
@@ -64,13 +64,11 @@ def stop_oci(ctx: Context, runtime: str) -> None:
 
 
 def use_bytecode_cache(ctx: Context) -> None:
-    """Compile the engine once into a cache of the bench's own, as an installed engine has its .pyc files."""
+    """Compile the engine once, as an installed engine has its .pyc files (the timed runs may read them)."""
     # Without it (PYTHONDONTWRITEBYTECODE=1, as on the project's machines) every exec compiles
     # every module it imports again, which costs more than all the rest of it.
-    os.environ["PYTHONPYCACHEPREFIX"] = os.path.join(ctx.scratch, "pycache")
-    subprocess.run([ctx.python, "-m", "compileall", "-q", os.path.join(REPO, "final")], check=True,
-                   env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
-    ctx.notes.append("the engine ran from compiled bytecode (PYTHONPYCACHEPREFIX), as an installed one does")
+    compile_once(ctx.python, ctx.impls)
+    ctx.notes.append("the engine ran from compiled bytecode (final/__pycache__), as an installed one does")
 
 
 def main() -> int:
