@@ -92,6 +92,8 @@ class Builder:
         self.store = Store(options.root)
         self.cache = cache.Cache(self.store)
         self.context = Context(options.context)
+        if not options.no_cache:
+            self.context.known = self.cache.known_digests(self.context.root)
         self.used_args: set[str] = set()
         self.states: dict[int, State] = {}
         self.step, self.total = 0, 0
@@ -111,6 +113,7 @@ class Builder:
                 self.states[stage.index] = self.build_stage(stage)
         final = self.states[max(wanted)]
         image = self.store.create_image(final.config, final.layers, self.options.tags)
+        self.cache.keep_digests(self.context.root, self.context.known, self.context.seen)
         self.report_unused_args()
         self.say(f"Successfully built {image.id[7:19]}")
         for tag in self.options.tags:

@@ -56,3 +56,23 @@ class Cache:
         """Save the state after a step (temp file, fsync, rename)."""
         os.makedirs(self.directory, exist_ok=True)
         self.store.write_file(self.path(key), json.dumps(entry, sort_keys=True).encode())
+
+    def digests_path(self, context: str) -> str:
+        return os.path.join(self.directory, "context-" + hashlib.sha256(context.encode()).hexdigest() + ".json")
+
+    def known_digests(self, context: str) -> dict[str, str]:
+        """The content digests of the context's files at its last build (see context.py)."""
+        try:
+            with open(self.digests_path(context), "rb") as f:
+                known = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(known, dict):
+            return {}
+        return {k: v for k, v in known.items() if isinstance(v, str) and len(v) == 64}
+
+    def keep_digests(self, context: str, known: dict[str, str], seen: dict[str, str]) -> None:
+        """Remember this build's digests for the next build of the context (if they changed)."""
+        if seen != known:
+            os.makedirs(self.directory, exist_ok=True)
+            self.store.write_file(self.digests_path(context), json.dumps(seen, sort_keys=True).encode())

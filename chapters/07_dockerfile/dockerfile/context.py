@@ -14,7 +14,10 @@ finds destinations inside an image's root filesystem.
 
 A step's cache key needs its inputs' content: `checksum` hashes each file's
 path, mode and bytes (not its times), so touching a file without changing
-it keeps the cache, and changing one byte misses it.
+it keeps the cache, and changing one byte misses it. Reading every byte on
+every build would make a rebuild of a large context slow, so a file's digest
+is remembered from the last build under its inode, size, mtime and ctime:
+any write changes the ctime, and only the kernel sets it.
 """
 
 import hashlib
@@ -22,6 +25,7 @@ import os
 import posixpath
 import re
 import stat
+import time
 from typing import Iterator
 
 from ..errors import DockyardError
@@ -73,6 +77,8 @@ class Context:
     def __init__(self, root: str, matcher: Matcher | None = None) -> None:
         self.root = os.path.realpath(root)
         self.ignore = matcher if matcher is not None else Matcher.from_context(self.root)
+        self.known: dict[str, str] = {}  # stat key -> content digest, from the last build
+        self.seen: dict[str, str] = {}  # the same, for this build's files, to remember for the next
 
     def host_path(self, rel: str) -> str:
         return os.path.join(self.root, rel) if rel else self.root
@@ -133,10 +139,21 @@ class Context:
             for rel, st in self.walk(source):
                 digest.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}\0".encode())
                 if stat.S_ISREG(st.st_mode):
-                    digest.update(file_digest(self.host_path(rel)).encode())
+                    digest.update(self.file_digest(rel, st).encode())
                 elif stat.S_ISLNK(st.st_mode):
                     digest.update(os.readlink(self.host_path(rel)).encode())
         return "sha256:" + digest.hexdigest()
+
+
+    def file_digest(self, rel: str, st: os.stat_result) -> str:
+        """sha256 of a file's bytes, read again only if its stat changed since the last build."""
+        key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+        digest = self.known.get(key) or file_digest(self.host_path(rel))
+        # Git's "racy" rule: a file changed in the last second could change again within the same
+        # tick of the clock that stamps ctime, unseen; such a file is not remembered.
+        if time.time_ns() - st.st_ctime_ns > 10**9:
+            self.seen[key] = digest
+        return digest
 
 
 def match_name(name: str, pattern: str) -> bool:
