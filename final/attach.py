@@ -137,7 +137,7 @@ def cmd_attach(args) -> int:
                             hint="the container has a terminal: attach from one, or with --no-stdin")
     conn = connect(c, args.container)
     faults.fault_point("attach-connected")
-    exit_code = Session(conn, c, interactive, tty, keys, args.sig_proxy == "true").run()
+    exit_code = Session(conn, c, interactive, tty, keys, args.sig_proxy == "true" and not tty).run()
     if exit_code is None:
         print("read escape sequence", file=sys.stderr)  # Docker's words, and its status: 1
         return 1
@@ -158,7 +158,7 @@ def start_attached(c, request, args) -> int:
         monitor_pid = monitor.spawn(request, client=theirs)  # it waits for us; our end of input ends PID 1's
     finally:
         theirs.close()
-    exit_code = Session(ours, c, request.interactive, request.tty, keys, sig_proxy=True).run()
+    exit_code = Session(ours, c, request.interactive, request.tty, keys, sig_proxy=True).run()  # as a foreground run
     if exit_code is None:
         return 0  # detached: the container runs on (Docker's start says nothing)
     os.waitpid(monitor_pid, 0)  # as a foreground run: when we return, the container is all done
@@ -222,7 +222,7 @@ class Session:
     def catch_signals(self) -> dict[int, object]:
         """Route the signals we act on through the wakeup pipe: SIGWINCH (-t), or the proxied ones."""
         wanted = [signal.SIGWINCH] if self.tty else []
-        if self.sig_proxy and not self.tty:  # as Docker: with a tty, Ctrl-C is a key, not a signal
+        if self.sig_proxy:  # (attach: not with a tty, as Docker's; there Ctrl-C is a key, not a signal)
             wanted += [getattr(signal, name) for name in config.FORWARDED_SIGNALS if name != "SIGWINCH"]
         return {sig: signal.signal(sig, lambda *_: None) for sig in wanted}
 
@@ -288,7 +288,7 @@ def termios_raw(fd: int) -> list:
     import termios
     import tty
     saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    tty.setraw(fd, termios.TCSADRAIN)  # not TCSAFLUSH: keys typed while we connected still go through
     return saved
 
 

@@ -59,6 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     containers.create(spec)  # a record, and a writable layer of its own  # ch 04
     if args.command_name == "create" or args.detach:  # ch final
         return lifecycle_commands.created(spec, start=args.detach)  # prints the id; -d: under a monitor  # ch final
+    if args.interactive and args.tty and sys.stdin.isatty():  # ch final
+        return lifecycle_commands.run_attached(spec, args)  # under a monitor: Ctrl-P Ctrl-Q detaches  # ch final
     return containers.run(spec)  # ch 04
 
 

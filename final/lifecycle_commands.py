@@ -31,10 +31,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="no (default), on-failure[:N], always, unless-stopped: while its monitor lives")
     p.add_argument("--log-driver", default="json-file", metavar="DRIVER", help="json-file (default) or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="K=V", help="max-size=10m, max-file=3")
+    p.add_argument("--detach-keys", metavar="KEYS", help="-it: the keys that detach (default ctrl-p,ctrl-q)")
 
 
 def apply_run_options(request, args: argparse.Namespace) -> None:
-    """Check --restart and the log options, and keep them in the request."""
+    """Check --restart, the log options and --detach-keys, and keep them in the request."""
+    if args.detach_keys:
+        from .attach import parse_detach_keys
+        parse_detach_keys(args.detach_keys)  # before the container is made: a typo leaves nothing behind
     if args.restart != "no" or args.log_driver != "json-file" or args.log_opt:
         from . import monitor
         monitor.parse_restart(args.restart)
@@ -51,6 +55,12 @@ def created(request, start: bool) -> int:
     monitor.spawn(request, gated=not start)
     print(request.id)
     return 0
+
+
+def run_attached(request, args: argparse.Namespace) -> int:
+    """run -it from a terminal: create + start + attach, as Docker's, so Ctrl-P Ctrl-Q can detach."""
+    from . import attach, container
+    return attach.start_attached(container.Container(request.root, request.id), request, args)
 
 
 # --- start, stop, kill, restart, wait -------------------------------------------------------

@@ -228,7 +228,8 @@ def monitor_main(request: Request, report_fd: int, gated: bool, client: "socket.
     """Hold the container's lock, run PID 1, restart it as the policy says, then clean up."""
     reporter = Reporter(report_fd)
     try:
-        null_stdio()
+        # run -it, start -a -t: stdin stays the CLI's terminal until PID 1 is set up, so its pty gets that size.
+        null_stdio(1, 2) if client and request.tty else null_stdio()
         libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)  # orphans of the container come to us, not to init
         c = container.Container(request.root, request.id)
         if not c.take_lock():

@@ -7,7 +7,6 @@ file inside it (exec), never by sleeping.
 
 import fcntl
 import os
-import pty
 import signal
 import struct
 import subprocess
@@ -48,21 +47,21 @@ def read_until(fd, wanted):
     return output
 
 
-def attach_in_a_terminal(dockyard, *args, rows=33, columns=101):
-    """`attach` with a pty of its own as stdin, stdout and stderr: its pid and the master."""
-    pid, master = pty.fork()
-    if pid == 0:
-        try:
-            os.chdir(os.path.dirname(dockyard.impl.path))
-            os.execvpe(dockyard.command("attach", *args)[0], dockyard.command("attach", *args), dockyard.impl.env())
-        finally:
-            os._exit(127)
-    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    return pid, master
+def in_a_terminal(dockyard, *args, rows=33, columns=101):
+    """Run the CLI with a pty of its own (of that size) as stdin, stdout and stderr: the process and the master."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    client = dockyard.popen(*args, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    return client, master
 
 
-def exit_status(pid):
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+def finish_in_a_terminal(client, master):
+    """Everything the client still shows until it exits, and its exit status."""
+    output = read_until(master, b"never printed")
+    status = client.wait(timeout=60)
+    os.close(master)
+    return output, status
 
 
 # --- output and exit status -------------------------------------------------------------
@@ -155,31 +154,54 @@ def test_invalid_detach_keys_are_refused_with_a_hint(dockyard, rootfs, keys):
 
 def test_attach_to_run_dit_relays_keys_window_size_and_exit_status(dockyard, rootfs):
     run_d(dockyard, rootfs, "box", "-i", "-t", ["sh", "-c", UNTIL_GO.format("") + "exec sh"])
-    pid, master = attach_in_a_terminal(dockyard, "box")
-    try:
-        assert b"tick" in read_until(master, b"tick")
-        go(dockyard, "box")
-        os.write(master, b"tty; stty size; exit 5\r")
-        output = read_until(master, b"never printed")
-    finally:
-        status = exit_status(pid)
-        os.close(master)
+    client, master = in_a_terminal(dockyard, "attach", "box")
+    assert b"tick" in read_until(master, b"tick")
+    go(dockyard, "box")
+    os.write(master, b"tty; stty size; exit 5\r")
+    output, status = finish_in_a_terminal(client, master)
     assert status == 5, output
     assert b"/dev/pts/0" in output and b"33 101" in output
 
 
 def test_ctrl_p_ctrl_q_detaches_and_leaves_the_container_running(dockyard, rootfs):
     run_d(dockyard, rootfs, "box", "-i", "-t", ["sh", "-c", UNTIL_GO.format("") + "exec sh"])
-    pid, master = attach_in_a_terminal(dockyard, "box")
-    try:
-        assert b"tick" in read_until(master, b"tick")
-        os.write(master, b"\x10\x11")
-        output = read_until(master, b"never printed")
-    finally:
-        status = exit_status(pid)
-        os.close(master)
+    client, master = in_a_terminal(dockyard, "attach", "box")
+    assert b"tick" in read_until(master, b"tick")
+    os.write(master, b"\x10\x11")
+    output, status = finish_in_a_terminal(client, master)
     assert status == 1 and b"read escape sequence" in output
     assert status_of(dockyard, "box").startswith("Up")
+
+
+# --- run -it from a terminal: create + start + attach, as Docker's ------------------------
+
+def test_run_it_from_a_terminal_keeps_its_tty_window_size_and_exit_status(dockyard, rootfs):
+    client, master = in_a_terminal(dockyard, "run", "-it", "--rm", "--network", "none", "--rootfs", rootfs, "sh")
+    assert b"# " in read_until(master, b"# ")
+    os.write(master, b"tty; stty size; exit 5\r")
+    output, status = finish_in_a_terminal(client, master)
+    assert status == 5, output
+    assert b"/dev/pts/0" in output and b"33 101" in output
+    assert dockyard("ps", "-aq").stdout == ""  # --rm: gone by the time run returned
+
+
+def test_run_it_detaches_with_ctrl_p_ctrl_q_and_the_container_runs_on(dockyard, rootfs):
+    client, master = in_a_terminal(dockyard, "run", "-it", "--name", "box", "--network", "none", "--rootfs", rootfs, "sh")
+    assert b"# " in read_until(master, b"# ")
+    os.write(master, b"\x10\x11")
+    output, status = finish_in_a_terminal(client, master)
+    assert status == 0 and b"read escape sequence" not in output  # Docker's run detaches without a word
+    assert status_of(dockyard, "box").startswith("Up")
+    client, master = in_a_terminal(dockyard, "attach", "box")
+    os.write(master, b"exit 4\r")
+    assert finish_in_a_terminal(client, master)[1] == 4
+
+
+@pytest.mark.bad_input
+def test_run_with_invalid_detach_keys_is_refused_before_a_container_is_made(dockyard, rootfs):
+    result = dockyard("run", "-it", "--detach-keys", "ctrl-", "--rootfs", rootfs, "true")
+    assert result.returncode == 125 and result.stderr.startswith("error: invalid detach keys")
+    assert dockyard("ps", "-aq").stdout == ""
 
 
 # --- signals ------------------------------------------------------------------------------
