@@ -24,6 +24,7 @@ children made afterwards, hence the second fork; the helper exits, and the
 engine, a "child subreaper", inherits the process and waits for it.
 """
 
+import gc
 import os
 import signal
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ def spawn(request: Exec, pid1: int) -> tuple[int, int]:
     pid_read, pid_write = os.pipe2(os.O_CLOEXEC)
     request.terminal = terminal.Terminal() if request.tty and not request.detach else None
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    gc.freeze()  # what we hold now lives until we exit: spare the exit a collection of it all (runtime.launch)
     with runtime.signals_held(), cgroups.opened_for_clone(request.container_id) as cgroup:
         helper = libc.clone(0, cgroup)  # a fork; on v2 born in the container's cgroup
         if helper == 0:

@@ -15,6 +15,7 @@ from chapter 2 on the child is cloned into new namespaces and waits for a
 "go" while the engine sets it up from outside (chapter 3 adds its cgroup).
 """
 
+import gc  # ch final
 import os
 import signal
 from dataclasses import dataclass, field
@@ -147,6 +148,8 @@ def launch(spec: RuntimeSpec, child: Child) -> int:
     """Start the container's process: the child runs container_main and never returns."""
     # pid = os.fork()  # ch 01-01
     # pid = libc_clone(namespaces.clone_flags(spec.namespaces))  # ch 02-07
+    if not gc.get_freeze_count():  # the first launch only: a monitor that restarts PID 1 collects as usual  # ch final
+        gc.freeze()  # what the engine holds now lives until it exits: spare its exit a collection of it all  # ch final
     with cgroups.opened_for_clone(spec.id) as cgroup:  # v2: born in its cgroup, no join to wait for  # ch final
         pid = libc_clone(namespaces.clone_flags(spec.namespaces), cgroup)  # ch final
     if pid == 0:
