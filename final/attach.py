@@ -161,8 +161,9 @@ def start_attached(c, request, args) -> int:
     exit_code = Session(ours, c, request.interactive, request.tty, keys, sig_proxy=True).run()  # as a foreground run
     if exit_code is None:
         return 0  # detached: the container runs on (Docker's start says nothing)
-    os.waitpid(monitor_pid, 0)  # as a foreground run: when we return, the container is all done
-    return exit_code
+    if request.restart == "no":
+        os.waitpid(monitor_pid, 0)  # as a foreground run: when we return, the container is all done
+    return exit_code  # (with a restart policy its monitor goes on: we followed the first run, as Docker's)
 
 
 def check_attachable(c, text: str) -> None:
