@@ -26,7 +26,6 @@ the loop stops reading clients: their keys wait, the container's output
 does not. Protocol and framing: attach.py.
 """
 
-import errno
 import fcntl
 import os
 import selectors
@@ -133,7 +132,10 @@ class Streams:
         lagging = any(c.waited_for and len(c.outbox) > OUTBOX_LIMIT for c in self.clients.values())
         if lagging == self.reading:
             for fd in self.outputs:
-                (self.selector.unregister(fd) if lagging else self.selector.register(fd, selectors.EVENT_READ, self.output))
+                if lagging:
+                    self.selector.unregister(fd)
+                else:
+                    self.selector.register(fd, selectors.EVENT_READ, self.output)
             self.reading = not lagging
 
     def flush(self, client: Client) -> None:
@@ -151,7 +153,11 @@ class Streams:
     # --- clients ----------------------------------------------------------------------
 
     def accept(self, listener: socket.socket, _events: int) -> None:
-        self.accept_client(Client(listener.accept()[0]))
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return  # out of descriptors, say: that client is refused, the container goes on
+        self.accept_client(Client(sock))
 
     def accept_client(self, client: Client) -> None:
         self.clients[client.sock] = client
@@ -179,7 +185,10 @@ class Streams:
             self.end_input = self.end_input or (not payload and client.waited_for and self.input != self.terminal)
             self.write_input()
         elif stream == attach.RESIZE and self.terminal is not None and len(payload) == 8:
-            fcntl.ioctl(self.terminal, termios.TIOCSWINSZ, payload)  # the kernel sends SIGWINCH inside
+            try:
+                fcntl.ioctl(self.terminal, termios.TIOCSWINSZ, payload)  # the kernel sends SIGWINCH inside
+            except OSError:
+                pass  # the pty is going away
 
     def write_input(self, *_: object) -> None:
         """Pass queued keys on as far as PID 1 reads them; a stdin closed inside drops them."""
@@ -187,9 +196,7 @@ class Streams:
             del self.inbox[:os.write(self.input, self.inbox)]
         except BlockingIOError:
             pass
-        except OSError as err:  # EPIPE: nobody reads the pipe now; EIO: the pty is gone
-            if err.errno not in (errno.EPIPE, errno.EIO):
-                raise
+        except OSError:  # EPIPE: nobody reads the pipe now; EIO: the pty is gone
             self.inbox.clear()
         self.watch_input()
         if self.end_input and not self.inbox:
