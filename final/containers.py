@@ -26,7 +26,7 @@ from dataclasses import MISSING, asdict, fields, is_dataclass
 from typing import Any
 
 from . import cgroups, container, files, layers
-from . import events, faults  # ch final
+from . import events, faults, jsonlog  # ch final
 from .container import State, now
 from .errors import DockyardError
 from .request import Request, runtime_spec
@@ -145,15 +145,17 @@ def run(spec: Request) -> int:
     if not c.take_lock():
         raise DockyardError(f"container {spec.name} is already running", hint="wait for it, or: rm -f " + spec.name)
     exit_code, oom = 125, False
+    hooks = runtime.Hooks(started=lambda pid: started(spec, pid, c), exited=lambda code: mark_exited(c, code))
+    hooks.running = lambda: faults.fault_point("container-running")  # ch final
+    tee = jsonlog.Tee(jsonlog.open_log(c, spec.log), spec.tty, hooks)  # output: the terminal, and `logs`  # ch final
     try:
-        hooks = runtime.Hooks(started=lambda pid: started(spec, pid, c), exited=lambda code: mark_exited(c, code))
-        hooks.running = lambda: faults.fault_point("container-running")  # ch final
         exit_code = runtime.run(runtime_spec(spec, c.directory), hooks)
         return exit_code
     except DockyardError as err:
         exit_code, oom = err.exit_code, type(err).__name__ == "OOMKilled"
         raise
     finally:
+        tee.close()  # ch final
         stopped(spec, exit_code)
         if spec.remove:
             from . import volumes

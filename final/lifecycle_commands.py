@@ -40,10 +40,10 @@ def apply_run_options(request, args: argparse.Namespace) -> None:
         from .attach import parse_detach_keys
         parse_detach_keys(args.detach_keys)  # before the container is made: a typo leaves nothing behind
     if args.restart != "no" or args.log_driver != "json-file" or args.log_opt:
-        from . import monitor
+        from . import jsonlog, monitor
         monitor.parse_restart(args.restart)
         request.restart = args.restart
-        request.log = monitor.parse_log_options(args.log_driver, args.log_opt)
+        request.log = jsonlog.parse_log_options(args.log_driver, args.log_opt)
         if args.rm and request.restart != "no":
             raise UsageError("--restart and --rm cannot go together",
                              hint="a container removed when it exits cannot be restarted: choose one")
@@ -210,13 +210,13 @@ def add_containers_argument(p: argparse.ArgumentParser) -> None:
 # --- logs -------------------------------------------------------------------------------
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from . import container, monitor
+    from . import container, jsonlog
     c = container.load(args.root, args.container)
     if (c.config.get("log") or {}).get("driver") == "none":
         raise DockyardError(f"container {args.container!r} keeps no logs: it was created with --log-driver none",
                             hint="run it again without --log-driver none (or with --log-driver json-file)")
     since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
-    path = monitor.log_path(c)
+    path = jsonlog.log_path(c)
     records = [r for r in read_records(path) if in_window(r, since, until)]
     for record in records[-args.tail:] if args.tail is not None and args.tail >= 0 else records:
         show(record, args.timestamps)

@@ -30,9 +30,7 @@ escapes it), and PID 1 dies with the monitor (its parent-death signal): a
 monitor killed with SIGKILL takes its container along, and the next command,
 finding the lock free, shows the container as dead.
 
-The log is Docker's json-file format, one JSON object a line:
-    {"log":"hello\\n","stream":"stdout","time":"2024-05-01T12:00:00.123456789Z"}
-rotated at --log-opt max-size into at most --log-opt max-file files.
+The log is Docker's json-file format (jsonlog.py).
 """
 
 import json
@@ -43,10 +41,8 @@ from typing import NoReturn
 
 from . import container, containers, exec_fifo, faults, libc, runtime, start_socket
 from .errors import DockyardError, UsageError
+from .jsonlog import open_log
 from .request import Request, runtime_spec
-
-LOG_DRIVERS = ("json-file", "none")
-
 
 # --- the restart policy ------------------------------------------------------------
 
@@ -74,77 +70,6 @@ def parse_restart(text: str) -> RestartPolicy:
     if count and not count.isdigit():
         raise UsageError(f"invalid restart count {count!r}", hint="on-failure:N takes a number: on-failure:3")
     return RestartPolicy(name, int(count or 0))
-
-
-def parse_log_options(driver: str, options: list[str]) -> dict[str, str]:
-    """Check --log-driver and --log-opt max-size=10m / max-file=3."""
-    from .limits import parse_size
-    if driver not in LOG_DRIVERS:
-        raise UsageError(f"unknown log driver {driver!r}", hint=f"use one of: {', '.join(LOG_DRIVERS)}")
-    parsed = {"driver": driver}
-    for option in options:
-        key, sep, value = option.partition("=")
-        if key == "max-size" and sep:
-            parsed[key] = str(parse_size(value, "--log-opt max-size"))
-        elif key == "max-file" and value.isdigit() and int(value) >= 1:
-            parsed[key] = value
-        else:
-            raise UsageError(f"invalid --log-opt {option!r}", hint="json-file takes max-size=10m and max-file=3")
-    return parsed
-
-
-# --- the json-file log ---------------------------------------------------------------
-
-def log_path(c: "container.Container") -> str:
-    return c.path(f"{c.id}-json.log")
-
-
-def timestamp() -> str:
-    """Docker's log time: RFC 3339 with nanoseconds, UTC."""
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
-
-
-class JsonLog:
-    """The container's output as json-file lines, rotated by size: a record a line, each stream cut apart."""
-
-    def __init__(self, path: str, options: dict[str, str]) -> None:
-        self.path = path
-        self.max_size = int(options.get("max-size", 0))
-        self.max_file = int(options.get("max-file", 1))
-        self.pending: dict[str, bytes] = {}  # per stream: a line begun, not yet ended
-        self.file = open(path, "ab")
-
-    def write(self, data: bytes, stream: str) -> None:
-        """Log a chunk of `stream`'s output: each complete line becomes a record."""
-        *lines, self.pending[stream] = (self.pending.get(stream, b"") + data).split(b"\n")
-        for line in lines:
-            self.record(line + b"\n", stream)
-
-    def end(self, stream: str) -> None:
-        """`stream` has ended: a last line without its newline is kept, as Docker keeps it."""
-        if self.pending.get(stream):
-            self.record(self.pending.pop(stream), stream)
-
-    def record(self, data: bytes, stream: str) -> None:
-        record = (json.dumps({"log": data.decode("utf-8", "replace"), "stream": stream, "time": timestamp()},
-                             separators=(",", ":")) + "\n").encode()
-        if self.max_size and self.file.tell() and self.file.tell() + len(record) > self.max_size:
-            self.rotate()
-        self.file.write(record)
-        self.file.flush()
-
-    def rotate(self) -> None:
-        """log -> log.1 -> log.2 ...: keep max-file files in all, the oldest dropped."""
-        self.file.close()
-        for number in range(self.max_file - 1, 0, -1):
-            older = f"{self.path}.{number - 1}" if number > 1 else self.path
-            if os.path.exists(older):
-                os.rename(older, f"{self.path}.{number}")
-        self.file = open(self.path, "wb")  # with max-file 1, the one file starts again
-
-    def close(self) -> None:
-        self.file.close()
 
 
 # --- starting a monitor ---------------------------------------------------------------
@@ -272,7 +197,7 @@ def run_once(request: Request, c: "container.Container", reporter: Reporter, gat
     """Run PID 1 once, its streams served by attach_server (with a gate: once started); record how it ended."""
     from .cgroups import OOMKilled
     from . import attach, attach_server
-    log = JsonLog(log_path(c), request.log) if request.log.get("driver", "json-file") != "none" else None
+    log = open_log(c, request.log)
     streams = attach_server.Streams(attach.socket_path(c), log, *give_stdio(request), first=client)
 
     def started(pid: int) -> None:

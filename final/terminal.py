@@ -91,8 +91,8 @@ def relay(terminal: Terminal, take: Callable[[int], None] | None = None) -> None
         (take or relay_master)(master)  # a monitor takes it: it serves the pty to attach's clients
 
 
-def relay_master(master: int) -> None:
-    """Relay between our stdin/stdout and the pty `master`, then close it."""
+def relay_master(master: int, record: Callable[[bytes], None] | None = None) -> None:
+    """Relay between our stdin/stdout and the pty `master` (its output to `record` too), then close it."""
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
     if saved:
@@ -102,7 +102,7 @@ def relay_master(master: int) -> None:
     try:
         while True:
             ready, _, _ = select.select(sources, [], [])
-            if master in ready and not copy(master, stdout):
+            if master in ready and not copy(master, stdout, record):
                 return  # EIO: every process of the container has closed the slave
             if stdin in ready and not copy(stdin, master):
                 sources.remove(stdin)  # our stdin ended; the container's output still flows
@@ -112,14 +112,16 @@ def relay_master(master: int) -> None:
         os.close(master)
 
 
-def copy(source: int, target: int) -> bool:
-    """Move one chunk from `source` to `target`; False at the end of `source`."""
+def copy(source: int, target: int, record: Callable[[bytes], None] | None = None) -> bool:
+    """Move one chunk from `source` to `target` (and to `record`); False at the end of `source`."""
     try:
         data = os.read(source, 65536)
     except OSError:
         return False  # EIO: a master whose slave every process has closed
     if not data:
         return False
+    if record:
+        record(data)
     while data:
         data = data[os.write(target, data):]
     return True

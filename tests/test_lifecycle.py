@@ -299,10 +299,28 @@ def test_logs_since_and_until_pick_lines_by_time(dockyard, rootfs):
     assert logs(dockyard, "--since", "2999-01-01T00:00:00Z", "timed").stdout == ""
 
 
-def test_log_opt_max_size_rotates_into_max_file_files(dockyard, rootfs):
-    container_id = run_d(dockyard, rootfs, "--log-opt", "max-size=1k", "--log-opt", "max-file=2",
-                         ["sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line$i; i=$((i+1)); done"])
-    dockyard("wait", container_id)
+def run_until_exit(dockyard, rootfs, how, *args):
+    """run -d then wait, or a foreground run: the container's id, once it has exited."""
+    if how == "run -d":
+        container_id = run_d(dockyard, rootfs, *args)
+        dockyard("wait", container_id)
+        return container_id
+    result = dockyard("run", "--name", "fg", *args[:-1], "--rootfs", rootfs, *args[-1])
+    assert result.returncode == 0, result.stderr
+    return state_and_id(dockyard, "fg")[1]
+
+
+def state_and_id(dockyard, name):
+    result = dockyard("inspect", name)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)[0]
+    return record["State"], record["Id"]
+
+
+@pytest.mark.parametrize("how", ["run -d", "run"])
+def test_log_opt_max_size_rotates_into_max_file_files(dockyard, rootfs, how):
+    container_id = run_until_exit(dockyard, rootfs, how, "--log-opt", "max-size=1k", "--log-opt", "max-file=2",
+                                  ["sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line$i; i=$((i+1)); done"])
     directory = os.path.join(dockyard.root, "containers", container_id)
     names = sorted(n for n in os.listdir(directory) if "-json.log" in n)
     assert names == [f"{container_id}-json.log", f"{container_id}-json.log.1"]
@@ -315,6 +333,50 @@ def test_logs_of_a_container_without_a_log_is_an_error_with_a_hint(dockyard, roo
     container_id = run_d(dockyard, rootfs, "--log-driver", "none", ["echo", "x"])
     result = dockyard("logs", container_id)
     assert result.returncode == 125 and "error:" in result.stderr and "hint:" in result.stderr
+    shown = dockyard("run", "--name", "fg", "--log-driver", "none", "--rootfs", rootfs, "echo", "y")
+    assert shown.returncode == 0 and shown.stdout == "y\n"  # the terminal still gets it; the log does not
+    result = dockyard("logs", "fg")
+    assert result.returncode == 125 and "--log-driver none" in result.stderr and "hint:" in result.stderr
+
+
+# --- the log of a foreground run ------------------------------------------------------------
+
+def test_logs_shows_what_a_foreground_run_printed_as_docker_logs_does(dockyard, rootfs):
+    result = dockyard("run", "--name", "fg", "--rootfs", rootfs, "sh", "-c", "echo hi; echo oops >&2; exit 3")
+    assert (result.returncode, result.stdout, result.stderr) == (3, "hi\n", "oops\n")
+    shown = logs(dockyard, "fg")
+    assert (shown.stdout, shown.stderr) == ("hi\n", "oops\n")
+    container_id = state_and_id(dockyard, "fg")[1]
+    path = os.path.join(dockyard.root, "containers", container_id, f"{container_id}-json.log")
+    assert sorted(json.loads(line)["stream"] for line in open(path)) == ["stderr", "stdout"]
+
+
+def test_a_foreground_run_passes_binary_output_through_byte_for_byte(dockyard, rootfs):
+    with open(os.path.join(rootfs, "bin", "busybox"), "rb") as f:
+        expected = f.read()
+    command = dockyard.command("run", "--name", "fg", "--rootfs", rootfs, "sh", "-c", "cat /bin/busybox; exit 4")
+    result = __import__("subprocess").run(command, capture_output=True, env=dockyard.impl.env(),
+                                          cwd=os.path.dirname(dockyard.impl.path), timeout=60)
+    assert result.returncode == 4 and result.stdout == expected, result.stderr
+
+
+def test_without_t_a_foreground_pid1_writes_into_pipes_as_under_docker(dockyard, rootfs, tmp_path):
+    out = tmp_path / "out"
+    command = dockyard.command("run", "--name", "fg", "--rootfs", rootfs, "sh", "-c",
+                               "readlink /proc/self/fd/1; readlink /proc/self/fd/2")
+    with open(out, "w") as f:  # our stdout is a file: what PID 1 has is the engine's pipe
+        result = __import__("subprocess").run(command, stdout=f, stderr=f, env=dockyard.impl.env(),
+                                              cwd=os.path.dirname(dockyard.impl.path), timeout=60)
+    assert result.returncode == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2 and all(line.startswith("pipe:[") for line in lines), lines
+    assert logs(dockyard, "fg").stdout.splitlines() == lines
+
+
+def test_a_foreground_run_t_logs_what_its_terminal_showed(dockyard, rootfs):
+    result = dockyard("run", "-t", "--name", "fg", "--rootfs", rootfs, "sh", "-c", "tty; exit 2")
+    assert result.returncode == 2 and result.stdout.strip() == "/dev/pts/0"
+    assert logs(dockyard, "fg").stdout.strip() == "/dev/pts/0"
 
 
 # --- bad names ---------------------------------------------------------------------------

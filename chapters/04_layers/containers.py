@@ -141,8 +141,8 @@ def run(spec: Request) -> int:
     if not c.take_lock():
         raise DockyardError(f"container {spec.name} is already running", hint="wait for it, or: rm -f " + spec.name)
     exit_code, oom = 125, False
+    hooks = runtime.Hooks(started=lambda pid: started(spec, pid, c), exited=lambda code: mark_exited(c, code))
     try:
-        hooks = runtime.Hooks(started=lambda pid: started(spec, pid, c), exited=lambda code: mark_exited(c, code))
         exit_code = runtime.run(runtime_spec(spec, c.directory), hooks)
         return exit_code
     except DockyardError as err:
