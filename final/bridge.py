@@ -29,7 +29,7 @@ rules whose bridge is gone.
 import ipaddress
 import os
 
-from . import containers, files, hosts, ipam, netlink, proxy
+from . import container, files, hosts, ipam, netlink, proxy
 from .errors import DockyardError
 from .ipam import Lease, Network
 
@@ -118,7 +118,7 @@ def leave(root: str, network: Network, address: str, nl: netlink.Netlink) -> Non
 
 def create(root: str, name: str, subnet: str = "", gateway: str = "") -> Network:
     """A user network's record, on `subnet` (checked) or a free one; its bridge comes with its first member."""
-    if not containers.NAME.match(name) or name in ipam.PREDEFINED:
+    if not container.NAME.match(name) or name in ipam.PREDEFINED:
         raise DockyardError(f"invalid network name {name!r}",
                             hint="use letters, digits, '_', '.' and '-'; bridge, host and none are taken")
     if gateway and not subnet:
@@ -256,6 +256,6 @@ def stop_proxy(spec) -> None:
 def published(root: str, container_id: str) -> list[proxy.Port]:
     """The ports a running container publishes now."""
     try:
-        return [proxy.Port(**p) for p in containers.read_json(hosts.container_file(root, container_id, "ports.json"))]
+        return [proxy.Port(**p) for p in files.read_json(hosts.container_file(root, container_id, "ports.json"))]
     except FileNotFoundError:
         return []

@@ -44,9 +44,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec.storage_driver = args.storage_driver  # ch 04
     spec.user = args.user  # ch 05
     spec.tty = args.tty  # ch final
-    from . import security  # ch final
+    from . import security, volumes  # ch final
     spec.security = security.profile_from(args)  # ch final
-    security.check_volumes(list((image or {}).get("config", {}).get("Volumes") or {}), args.volume, args.root)  # ch final
+    volumes.check_kernel_destinations(list((image or {}).get("config", {}).get("Volumes") or {}), args.volume, args.root)  # ch final
     lifecycle_commands.apply_run_options(spec, args)  # --restart, --log-driver, --log-opt  # ch final
     from . import namespaces  # ch 02
     spec.hostname = namespaces.check_hostname(args.hostname or spec.id[:12])  # ch 02

@@ -19,7 +19,6 @@ engine may have died) but whether its lock is held (container.py).
 """
 
 import os
-import re
 import shutil
 import signal
 from dataclasses import MISSING, asdict, fields, is_dataclass
@@ -31,7 +30,6 @@ from .container import State, now
 from .errors import DockyardError
 from .request import Request, runtime_spec
 
-NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ADJECTIVES = ("brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
               "nifty", "proud", "quirky", "sharp", "tender", "vivid", "wise", "zen")
 SURNAMES = ("babbage", "curie", "dijkstra", "hopper", "kilby", "knuth", "lamport", "liskov", "lovelace",
@@ -83,7 +81,7 @@ def create(spec: Request) -> None:
 def reserve_name(root: str, name: str, container_id: str) -> str:
     """Take `name` (or a random one) for a container, refusing one that is taken."""
     os.makedirs(os.path.join(root, "names"), exist_ok=True)
-    if name and not NAME.match(name):
+    if name and not container.NAME.match(name):
         raise DockyardError(f"invalid container name {name!r}",
                             hint="use letters, digits, '_', '.' and '-', at least 2 characters")
     while True:

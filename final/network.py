@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 
-from . import containers, hosts
+from . import container, hosts
 from .errors import DockyardError
 from .network_options import Options  # noqa: F401  (network.Options, as the record keeps it)
 
@@ -77,15 +77,14 @@ def missing_for_bridge() -> str:
 
 def shared_with(root: str, name: str, userns: bool) -> tuple[str, int]:
     """--network container:NAME: that container's id and PID 1, if it runs."""
-    container_id = containers.find(root, name)
-    state = containers.read_state(root, container_id)
-    if state.status != "running":
+    c = container.load(root, name)
+    if c.status != "running":
         raise DockyardError(f"cannot join the network of container {name}: it is not running",
                             hint=f"start it first, or pick another --network")
     if userns:
         raise DockyardError("--network container:NAME cannot be combined with --userns",
                             hint="a user namespace has no rights over another container's network namespace")
-    return container_id, state.pid
+    return c.id, c.state.pid
 
 
 def share_namespace(spec, runtime_spec) -> None:

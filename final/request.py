@@ -21,7 +21,7 @@ from .spec import Mount  # ch 02
 from .limits import Limits  # ch 03
 from . import layers, volumes  # ch 04
 from .network_options import Options as NetworkOptions  # ch final
-from .security import Profile  # ch final
+from .profile import Profile  # ch final
 
 
 @dataclass

@@ -26,42 +26,17 @@ Every process that enters a container goes through one function,
 """
 
 import argparse
-import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
 from typing import NoReturn
 
 from . import capabilities, devices, libc, mounts, process, seccomp, users  # users: now, before pivot_root or setns
-from .errors import DockyardError, UsageError
+from .errors import UsageError
+from .profile import Profile
+from .spec import Mount
 
-# Beyond chapter 2's masks (mounts.py): more of /proc and /sys that describe or steer the host.
-# /proc/interrupts is one Docker leaves readable: it counts every host CPU's interrupts.
-MASKED_PATHS = ("/proc/asound", "/proc/latency_stats", "/proc/timer_stats", "/proc/interrupts",
-                "/sys/firmware", "/sys/devices/virtual/powercap")
 TMPFS_FLAGS = {"ro": libc.MS_RDONLY, "nosuid": libc.MS_NOSUID, "nodev": libc.MS_NODEV,
                "noexec": libc.MS_NOEXEC}
-
-
-@dataclass
-class Profile:
-    """What a container's processes may do, whatever user they run as."""
-    capabilities: list[str] = field(default_factory=lambda: list(capabilities.DEFAULT))
-    no_new_privileges: bool = True
-    seccomp: str = "default"       # "default", "unconfined", or a profile's JSON text (Docker's format)
-    privileged: bool = False       # all capabilities and devices, no seccomp, no masked paths
-    devices: list[dict] = field(default_factory=list)   # --device, as devices.parse gives them
-    read_only: bool = False        # --read-only: the root filesystem cannot be written
-    tmpfs: list[str] = field(default_factory=list)      # --tmpfs PATH[:OPTIONS]
-    masked_paths: list[str] = field(default_factory=lambda: list(MASKED_PATHS))  # beyond chapter 2's
-    readonly_paths: list[str] = field(default_factory=list)                      # beyond chapter 2's
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Profile":
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
 # --8<-- [start:final_step]
@@ -93,7 +68,6 @@ def prepare_root(rootfs: str, profile: Profile) -> None:
         unmask(rootfs)
     else:
         mask(rootfs, profile)
-    from .spec import Mount  # spec.py imports this module: a late import breaks the cycle
     mounts.mount_all(rootfs, [Mount(device["container"], device["host"]) for device in profile.devices])
     for item in profile.tmpfs:
         mount_tmpfs(rootfs, item)
@@ -216,30 +190,6 @@ def profile_from(args: argparse.Namespace) -> Profile:
     for option in args.security_opt:
         apply_option(profile, option)
     return profile
-
-
-KERNEL_FILESYSTEMS = ("/proc", "/sys", "/dev")
-
-
-def check_volumes(image_volumes: list[str], given: list[str], root: str) -> None:
-    """Refuse a mount that would hide a kernel filesystem: the image's VOLUME under /proc, /sys or /dev,
-    anyone's under /proc (a user's -v under /sys or /dev stays allowed, as in Docker)."""
-    from . import volumes
-    for path in image_volumes:
-        if top := under(path, KERNEL_FILESYSTEMS):
-            raise DockyardError(f"the image declares VOLUME {path}, which would hide the container's {top}",
-                                hint=f"rebuild the image without that VOLUME; {top} is the kernel's to provide")
-    for text in given:
-        destination = volumes.parse(text, root).destination
-        if under(destination, ("/proc",)):
-            raise DockyardError(f"cannot mount a volume at {destination}: /proc is the kernel's view of processes",
-                                hint="mount it elsewhere, e.g. -v SOURCE:/data")
-
-
-def under(path: str, tops: tuple[str, ...]) -> str:
-    """The one of `tops` that `path` is at or under, or ""."""
-    path = os.path.normpath("/" + path.lstrip("/"))  # normpath keeps a leading "//"
-    return next((top for top in tops if path == top or path.startswith(top + "/")), "")
 
 
 def checked_tmpfs(item: str) -> str:

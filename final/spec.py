@@ -13,7 +13,7 @@ one. Each chapter adds the fields its mechanism needs.
 """
 
 from dataclasses import dataclass, field
-from .security import Profile  # ch final
+from .profile import Profile  # ch final
 from .limits import Limits  # ch 03
 
 
@@ -27,7 +27,7 @@ class Process:
     init: bool = False           # a tiny init as PID 1 that runs `args` as its child  # ch 02
     user: str = ""               # name, uid, name:group ...: looked up in the container's /etc/passwd  # ch 05
     terminal: bool = False       # a pty as stdin, stdout and stderr  # ch final
-    security: Profile = field(default_factory=Profile)   # what root inside may do (security.py)  # ch final
+    security: Profile = field(default_factory=Profile)   # what root inside may do (profile.py, security.py)  # ch final
 
 
 # >>> chapter 02

@@ -85,6 +85,31 @@ def check_destination(path: str) -> str:
     return path
 
 
+# >>> chapter final
+KERNEL_FILESYSTEMS = ("/proc", "/sys", "/dev")
+
+
+def check_kernel_destinations(image_volumes: list[str], given: list[str], root: str) -> None:
+    """Refuse a mount that would hide a kernel filesystem: the image's VOLUME under /proc, /sys or /dev,
+    anyone's under /proc (a user's -v under /sys or /dev stays allowed, as in Docker)."""
+    for path in image_volumes:
+        if top := under(path, KERNEL_FILESYSTEMS):
+            raise DockyardError(f"the image declares VOLUME {path}, which would hide the container's {top}",
+                                hint=f"rebuild the image without that VOLUME; {top} is the kernel's to provide")
+    for text in given:
+        destination = parse(text, root).destination
+        if under(destination, ("/proc",)):
+            raise DockyardError(f"cannot mount a volume at {destination}: /proc is the kernel's view of processes",
+                                hint="mount it elsewhere, e.g. -v SOURCE:/data")
+
+
+def under(path: str, tops: tuple[str, ...]) -> str:
+    """The one of `tops` that `path` is at or under, or ""."""
+    path = os.path.normpath("/" + path.lstrip("/"))  # normpath keeps a leading "//"
+    return next((top for top in tops if path == top or path.startswith(top + "/")), "")
+# <<< chapter final
+
+
 def prepare(root: str, texts: list[str], userns: bool) -> list[str]:
     """Check every -v and create the volumes they use; return the -v list, anonymous ones named."""
     mounts = [parse(text, root) for text in texts]
@@ -114,7 +139,7 @@ def copy_image_content(root: str, texts: list[str], lowers: list[str], userns: b
 
 def create(root: str, name: str, userns: bool = False, anonymous: bool = False) -> str:
     """Make named volume `name` unless it exists; return its data dir."""
-    from .containers import now
+    from .container import now
     from .layers import owner_inside
     data = os.path.join(volume_dir(root, name), "_data")
     if os.path.isdir(data):
@@ -169,11 +194,11 @@ def is_anonymous(root: str, name: str) -> bool:
 
 def users(root: str, name: str) -> list[str]:
     """The containers whose -v names volume `name`."""
-    from . import containers
+    from . import container, files
     found = []
-    for container_id in containers.all_ids(root):
+    for container_id in container.all_ids(root):
         try:
-            config = containers.read_json(os.path.join(containers.directory(root, container_id), "config.json"))
+            config = files.read_json(os.path.join(root, "containers", container_id, "config.json"))
         except OSError:
             continue
         if any(parse(text, root).name == name for text in config.get("volumes", [])):

@@ -2,8 +2,9 @@
 
 An import cycle means two modules cannot be read, or tested, one without the
 other; a function-level import that closes a cycle only hides it until a
-caller happens to import them in the other order. These tests read the
-sources (they run nothing) and name the cycle or the import they find.
+caller happens to import them in the other order. So every import counts,
+at the top of a module or inside a function. These tests read the sources
+(they run nothing) and name the cycle or the import they find.
 """
 
 import ast
@@ -83,6 +84,21 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 def test_no_module_of_final_imports_another_that_imports_it_back_at_import_time():
     cycle = find_cycle(graph(module_level_only=True))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_import_of_final_closes_a_cycle_not_even_one_inside_a_function():
+    cycle = find_cycle(graph(module_level_only=False))
+    assert cycle is None, "import cycle (some imports inside functions): " + " -> ".join(cycle)
+
+
+def test_the_cycle_check_sees_imports_inside_functions(tmp_path):
+    """The checker itself: a cycle closed by a function-level import is found."""
+    (tmp_path / "a.py").write_text("from .b import later\n")
+    (tmp_path / "b.py").write_text("def later():\n    from .a import x\n")
+    edges = {name: imports_of(str(tmp_path / f"{name}.py"), name, module_level_only=False) for name in "ab"}
+    assert find_cycle(edges) in (["a", "b", "a"], ["b", "a", "b"])
+    assert find_cycle({name: imports_of(str(tmp_path / f"{name}.py"), name, module_level_only=True)
+                       for name in "ab"}) is None
 
 
 def test_no_module_below_the_command_line_imports_the_cli():

@@ -36,9 +36,9 @@ import functools
 import os
 import signal
 import time
-from dataclasses import dataclass
 
-from . import config, libc, liveness
+from . import cgroups_v1, config, libc, liveness
+from .cgroupfs import Layout, Setting, Usage, read_int, read_keyed, read_text
 from .errors import DockyardError
 from .limits import Limits, refuse_without_cgroup
 
@@ -52,22 +52,6 @@ class OOMKilled(DockyardError):
 
 
 # --- where the controllers live ----------------------------------------------------
-
-@dataclass
-class Layout:
-    """Which cgroup layout this machine has, and where each controller's tree is mounted."""
-    version: int                 # 2, 1 (v1 or hybrid), or 0: no cgroup filesystem at all
-    trees: dict[str, str]        # controller -> mount point of its tree
-    unified: str | None = None   # hybrid: the cgroup2 tree beside the v1 ones
-
-    def describe(self) -> str:
-        """One phrase for messages: which layout, and where."""
-        if self.version == 2:
-            return f"cgroup v2 at {config.CGROUP_MOUNT}"
-        if self.version == 1 and self.unified:
-            return f"cgroup v1, hybrid: v1 controllers at {config.CGROUP_MOUNT}/<controller>, cgroup2 at {self.unified}"
-        return "cgroup v1" if self.version == 1 else f"no cgroup filesystem at {config.CGROUP_MOUNT}"
-
 
 @functools.cache
 def detect() -> Layout:
@@ -100,7 +84,6 @@ def cgroup_dirs(layout: Layout, container_id: str) -> dict[str, str]:
         # One directory for all; "" stands for the core files (cgroup.procs, cpu.stat).
         return {name: os.path.join(config.CGROUP_MOUNT, config.CGROUP_PARENT, container_id)
                 for name in ("", *V2_CONTROLLERS)}
-    from . import cgroups_v1
     return cgroups_v1.cgroup_dirs(layout, container_id)
 
 
@@ -110,16 +93,6 @@ def parent_dirs(layout: Layout) -> list[str]:
 
 
 # --- a container's cgroup: create, join, remove ----------------------------------------
-
-@dataclass
-class Setting:
-    """One value to write into one file of a controller."""
-    controller: str
-    file: str
-    value: str
-    flag: str                # the flag it comes from, for messages
-    optional: bool = False   # a default of ours: skip it where the kernel lacks the file
-
 
 # --8<-- [start:v2_settings]
 def v2_settings(limits: Limits) -> list[Setting]:
@@ -172,7 +145,6 @@ def settings_for(layout: Layout, limits: Limits) -> list[Setting]:
     """The files to write on this layout."""
     if layout.version == 2:
         return v2_settings(limits)
-    from . import cgroups_v1
     return cgroups_v1.settings(limits)
 
 
@@ -229,7 +201,6 @@ def missing_controller(layout: Layout, setting: Setting) -> DockyardError:
         hint = (f"enable it: echo +{setting.controller} > {config.CGROUP_MOUNT}/cgroup.subtree_control "
                 f"(or boot without cgroup_disable={setting.controller})")
     else:
-        from . import cgroups_v1
         hint = cgroups_v1.missing_hint(setting)
     return DockyardError(f"cannot apply {setting.flag}: the {setting.controller} controller has no "
                          f"{setting.file} here ({layout.describe()})", hint=hint)
@@ -324,21 +295,11 @@ def remove_leftovers(layout: Layout) -> None:
 
 # --- reading a running container's cgroup ------------------------------------------------
 
-@dataclass
-class Usage:
-    """What a container uses now, as `stats` shows it."""
-    memory: int                 # bytes, less the page cache the kernel could drop at once
-    memory_limit: int | None    # None: no limit
-    cpu_ns: int                 # CPU time used since the cgroup was made
-    pids: int
-
-
 def read_usage(container_id: str) -> Usage:
     """Read a container's memory, CPU and pids counters from its cgroup files."""
     layout = detect()
     dirs = cgroup_dirs(layout, container_id)
     if layout.version == 1:
-        from . import cgroups_v1
         return cgroups_v1.usage(dirs)
     directory = dirs[""]
     limit = read_text(os.path.join(directory, "memory.max"), "max")
@@ -354,7 +315,6 @@ def oom_kills(container_id: str) -> int:
     layout = detect()
     dirs = cgroup_dirs(layout, container_id)
     if layout.version == 1:
-        from . import cgroups_v1
         return cgroups_v1.oom_kills(dirs)
     return read_keyed(os.path.join(dirs["memory"], "memory.events")).get("oom_kill", 0)
 
@@ -394,7 +354,6 @@ def info_rows() -> list[tuple[str, str]]:
     rows = [("Cgroup Driver", driver), ("Cgroup Version", version),
             ("Cgroup Controllers", " ".join(sorted(layout.trees)) or "none")]
     if layout.version == 1:
-        from . import cgroups_v1
         rows += cgroups_v1.warnings(layout)
     return rows
 
@@ -419,14 +378,6 @@ def write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def read_text(path: str, default: str = "") -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except (FileNotFoundError, ProcessLookupError):
-        return default
-
-
 def read_words(path: str) -> list[str]:
     """The whitespace-separated words of a file; [] if it is missing."""
     return read_text(path).split()
@@ -435,13 +386,3 @@ def read_words(path: str) -> list[str]:
 def kernel_controllers() -> list[str]:
     """Every controller this kernel knows: the first column of /proc/cgroups."""
     return [line.split()[0] for line in read_text("/proc/cgroups").splitlines() if not line.startswith("#")]
-
-
-def read_int(path: str) -> int:
-    return int(read_text(path, "0") or 0)
-
-
-def read_keyed(path: str) -> dict[str, int]:
-    """A flat-keyed cgroup file ('key value' lines: memory.stat, cpu.stat, memory.events)."""
-    pairs = (line.split() for line in read_text(path).splitlines())
-    return {p[0]: int(p[1]) for p in pairs if len(p) == 2 and p[1].lstrip("-").isdigit()}

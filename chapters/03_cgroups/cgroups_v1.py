@@ -19,7 +19,7 @@ The ideas are v2's; the file names are not:
 import os
 
 from . import config
-from .cgroups import Layout, Setting, Usage, read_int, read_keyed
+from .cgroupfs import Layout, Setting, Usage, read_int, read_keyed
 from .limits import Limits
 
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")

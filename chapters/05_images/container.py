@@ -20,6 +20,7 @@ these arrows; `dead` and `paused` are never written but read off the machine:
 """
 
 import os
+import re
 import zlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -27,6 +28,8 @@ from typing import Any
 
 from . import config, files, libc
 from .errors import DockyardError
+
+NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # a container's name (a network's too)
 
 # status -> the statuses it may move to (a dead container may be started again)
 MOVES = {"created": {"running", "exited"}, "running": {"exited", "restarting"},

@@ -307,7 +307,8 @@ def attach_idmapped_lowers(channel: Channel, lowers: list[str]) -> None:
 def changes(layers: Layers, userns: bool = False) -> list[Change]:
     """What the container added, changed and deleted, sorted by path."""
     if layers.driver == "vfs":
-        return vfs.changes(layers.stack(), layers.top(), vfs_shift(layers.driver, userns))
+        found = vfs.changes(layers.stack(), layers.top(), vfs_shift(layers.driver, userns))
+        return [Change(kind, path) for kind, path in found]
     return sorted(upper_changes(layers.top(), layers.stack()), key=lambda c: c.path)
 
 

@@ -101,7 +101,7 @@ def copy_image_content(root: str, texts: list[str], lowers: list[str], userns: b
 
 def create(root: str, name: str, userns: bool = False, anonymous: bool = False) -> str:
     """Make named volume `name` unless it exists; return its data dir."""
-    from .containers import now
+    from .container import now
     from .layers import owner_inside
     data = os.path.join(volume_dir(root, name), "_data")
     if os.path.isdir(data):
@@ -156,11 +156,11 @@ def is_anonymous(root: str, name: str) -> bool:
 
 def users(root: str, name: str) -> list[str]:
     """The containers whose -v names volume `name`."""
-    from . import containers
+    from . import container, files
     found = []
-    for container_id in containers.all_ids(root):
+    for container_id in container.all_ids(root):
         try:
-            config = containers.read_json(os.path.join(containers.directory(root, container_id), "config.json"))
+            config = files.read_json(os.path.join(root, "containers", container_id, "config.json"))
         except OSError:
             continue
         if any(parse(text, root).name == name for text in config.get("volumes", [])):

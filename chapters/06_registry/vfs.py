@@ -199,10 +199,9 @@ def remove(path: str) -> None:
 
 # --- diff -----------------------------------------------------------------------
 
-def changes(stack: list[str], copy: str, shift: Shift = None) -> list:
-    """What differs between the copy (made with `shift`) and the union of `stack`, as `diff` lines."""
-    from .layers import Change
-    return sorted((Change(kind, path) for kind, path in compare(stack, copy, "/", shift)), key=lambda c: c.path)
+def changes(stack: list[str], copy: str, shift: Shift = None) -> list[tuple[str, str]]:
+    """What differs between the copy (made with `shift`) and the union of `stack`: (kind, path), by path."""
+    return sorted(compare(stack, copy, "/", shift), key=lambda change: change[1])
 
 
 def compare(stack: list[str], copy: str, directory: str, shift: Shift = None) -> Iterator[tuple[str, str]]:
