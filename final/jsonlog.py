@@ -115,6 +115,8 @@ class Tee:
         if tty:
             hooks.relay = lambda master: self.relay(master)
             return
+        if not all(is_open(fd) for fd in (1, 2)):
+            return  # run ... >&-: PID 1 gets what we have (nothing), as before
         for fd, stream in ((1, "stdout"), (2, "stderr")):
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             self.saved[fd] = os.dup(fd)
@@ -178,6 +180,14 @@ class Tee:
             self.copy()  # PID 1 is gone: every pipe ends
         if self.log:
             self.log.close()
+
+
+def is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
 
 
 def write_all(fd: int, data: bytes) -> None:
