@@ -231,8 +231,7 @@ class Session:
         sources = [self.conn.fileno(), wake, *([self.stdin] if self.stdin is not None else [])]
         while True:
             ready, _, _ = select.select(sources, [], [])
-            if wake in ready:
-                self.take_signals(wake)
+            self.take_signals(wake)  # always first: a resize sent before the keys typed after it
             if self.conn.fileno() in ready:
                 exit_code = self.receive()
                 if exit_code is not None:
@@ -271,7 +270,11 @@ class Session:
 
     def take_signals(self, wake: int) -> None:
         """Act on the signals that arrived: a new window size, or one for the container."""
-        for signum in os.read(wake, 256):
+        try:
+            arrived = os.read(wake, 256)
+        except BlockingIOError:
+            return
+        for signum in arrived:
             if signum == signal.SIGWINCH:
                 self.send_window_size()
             else:

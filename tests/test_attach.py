@@ -197,6 +197,19 @@ def test_run_it_detaches_with_ctrl_p_ctrl_q_and_the_container_runs_on(dockyard, 
     assert finish_in_a_terminal(client, master)[1] == 4
 
 
+def test_run_it_passes_a_new_window_size_and_sigterm_on_to_the_container(dockyard, rootfs):
+    client, master = in_a_terminal(dockyard, "run", "-it", "--rm", "--network", "none", "--rootfs", rootfs, "sh", "-c",
+                                   "trap 'echo got-term; exit 7' TERM; read x; stty size; echo ready; "
+                                   "while :; do sleep 0.05; done")
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    client.send_signal(signal.SIGWINCH)  # what the kernel sends a terminal's foreground; ours has none
+    os.write(master, b"go\r")
+    assert b"40 120" in read_until(master, b"ready")
+    client.send_signal(signal.SIGTERM)
+    output, status = finish_in_a_terminal(client, master)
+    assert status == 7 and b"got-term" in output, output
+
+
 @pytest.mark.bad_input
 def test_run_with_invalid_detach_keys_is_refused_before_a_container_is_made(dockyard, rootfs):
     result = dockyard("run", "-it", "--detach-keys", "ctrl-", "--rootfs", rootfs, "true")
