@@ -2,88 +2,31 @@
 """`attach`: the terminal, or the output, of a container that runs without us.
 
 A detached container's monitor serves its streams on a unix socket in the
-container's run dir (attach_server.py is that side). `attach` connects and
-relays: what the container prints from then on comes out here (the past is
-the log's, for `logs`), and with -i what we type goes in. Any number of
-clients may attach at once; leaving one, or killing it, leaves the container
-as it was. Ctrl-P Ctrl-Q (or --detach-keys) detaches: Docker's "read escape
-sequence", exit status 1, and the container runs on.
+container's run dir (attach_server.py is that side, attach_protocol.py the
+frames both speak). `attach` connects and relays: what the container prints
+from then on comes out here (the past is the log's, for `logs`), and with -i
+what we type goes in. Any number of clients may attach at once; leaving one,
+or killing it, leaves the container as it was. Ctrl-P Ctrl-Q (or
+--detach-keys) detaches: Docker's "read escape sequence", exit status 1, and
+the container runs on.
 
-Both ways go frames, the 8-byte header of Docker's API for a container
-without a tty ("stdcopy"), with three streams of our own for the rest:
-
-    [stream: 1 byte][0 0 0][length of the payload: 4 bytes, big-endian][payload]
-    0 stdin       client -> monitor: keys for PID 1
-    1 stdout      monitor -> client      2 stderr   monitor -> client (kept apart, as they were)
-    3 exit        monitor -> client: PID 1's exit status, as text, the last frame
-    4 resize      client -> monitor: a struct winsize for the pty (-t)
-
-With -t the pty has one output stream, and it comes as stdout.
-
-A unix socket's path holds at most 107 bytes, and a run dir's is longer
-(its hash and the 64-digit id): both sides reach it through a short alias,
-/proc/self/fd/N/attach.sock, where N is the run dir opened with O_PATH.
+`start -a` and `run -it` from a terminal are Docker's start + attach: the
+CLI hands the new monitor one end of a socket pair, its first client from
+before PID 1 exists, and relays from the other (start_attached).
 """
 
-import contextlib
 import os
 import select
 import signal
 import socket
-import struct
 import sys
-from typing import Iterator
 
 from . import config, faults
+from .attach_protocol import EXIT, RESIZE, STDERR, STDIN, Frames, frame, short_path, socket_path
 from .errors import DockyardError, UsageError
 
-STDIN, STDOUT, STDERR, EXIT, RESIZE = range(5)
-HEADER = struct.Struct(">B3xI")
-MAX_FRAME = 1 << 20              # a longer frame is a broken (or hostile) peer
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 CTRL_SYMBOLS = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
-
-
-# --- the protocol, shared with the monitor -------------------------------------------
-
-def frame(stream: int, payload: bytes) -> bytes:
-    return HEADER.pack(stream, len(payload)) + payload
-
-
-class Frames:
-    """Cuts a byte stream into (stream, payload) frames, keeping a partial one for later."""
-
-    def __init__(self) -> None:
-        self.buffer = b""
-
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        """The frames that `data` completes; ValueError for a frame no peer of ours would send."""
-        self.buffer += data
-        found = []
-        while len(self.buffer) >= HEADER.size:
-            stream, length = HEADER.unpack_from(self.buffer)
-            if length > MAX_FRAME:
-                raise ValueError(f"a frame of {length} bytes")
-            if len(self.buffer) < HEADER.size + length:
-                break
-            found.append((stream, self.buffer[HEADER.size:HEADER.size + length]))
-            self.buffer = self.buffer[HEADER.size + length:]
-        return found
-
-
-def socket_path(c) -> str:
-    """The attach socket of container `c`: in its run dir, beside its lock."""
-    return os.path.join(os.path.dirname(c.lock.path), "attach.sock")
-
-
-@contextlib.contextmanager
-def short_path(path: str) -> Iterator[str]:
-    """A path to `path` short enough for sun_path: through the directory's /proc/self/fd entry."""
-    directory = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        yield f"/proc/self/fd/{directory}/{os.path.basename(path)}"
-    finally:
-        os.close(directory)
 
 
 # --- detach keys ------------------------------------------------------------------------
@@ -125,10 +68,9 @@ class DetachKeys:
 
 # --- the command ------------------------------------------------------------------------
 
-def cmd_attach(args) -> int:
-    from . import container
+def attach(c, args) -> int | None:
+    """The `attach` command: relay until PID 1 exits (its exit status) or we detach (None)."""
     keys = parse_detach_keys(args.detach_keys or DEFAULT_DETACH_KEYS)
-    c = container.load(args.root, args.container)
     check_attachable(c, args.container)
     tty = bool(c.config.get("tty"))
     interactive = bool(c.config.get("interactive")) and not args.no_stdin
@@ -137,13 +79,7 @@ def cmd_attach(args) -> int:
                             hint="the container has a terminal: attach from one, or with --no-stdin")
     conn = connect(c, args.container)
     faults.fault_point("attach-connected")
-    exit_code = Session(conn, c, interactive, tty, keys, args.sig_proxy == "true" and not tty).run()
-    if exit_code is None:
-        print("read escape sequence", file=sys.stderr)  # Docker's words, and its status: 1
-        return 1
-    from .lifecycle_commands import wait_for_exit
-    wait_for_exit(c, None)  # its monitor cleans up and lets go of the lock: the next command finds it stopped
-    return exit_code
+    return Session(conn, c, interactive, tty, keys, args.sig_proxy == "true" and not tty).run()
 
 
 def start_attached(c, request, args) -> int:

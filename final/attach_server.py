@@ -23,7 +23,7 @@ frames queued, up to OUTBOX_LIMIT bytes, and is dropped beyond that (it may
 attach again; `logs` has what it missed). Keys for a PID 1 that does not
 read its stdin are queued up to INBOX_LIMIT, and while that queue is full
 the loop stops reading clients: their keys wait, the container's output
-does not. Protocol and framing: attach.py.
+does not. Protocol and framing: attach_protocol.py.
 """
 
 import fcntl
@@ -33,7 +33,7 @@ import socket
 import termios
 import threading
 
-from . import attach
+from . import attach_protocol as protocol
 
 OUTBOX_LIMIT = 1 << 20   # bytes queued for one client before it is dropped
 INBOX_LIMIT = 1 << 16    # bytes of keys queued for PID 1 before clients are read no more
@@ -48,7 +48,7 @@ class Client:
 
     def __init__(self, sock: socket.socket, waited_for: bool = False) -> None:
         sock.setblocking(False)
-        self.sock, self.frames, self.outbox = sock, attach.Frames(), bytearray()
+        self.sock, self.frames, self.outbox = sock, protocol.Frames(), bytearray()
         self.waited_for = waited_for
 
 
@@ -112,11 +112,11 @@ class Streams:
             return
         if self.log:
             self.log.write(data, stream)
-        self.send_all(attach.STDOUT if stream == "stdout" else attach.STDERR, data)
+        self.send_all(protocol.STDOUT if stream == "stdout" else protocol.STDERR, data)
 
     def send_all(self, stream: int, data: bytes) -> None:
         for client in list(self.clients.values()):
-            self.send(client, attach.frame(stream, data))
+            self.send(client, protocol.frame(stream, data))
         self.watch_outputs()
 
     def send(self, client: Client, data: bytes) -> None:
@@ -180,11 +180,11 @@ class Streams:
 
     def take(self, client: Client, stream: int, payload: bytes) -> None:
         """A client's keys for PID 1 (none: its input ended), or its window size for the pty."""
-        if stream == attach.STDIN and self.input is not None:
+        if stream == protocol.STDIN and self.input is not None:
             self.inbox += payload
             self.end_input = self.end_input or (not payload and client.waited_for and self.input != self.terminal)
             self.write_input()
-        elif stream == attach.RESIZE and self.terminal is not None and len(payload) == 8:
+        elif stream == protocol.RESIZE and self.terminal is not None and len(payload) == 8:
             try:
                 fcntl.ioctl(self.terminal, termios.TIOCSWINSZ, payload)  # the kernel sends SIGWINCH inside
             except OSError:
@@ -240,7 +240,7 @@ class Streams:
             self.start()
         self.thread.join()
         for client in list(self.clients.values()):
-            client.outbox += attach.frame(attach.EXIT, str(exit_code).encode())
+            client.outbox += protocol.frame(protocol.EXIT, str(exit_code).encode())
             try:
                 client.sock.settimeout(None if client.waited_for else 5)  # a last word: others may miss it
                 client.sock.sendall(client.outbox)
@@ -264,7 +264,7 @@ class Streams:
 def listen(path: str) -> socket.socket:
     """The attach socket at `path`, for root alone (its run dir is root's, 0700, too)."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    with attach.short_path(path) as short:
+    with protocol.short_path(path) as short:
         try:
             os.unlink(short)  # a monitor killed before its end left it: the lock is ours now
         except FileNotFoundError:

@@ -322,8 +322,14 @@ def add_logs_arguments(p: argparse.ArgumentParser) -> None:
 # --- attach ------------------------------------------------------------------------------
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from . import attach  # sockets and terminals: only when attach runs
-    return attach.cmd_attach(args)
+    from . import attach, container  # sockets and terminals: only when attach runs
+    c = container.load(args.root, args.container)
+    exit_code = attach.attach(c, args)
+    if exit_code is None:
+        print("read escape sequence", file=sys.stderr)  # Docker's words, and its status: 1
+        return 1
+    wait_for_exit(c, None)  # its monitor cleans up and lets go of the lock: the next command finds it stopped
+    return exit_code
 
 
 def add_attach_arguments(p: argparse.ArgumentParser) -> None:

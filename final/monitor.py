@@ -196,9 +196,9 @@ def run_once(request: Request, c: "container.Container", reporter: Reporter, gat
              client: "socket.socket | None" = None) -> int:
     """Run PID 1 once, its streams served by attach_server (with a gate: once started); record how it ended."""
     from .cgroups import OOMKilled
-    from . import attach, attach_server
+    from . import attach_protocol, attach_server
     log = open_log(c, request.log)
-    streams = attach_server.Streams(attach.socket_path(c), log, *give_stdio(request), first=client)
+    streams = attach_server.Streams(attach_protocol.socket_path(c), log, *give_stdio(request), first=client)
 
     def started(pid: int) -> None:
         gate.record_created(request, pid, c) if gate else containers.started(request, pid, c)
