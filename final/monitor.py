@@ -33,6 +33,7 @@ finding the lock free, shows the container as dead.
 The log is Docker's json-file format (jsonlog.py).
 """
 
+import gc
 import json
 import os
 import time
@@ -81,6 +82,7 @@ def spawn(request: Request, gated: bool = False, client: "socket.socket | None" 
     `client` (start -a) is the monitor's end of a socket pair, its first attach client; then the
     monitor stays our child (one fork, not two), so start -a can wait for its end."""
     report_read, report_write = os.pipe2(os.O_CLOEXEC)
+    gc.freeze()  # what the CLI holds now lives until it exits: spare its exit, and the monitor, collecting it all
     pid = os.fork()
     if pid == 0:
         os.close(report_read)
