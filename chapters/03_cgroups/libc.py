@@ -153,8 +153,8 @@ _python.syscall.restype = ctypes.c_long
 
 
 def clone(flags: int, cgroup: int = -1) -> int:
-    """fork(2) into new namespaces (and into the cgroup v2 directory open at `cgroup`, if one is given):
-    return 0 in the child and its pid in the parent."""
+    """fork(2) into new namespaces: return 0 in the child and its pid in the parent."""
+    # `cgroup`, a cgroup v2 directory open for reading, has the child born in it (CLONE_INTO_CGROUP).
     args = _CloneArgs(flags=flags, exit_signal=17)  # SIGCHLD, as fork sends
     if cgroup >= 0:
         args.flags, args.cgroup = flags | CLONE_INTO_CGROUP, cgroup

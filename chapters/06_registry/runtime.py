@@ -113,7 +113,7 @@ def launch(spec: RuntimeSpec, child: Child) -> int:
 
 
 def libc_clone(flags: int, cgroup: int = -1) -> int:
-    """clone(2) the child into new namespaces (and cgroup, see libc.clone), with a hint if the kernel refuses."""
+    """clone(2) the child into new namespaces, with a hint if the kernel refuses."""
     try:
         return libc.clone(flags, cgroup)
     except PermissionError as err:
