@@ -66,7 +66,7 @@ def run_attached(request, args: argparse.Namespace) -> int:
 # --- start, stop, kill, restart, wait -------------------------------------------------------
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from . import container, containers, monitor, volumes
+    from . import container, start_socket
     if args.attach and len(args.containers) > 1:
         raise UsageError("start -a takes one container", hint="start the others without -a")
     for text in args.containers:
@@ -74,9 +74,10 @@ def cmd_start(args: argparse.Namespace) -> int:
         if c.is_running():
             continue  # as Docker: starting a running container is no error
         if is_waiting(c) and not args.attach:
-            monitor.start_created(c)  # its monitor lets PID 1 go
+            start_socket.start_created(os.path.dirname(c.lock.path))  # its monitor lets PID 1 go
             print(text)
             continue
+        from . import containers, monitor, volumes  # a fresh PID 1: the monitor's machinery
         if is_waiting(c):
             containers.stop_for_removal(args.root, c.id, force=False).lock.release()  # -a: PID 1 anew, ours
         request = containers.load_spec(args.root, c.id)
@@ -177,13 +178,13 @@ def add_kill_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    from . import container, containers, monitor, volumes
+    from . import container, containers, monitor, start_socket, volumes
     from .events import record_container
     for text in args.containers:
         c = container.load(args.root, text)
         stop(c, args.time)
         if is_waiting(c):
-            monitor.start_created(c)
+            start_socket.start_created(os.path.dirname(c.lock.path))
         else:
             request = containers.load_spec(args.root, c.id)
             request.debug = args.debug

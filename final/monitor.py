@@ -100,29 +100,8 @@ def spawn(request: Request, gated: bool = False, client: "socket.socket | None" 
         report = f.read()
     if client and report != b"running":
         os.waitpid(pid, 0)  # our own child: it cleans up and ends
-    check_report(report, b"created" if gated else b"running")
+    start_socket.check_report(report, b"created" if gated else b"running")
     return pid
-
-
-def start_created(c: "container.Container") -> None:
-    """Ask the monitor of created container `c` to let its PID 1 go; return once it runs."""
-    try:
-        answer = start_socket.request(os.path.dirname(c.lock.path))
-    except (FileNotFoundError, ConnectionRefusedError):
-        answer = b""  # its monitor is gone (killed): check_report says so
-    check_report(answer, b"running")
-
-
-def check_report(report: bytes, expected: bytes) -> None:
-    """Raise the error a monitor reported, or say that it died without a word."""
-    if report == expected:
-        return
-    if report:
-        from .process import _ERRORS
-        message = json.loads(report)
-        raise _ERRORS.get(message["kind"], DockyardError)(message["problem"], message["hint"])
-    raise DockyardError("the container's monitor died before the container ran",
-                        hint="run it in the foreground (without -d) to see why, or with --debug")
 
 
 class Reporter:

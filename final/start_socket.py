@@ -15,18 +15,24 @@ then runs `runc start`:
                                    record "running"
     "running", or the error ◀───── answer, close
 
+The answer is the monitor's word as `create` and `run -d` get it too, over a
+pipe (monitor.spawn): "created", "running", or the error as JSON, which
+check_report raises again in the CLI (start itself imports no monitor).
+
 The socket lives in the container's run dir, beside its lock (0700: only its
 owner may start it). A sun_path holds 108 bytes, fewer than the run dir's
 path, so both sides name the socket through /proc/self/fd/N of the directory.
 """
 
 import contextlib
+import json
 import os
 import select
 import socket
 from typing import Iterator
 
 from . import libc
+from .errors import DockyardError
 
 NAME = "start.sock"
 
@@ -76,6 +82,27 @@ def request(directory: str) -> bytes:
         while chunk := client.recv(65536):
             answer += chunk
         return answer
+
+
+def start_created(directory: str) -> None:
+    """Ask the monitor listening in run dir `directory` to let PID 1 go; return once it runs, or raise why not."""
+    try:
+        answer = request(directory)
+    except (FileNotFoundError, ConnectionRefusedError):
+        answer = b""  # its monitor is gone (killed): check_report says so
+    check_report(answer, b"running")
+
+
+def check_report(report: bytes, expected: bytes) -> None:
+    """Raise the error a monitor reported, or say that it died without a word."""
+    if report == expected:
+        return
+    if report:
+        from .process import _ERRORS
+        message = json.loads(report)
+        raise _ERRORS.get(message["kind"], DockyardError)(message["problem"], message["hint"])
+    raise DockyardError("the container's monitor died before the container ran",
+                        hint="run it in the foreground (without -d) to see why, or with --debug")
 
 
 @contextlib.contextmanager
