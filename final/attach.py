@@ -176,17 +176,20 @@ class Session:
                 typed = os.read(self.stdin, 65536)
                 if not typed:
                     sources.remove(self.stdin)  # our input ended: an empty frame says so (see start_attached)
-                    self.conn.sendall(frame(STDIN, b""))
+                    self.send(frame(STDIN, b""))
                     continue
                 passed, detached = self.keys.feed(typed)
                 if passed:
-                    self.conn.sendall(frame(STDIN, passed))
+                    self.send(frame(STDIN, passed))
                 if detached:
                     return None
 
     def receive(self) -> int | None:
         """Write out what the monitor sent; PID 1's exit status once it says so."""
-        data = self.conn.recv(65536)
+        try:
+            data = self.conn.recv(65536)
+        except ConnectionResetError:
+            data = b""  # it closed with our last frames unread: as good as an end
         if not data:
             return self.lost()
         for stream, payload in self.frames.feed(data):
@@ -216,11 +219,18 @@ class Session:
             else:
                 self.container.signal(signum)  # through a pidfd, as kill does
 
+    def send(self, data: bytes) -> None:
+        """Send a frame to the monitor; one that has hung up (PID 1 exited) left its last frames to read."""
+        try:
+            self.conn.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
     def send_window_size(self) -> None:
         from .terminal import window_size
         size = window_size(self.stdin if self.stdin is not None else sys.stdout.fileno())
         if size:
-            self.conn.sendall(frame(RESIZE, size))
+            self.send(frame(RESIZE, size))
 
 
 def termios_raw(fd: int) -> list:
