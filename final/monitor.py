@@ -36,6 +36,7 @@ The log is Docker's json-file format (jsonlog.py).
 import gc
 import json
 import os
+import signal
 import time
 from dataclasses import dataclass
 from typing import NoReturn
@@ -140,7 +141,8 @@ def monitor_main(request: Request, report_fd: int, gated: bool, client: "socket.
         c = container.Container(request.root, request.id)
         if not c.take_lock():
             raise DockyardError(f"container {c.name} is already running", hint=f"stop it first: stop {c.name}")
-        clear_stop(c)  # a new start: the last stop is forgotten
+        if not gated:  # (a new container has no last stop: a stop word now is rm's, come while we make it)
+            clear_stop(c)  # a new start: the last stop is forgotten
         supervise(request, c, reporter, gated, client)
     except BaseException as err:
         reporter.error(err)
@@ -262,6 +264,8 @@ class Gate:
         reporter.send(b"created")
         faults.fault_point("container-created")
         pid = c.state.pid
+        if os.path.exists(c.stop_path()):
+            os.kill(pid, signal.SIGKILL)  # rm came before our record named PID 1: it could not kill it itself
         conn = start_socket.wait_for_start(self.server, pid)
         self.close()
         if conn is None:
