@@ -108,6 +108,9 @@ def check_attachable(c, text: str) -> None:
     if status == "paused":
         raise DockyardError(f"you cannot attach to a paused container ({text}), unpause it first",
                             hint=f"unpause {text}")
+    if status == "restarting":
+        raise DockyardError(f"you cannot attach to a restarting container ({text}), wait until it is running",
+                            hint=f"its restart policy runs it again shortly: attach {text} then")
     if status != "running":
         raise DockyardError(f"you cannot attach to a stopped container ({text}), start it first",
                             hint=f"start -a {text} runs it attached; logs {text} shows what it printed")
