@@ -555,3 +555,18 @@ def test_run_d_t_logs_what_the_containers_terminal_shows(dockyard, rootfs):
     container_id = run_d(dockyard, rootfs, "-t", ["sh", "-c", "echo on-a-tty; tty"])
     assert dockyard("wait", container_id).stdout.strip() == "0"
     assert logs(dockyard, container_id).stdout.splitlines() == ["on-a-tty", "/dev/pts/0"]
+
+
+def test_an_ordinary_user_creates_a_container_whose_pid1_waits_and_starts_it(nobody):
+    created = nobody("create", "--name", "mine", "--rootfs", nobody.rootfs, "sh", "-c", "echo ran as $(id -u); exit 4")
+    assert created.returncode == 0, created.stderr
+    assert "Created" in nobody("ps", "-a").stdout
+    started = nobody("start", "mine")
+    assert started.returncode == 0, started.stderr
+    assert nobody("wait", "mine").stdout.strip() == "4"
+    assert nobody("logs", "mine").stdout == "ran as 0\n"
+    assert nobody("rm", "mine").returncode == 0
+    assert nobody("create", "--name", "waits", "--rootfs", nobody.rootfs, "sleep", "100").returncode == 0
+    assert nobody("rm", "waits").returncode == 0  # its waiting PID 1 and monitor end with it
+    wait_until(lambda: processes_of(nobody.root) == [], "the waiting PID 1 and its monitor to end")
+    assert nobody("ps", "-aq").stdout == ""
