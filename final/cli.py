@@ -6,6 +6,7 @@ command runs (the start path of a container is hot).
 """
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -44,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec.storage_driver = args.storage_driver  # ch 04
     spec.user = args.user  # ch 05
     spec.tty = args.tty  # ch final
-    from . import security, volumes  # ch final
+    from . import lifecycle_commands, security, volumes  # ch final
     spec.security = security.profile_from(args)  # ch final
     volumes.check_kernel_destinations(list((image or {}).get("config", {}).get("Volumes") or {}), args.volume, args.root)  # ch final
     lifecycle_commands.apply_run_options(spec, args)  # --restart, --log-driver, --log-opt  # ch final
@@ -76,7 +77,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     add_security_arguments(p)
     p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
                    help="pull the image: missing (default), always, never")
-    lifecycle_commands.add_run_options(p)
+    from .lifecycle_commands import add_run_options
+    add_run_options(p)
     # <<< chapter final
     # >>> chapter 02
     p.add_argument("--hostname", metavar="NAME", help="hostname inside (default: the short container id)")
@@ -131,28 +133,36 @@ COMMANDS = {
     "run": ("Run a command in a new container", add_run_arguments, cmd_run),
     "version": ("Show the versions of Dockyard, Python and the kernel", lambda p: None, cmd_version),
 }
-from . import info, stats  # noqa: E402  # ch 03
-COMMANDS.update(info.COMMANDS)  # ch 03
-COMMANDS.update(stats.COMMANDS)  # ch 03
-from . import container_commands  # noqa: E402  # ch 04
-COMMANDS.update(container_commands.COMMANDS)  # ch 04
-from . import image_commands  # noqa: E402  # ch 05
-COMMANDS.update(image_commands.COMMANDS)  # ch 05
-from .registry import commands as registry_commands  # noqa: E402  # ch 06
-COMMANDS.update(registry_commands.COMMANDS)  # ch 06
-from .dockerfile import commands as dockerfile_commands  # noqa: E402  # ch 07
-COMMANDS.update(dockerfile_commands.COMMANDS)  # ch 07
+# Later chapters name here the modules that hold their commands, in chapter
+# order (a later table's command wins over an earlier one of the same name);
+# commands() imports only as many of them as the command line needs.
+TABLES: list[str] = []
+TABLES += ["info", "stats"]  # ch 03
+TABLES += ["container_commands"]  # ch 04
+TABLES += ["image_commands"]  # ch 05
+TABLES += ["registry.commands"]  # ch 06
+TABLES += ["dockerfile.commands"]  # ch 07
 # >>> chapter final
-from . import running_commands  # noqa: E402
-COMMANDS.update(running_commands.COMMANDS)
-from . import network_commands  # noqa: E402
-COMMANDS.update(network_commands.COMMANDS)
-from . import ps  # noqa: E402
-COMMANDS.update(ps.COMMANDS)  # final's ps: chapter 4's, with --filter and --format
-from . import lifecycle_commands  # noqa: E402
-COMMANDS.update(lifecycle_commands.COMMANDS)  # start (detached), stop, kill, restart, wait, logs
+TABLES += ["running_commands", "network_commands",
+           "ps",  # final's ps: chapter 4's, with --filter and --format
+           "lifecycle_commands"]  # start (detached), stop, kill, restart, wait, logs
 COMMANDS["create"] = ("Create a new container, without starting it", add_run_arguments, cmd_run)
 # <<< chapter final
+
+
+def commands(word: str | None = None) -> dict:
+    """Every command: ours, then each table's. Given the command line's `word`, only as many
+    tables as it takes to find that command (none for `run`: the start of a container is hot)."""
+    if word in COMMANDS:
+        return COMMANDS
+    for name in reversed(TABLES) if word else []:  # the last table that has it is the one that wins
+        table = importlib.import_module(f".{name}", __package__).COMMANDS
+        if word in table:
+            return {**COMMANDS, word: table[word]}
+    found = dict(COMMANDS)
+    for name in TABLES:
+        found.update(importlib.import_module(f".{name}", __package__).COMMANDS)
+    return found
 
 
 # The global options that take a value: command_word skips the value too.
@@ -161,18 +171,18 @@ VALUED_OPTIONS = ("--root", "--storage-driver")  # ch 04
 
 
 def command_word(argv: list[str]) -> str | None:
-    """The command named in `argv`, if it is one we know (skipping global options)."""
+    """The command named in `argv`, known or not (skipping global options)."""
     words = iter(argv)
     for word in words:
         if word in VALUED_OPTIONS:
             next(words, None)  # the option's value
         elif not word.startswith("-"):
-            return word if word in COMMANDS else None
+            return word
     return None
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with `only`, just that command's (building all 30 costs the start path)."""
+def build_parser(word: str | None = None) -> argparse.ArgumentParser:
+    """The parser; for a command `word` that we know, just that command's (building all 30 costs the start path)."""
     parser = Parser(prog=prog_name(), description="Dockyard: a container engine, told as a book.")
     parser.add_argument("--root", default=config.default_root(), metavar="DIR",
                         help=f"where state lives (default {config.default_root()})")
@@ -183,8 +193,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                         help="how a new container gets its own layer: overlay (default) or vfs (copies)")
     # <<< chapter 04
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
-    for name, (summary, add_arguments, handler) in COMMANDS.items():
-        if only and name != only:
+    table = commands(word)
+    for name, (summary, add_arguments, handler) in table.items():
+        if word in table and name != word:
             continue
         p = sub.add_parser(name, help=summary, description=summary)
         add_arguments(p)

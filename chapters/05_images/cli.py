@@ -6,6 +6,7 @@ command runs (the start path of a container is hot).
 """
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -94,13 +95,28 @@ COMMANDS = {
     "run": ("Run a command in a new container", add_run_arguments, cmd_run),
     "version": ("Show the versions of Dockyard, Python and the kernel", lambda p: None, cmd_version),
 }
-from . import info, stats  # noqa: E402
-COMMANDS.update(info.COMMANDS)
-COMMANDS.update(stats.COMMANDS)
-from . import container_commands  # noqa: E402
-COMMANDS.update(container_commands.COMMANDS)
-from . import image_commands  # noqa: E402
-COMMANDS.update(image_commands.COMMANDS)
+# Later chapters name here the modules that hold their commands, in chapter
+# order (a later table's command wins over an earlier one of the same name);
+# commands() imports only as many of them as the command line needs.
+TABLES: list[str] = []
+TABLES += ["info", "stats"]
+TABLES += ["container_commands"]
+TABLES += ["image_commands"]
+
+
+def commands(word: str | None = None) -> dict:
+    """Every command: ours, then each table's. Given the command line's `word`, only as many
+    tables as it takes to find that command (none for `run`: the start of a container is hot)."""
+    if word in COMMANDS:
+        return COMMANDS
+    for name in reversed(TABLES) if word else []:  # the last table that has it is the one that wins
+        table = importlib.import_module(f".{name}", __package__).COMMANDS
+        if word in table:
+            return {**COMMANDS, word: table[word]}
+    found = dict(COMMANDS)
+    for name in TABLES:
+        found.update(importlib.import_module(f".{name}", __package__).COMMANDS)
+    return found
 
 
 # The global options that take a value: command_word skips the value too.
@@ -108,18 +124,18 @@ VALUED_OPTIONS = ("--root", "--storage-driver")
 
 
 def command_word(argv: list[str]) -> str | None:
-    """The command named in `argv`, if it is one we know (skipping global options)."""
+    """The command named in `argv`, known or not (skipping global options)."""
     words = iter(argv)
     for word in words:
         if word in VALUED_OPTIONS:
             next(words, None)  # the option's value
         elif not word.startswith("-"):
-            return word if word in COMMANDS else None
+            return word
     return None
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with `only`, just that command's (building all 30 costs the start path)."""
+def build_parser(word: str | None = None) -> argparse.ArgumentParser:
+    """The parser; for a command `word` that we know, just that command's (building all 30 costs the start path)."""
     parser = Parser(prog=prog_name(), description="Dockyard: a container engine, told as a book.")
     parser.add_argument("--root", default=config.default_root(), metavar="DIR",
                         help=f"where state lives (default {config.default_root()})")
@@ -128,8 +144,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--storage-driver", choices=("overlay", "vfs"), default="overlay",
                         help="how a new container gets its own layer: overlay (default) or vfs (copies)")
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=Parser)
-    for name, (summary, add_arguments, handler) in COMMANDS.items():
-        if only and name != only:
+    table = commands(word)
+    for name, (summary, add_arguments, handler) in table.items():
+        if word in table and name != word:
             continue
         p = sub.add_parser(name, help=summary, description=summary)
         add_arguments(p)
