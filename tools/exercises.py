@@ -223,7 +223,7 @@ def markdown(found: dict[str, Exercise]) -> str:
             files = ", ".join(f"`{p}`" for p in sorted({b.path.removeprefix('final/') for b in exercise.blocks}))
             lines += [f"### {exercise.id} {exercise.title}", "", f"In {files}. Hint: {exercise.hint}", ""]
             if exercise.stops:
-                lines += [f"On the path of {exercise.stops}: until it is written, its TODO stops {exercise.stops}.", ""]
+                lines += [f"Until it is written, its TODO stops {exercise.stops}.", ""]
             lines += ["Graded by:", ""]
             lines += [f"- `{test}`" for test in exercise.tests]
             lines.append("")

@@ -241,12 +241,13 @@ def group(chosen: list[exercises.Exercise], found: list[dict], impl: str) -> lis
 
 
 def without_impl(test: str, impl: str) -> str:
-    """pytest adds the implementation to a test's case: 'x[ch03-memory]' or 'x[ch03]' -> 'x[memory]' or 'x'."""
+    """pytest adds the implementation to a test's case: 'x[ch03-memory]', 'x[overlay-ch03-/etc]' or
+    'x[ch03]' -> 'x[memory]', 'x[overlay-/etc]' or 'x'."""
     name, bracket, case = test.partition("[")
     case = case.removesuffix("]")
     if not bracket or case == impl:
         return name
-    for rest in (case.removeprefix(impl + "-"), case.removesuffix("-" + impl)):
+    for rest in (case.removeprefix(impl + "-"), case.removesuffix("-" + impl), case.replace(f"-{impl}-", "-", 1)):
         if rest != case:
             return f"{name}[{rest}]"
     return test
