@@ -51,8 +51,10 @@ def write_guide(chapter: int, chosen: list[exercises.Exercise], package: str, ta
              f"    sudo python3 -m tools.workshop check {chapter} {target} --exercise {chapter}.1", ""]
     for exercise in chosen:
         files = ", ".join(sorted({b.path.removeprefix("final/") for b in exercise.blocks}))
-        lines += [f"## {exercise.id}: {exercise.title}", "", f"Where: `{files}`", "", f"Hint: {exercise.hint}", "",
-                  "Done when these tests pass:", ""]
+        lines += [f"## {exercise.id}: {exercise.title}", "", f"Where: `{files}`", "", f"Hint: {exercise.hint}", ""]
+        if exercise.stops:
+            lines += [f"Until it is written, its TODO stops {exercise.stops}.", ""]
+        lines += ["Done when these tests pass:", ""]
         lines += [f"- `{test}`" for test in exercise.tests]
         lines.append("")
     with open(os.path.join(package, "EXERCISES.md"), "w") as f:
