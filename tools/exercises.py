@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 START = re.compile(r"^(\s*)# >>> exercise (\d+)\.(\d+)(?::\s*(.*?))?\s*$")
 END = re.compile(r"^\s*# <<< exercise (\d+)\.(\d+)\s*$")
 META = re.compile(r"^\s*# (hint|test|stops): (.*?)\s*$")
-TEST = re.compile(r"^test_\w+\.py::test_\w+(\[[^\]]+\])?$")
+TEST = re.compile(r"^test_\w+\.py::test_\w+(\[.+\])?$")  # a case id may hold anything, "]" too
 
 
 def is_marker(line: str) -> bool:
