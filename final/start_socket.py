@@ -21,7 +21,8 @@ check_report raises again in the CLI (start itself imports no monitor).
 
 The socket lives in the container's run dir, beside its lock (0700: only its
 owner may start it). A sun_path holds 108 bytes, fewer than the run dir's
-path, so both sides name the socket through /proc/self/fd/N of the directory.
+path, so both sides name the socket through /proc/self/fd/N of the directory
+(attach_protocol.short_path, as for the attach socket beside it).
 """
 
 import contextlib
@@ -29,9 +30,9 @@ import json
 import os
 import select
 import socket
-from typing import Iterator
 
 from . import libc
+from .attach_protocol import short_path  # sun_path is too short for the run dir: through /proc/self/fd
 from .errors import DockyardError
 
 NAME = "start.sock"
@@ -40,7 +41,7 @@ NAME = "start.sock"
 def listen(directory: str) -> socket.socket:
     """Listen for `start` in `directory` (the container's run dir)."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    with short_path(directory) as path:
+    with short_path(os.path.join(directory, NAME)) as path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # a monitor killed before left it
         server.bind(path)
@@ -67,7 +68,7 @@ def wait_for_start(server: socket.socket, pid: int) -> socket.socket | None:
 
 def close(server: socket.socket, directory: str) -> None:
     """Stop listening: once started, or given up, the container takes no more starts."""
-    with short_path(directory) as path, contextlib.suppress(FileNotFoundError):
+    with short_path(os.path.join(directory, NAME)) as path, contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     server.close()
 
@@ -76,7 +77,7 @@ def request(directory: str) -> bytes:
     """Ask the monitor listening in `directory` to start PID 1; return its answer (empty if it died)."""
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     with client:
-        with short_path(directory) as path:
+        with short_path(os.path.join(directory, NAME)) as path:
             client.connect(path)  # FileNotFoundError, ConnectionRefusedError: no monitor listens
         answer = b""
         while chunk := client.recv(65536):
@@ -103,13 +104,3 @@ def check_report(report: bytes, expected: bytes) -> None:
         raise _ERRORS.get(message["kind"], DockyardError)(message["problem"], message["hint"])
     raise DockyardError("the container's monitor died before the container ran",
                         hint="run it in the foreground (without -d) to see why, or with --debug")
-
-
-@contextlib.contextmanager
-def short_path(directory: str) -> Iterator[str]:
-    """The socket's path, short enough for sun_path: through the directory's /proc/self/fd entry."""
-    fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        yield f"/proc/self/fd/{fd}/{NAME}"
-    finally:
-        os.close(fd)
