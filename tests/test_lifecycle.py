@@ -570,3 +570,14 @@ def test_an_ordinary_user_creates_a_container_whose_pid1_waits_and_starts_it(nob
     assert nobody("rm", "waits").returncode == 0  # its waiting PID 1 and monitor end with it
     wait_until(lambda: processes_of(nobody.root) == [], "the waiting PID 1 and its monitor to end")
     assert nobody("ps", "-aq").stdout == ""
+
+
+def test_start_of_a_created_container_whose_monitor_died_makes_a_fresh_pid1(dockyard, rootfs):
+    result = dockyard("create", "--name", "orphan", "--rootfs", rootfs, "sh", "-c", "echo again; exit 9",
+                      env=fault_env(dockyard, "container-created"))
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: status_of(dockyard, "orphan") == "Dead", "the created container to read as dead")
+    started = dockyard("start", "orphan")
+    assert started.returncode == 0, started.stderr
+    assert dockyard("wait", "orphan").stdout.strip() == "9"
+    assert logs(dockyard, "orphan").stdout == "again\n"
