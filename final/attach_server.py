@@ -90,7 +90,8 @@ class Streams:
     def loop(self) -> None:
         while self.outputs:
             for key, events in self.selector.select():
-                key.data(key.fileobj, events)
+                if self.selector.get_map().get(key.fd) is key:  # not dropped (or changed) by an earlier event
+                    key.data(key.fileobj, events)
 
     # --- what the container prints -----------------------------------------------
 
