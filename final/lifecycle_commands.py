@@ -66,7 +66,7 @@ def run_attached(request, args: argparse.Namespace) -> int:
 # --- start, stop, kill, restart, wait -------------------------------------------------------
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from . import container, start_socket
+    from . import container
     if args.attach and len(args.containers) > 1:
         raise UsageError("start -a takes one container", hint="start the others without -a")
     for text in args.containers:
@@ -74,7 +74,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         if c.is_running():
             continue  # as Docker: starting a running container is no error
         if is_waiting(c) and not args.attach:
-            start_socket.start_created(os.path.dirname(c.lock.path))  # its monitor lets PID 1 go
+            start_waiting(c)  # its monitor lets PID 1 go
             print(text)
             continue
         from . import containers, monitor, volumes  # a fresh PID 1: the monitor's machinery
@@ -89,6 +89,18 @@ def cmd_start(args: argparse.Namespace) -> int:
         monitor.spawn(request)
         print(text)
     return 0
+
+
+def start_waiting(c) -> None:
+    """Ask the monitor of created container `c` to let its waiting PID 1 go; return once it runs."""
+    from . import container, start_socket
+    try:
+        answer = start_socket.request(os.path.dirname(c.lock.path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        answer = b""  # no monitor listens (any more)
+    if not answer and container.Container(c.root, c.id).state.status in ("running", "exited"):
+        return  # another start came first: the monitor answered it and stopped listening; it ran, as asked
+    start_socket.check_report(answer, b"running")  # the error, or: its monitor died
 
 
 def is_waiting(c) -> bool:
@@ -178,13 +190,13 @@ def add_kill_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    from . import container, containers, monitor, start_socket, volumes
+    from . import container, containers, monitor, volumes
     from .events import record_container
     for text in args.containers:
         c = container.load(args.root, text)
         stop(c, args.time)
         if is_waiting(c):
-            start_socket.start_created(os.path.dirname(c.lock.path))
+            start_waiting(c)
         else:
             request = containers.load_spec(args.root, c.id)
             request.debug = args.debug

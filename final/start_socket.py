@@ -85,15 +85,6 @@ def request(directory: str) -> bytes:
         return answer
 
 
-def start_created(directory: str) -> None:
-    """Ask the monitor listening in run dir `directory` to let PID 1 go; return once it runs, or raise why not."""
-    try:
-        answer = request(directory)
-    except (FileNotFoundError, ConnectionRefusedError):
-        answer = b""  # its monitor is gone (killed): check_report says so
-    check_report(answer, b"running")
-
-
 def check_report(report: bytes, expected: bytes) -> None:
     """Raise the error a monitor reported, or say that it died without a word."""
     if report == expected:
