@@ -133,7 +133,8 @@ def describe_container(root: str, name: str) -> dict:
         raise ImageNotFound(name) from None
     directory = containers.directory(root, container_id)
     spec = containers.read_json(os.path.join(directory, "config.json"))
-    state = containers.read_json(os.path.join(directory, "state.json"))
+    # state = containers.read_json(os.path.join(directory, "state.json"))  # ch 05-07
+    state = vars(containers.read_state(root, container_id))  # ch final
     limits = spec.get("limits") or {}
     return {
         "Id": container_id, "Created": state.get("created", ""), "Name": "/" + spec.get("name", ""),

@@ -246,6 +246,8 @@ def test_a_rm_containers_state_emptied_by_a_machine_crash_reads_as_dead_and_rm_r
     wait_until(lambda: is_gone(pid), "the waiting PID 1 to die with its monitor")
     open(os.path.join(dockyard.root, "containers", result.stdout.strip(), "state.json"), "w").close()
     assert status_of(dockyard, "torn") == "Dead"
+    inspected = dockyard("inspect", "-f", "{{.State.Status}} {{.State.Dead}}", "torn")
+    assert (inspected.returncode, inspected.stdout.strip()) == (0, "dead true"), inspected.stderr
     assert dockyard("rm", "torn").returncode == 0
     assert dockyard("ps", "-aq").stdout == ""
 
