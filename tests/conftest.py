@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
+import zlib
 
 import pytest
 
@@ -272,6 +273,7 @@ def nobody(request, impl: Impl, busybox_rootfs: str):
     try:
         yield NobodyDockyard(impl, scratch, busybox_rootfs)
     finally:
+        remove_run_dirs([scratch])  # before its roots go: they name the run dirs
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -404,6 +406,20 @@ def leaked_cgroups(parent: str) -> list[str]:
     return [f"cgroups left behind: {leaked}"] if leaked else []
 
 
+def remove_run_dirs(places: list[str]) -> None:
+    """The run dirs (locks, sockets, fifos under /run) of the test's roots, which go with the roots.
+
+    The engine removes a container's run dir when the container is removed; a test that deletes its
+    --root with containers still in it would otherwise leave their run dirs until the next reboot."""
+    roots = {os.path.dirname(found) for place in places
+             for pattern in ("containers", "*/containers", "*/*/containers")
+             for found in glob.glob(os.path.join(place, pattern))}
+    for root in roots:
+        key = f"{zlib.crc32(os.path.abspath(root).encode()):08x}"  # final/container.py's run_dir
+        for base in ("/run/dockyard/containers", f"/tmp/dockyard-{NOBODY}/dockyard/containers"):
+            shutil.rmtree(os.path.join(base, key), ignore_errors=True)
+
+
 def broken_dev_null() -> list[str]:
     """`save -o /dev/null` once renamed a file over it: put the device back if so."""
     if stat.S_ISCHR(os.lstat(os.devnull).st_mode):
@@ -449,4 +465,5 @@ def leaves_nothing_behind(request, monkeypatch, tmp_path):
     problems = [*leaked_processes(), *leaked_mounts(before, places, parent), *leaked_cgroups(parent),
                 *leaked_network(places),
                 *broken_dev_null()]
+    remove_run_dirs(places)
     assert not problems, "; ".join(problems)
