@@ -125,7 +125,7 @@ def describe_container(root: str, name: str) -> dict:
     """Docker's `container inspect` fields, from a container's record (chapter 4)."""
     from . import containers
     from . import ps  # ch final
-    from . import bridge  # ch final
+    from . import bridge, volumes  # ch final
     from .store import ImageNotFound
     try:
         container_id = containers.find(root, name)
@@ -149,6 +149,7 @@ def describe_container(root: str, name: str) -> dict:
                    "Env": [f"{k}={v}" for k, v in spec.get("env", {}).items()], "Cmd": spec["argv"],
                    "Image": spec.get("image") or spec["rootfs"], "WorkingDir": spec.get("workdir", "/"),
                    "Tty": spec.get("tty", False), "OpenStdin": spec.get("interactive", False),
+                   "Labels": ps.labels_of(spec),  # ch final
                    "StopSignal": spec.get("stop_signal", "")},
         "HostConfig": {"NetworkMode": spec.get("network", "none"), "AutoRemove": spec.get("remove", False),
                        "Init": spec.get("init", False), "Binds": spec.get("volumes", []),
@@ -156,6 +157,7 @@ def describe_container(root: str, name: str) -> dict:
                        "NanoCpus": int((limits.get("cpus") or 0) * 1e9), "CpuShares": limits.get("cpu_shares") or 0,
                        "PidsLimit": limits.get("pids_limit")},
         "NetworkSettings": bridge.settings(root, container_id),  # ch final
+        "Mounts": [volumes.describe_mount(text, root) for text in spec.get("volumes", [])],  # ch final
     }
 
 

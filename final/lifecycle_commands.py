@@ -32,13 +32,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-driver", default="json-file", metavar="DRIVER", help="json-file (default) or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="K=V", help="max-size=10m, max-file=3")
     p.add_argument("--detach-keys", metavar="KEYS", help="-it: the keys that detach (default ctrl-p,ctrl-q)")
+    p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="a label for the container")
+    p.add_argument("--label-file", action="append", default=[], metavar="FILE", help="labels, one KEY=VALUE a line")
 
 
 def apply_run_options(request, args: argparse.Namespace) -> None:
-    """Check --restart, the log options and --detach-keys, and keep them in the request."""
+    """Check --restart, the log options, --detach-keys and the labels, and keep them in the request."""
     if args.detach_keys:
         from .attach import parse_detach_keys
         parse_detach_keys(args.detach_keys)  # before the container is made: a typo leaves nothing behind
+    if args.label or args.label_file:
+        from .ps import parse_labels
+        request.labels = parse_labels(args.label, args.label_file)
     if args.restart != "no" or args.log_driver != "json-file" or args.log_opt:
         from . import jsonlog, monitor
         monitor.parse_restart(args.restart)

@@ -87,7 +87,27 @@ def docker_time(stamp: str) -> str:
 
 def labels_of(config: dict) -> dict[str, str]:
     """The container's labels: its image's, and run's --label, as Docker keeps them in Config.Labels."""
-    return dict((config.get("container_config") or {}).get("Labels") or {}) | dict(config.get("labels") or {})
+    merged = dict((config.get("container_config") or {}).get("Labels") or {}) | dict(config.get("labels") or {})
+    return dict(sorted(merged.items()))  # in key order, as Go prints a map
+
+
+def parse_labels(texts: list[str], files: list[str]) -> dict[str, str]:
+    """run --label KEY=VALUE (or KEY, for an empty value) and --label-file: the files first, as Docker reads them."""
+    lines = []
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines += [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"cannot read the label file {path}: {getattr(err, 'strerror', None) or err}",
+                             hint="give --label-file a readable text file of KEY=VALUE lines") from None
+    labels = {}
+    for text in lines + texts:
+        key, _, value = text.partition("=")
+        if not key or key != key.strip():
+            raise UsageError(f"invalid label {text!r}", hint="write --label KEY=VALUE, e.g. --label tier=web")
+        labels[key] = value
+    return labels
 
 
 def parse_filters(items: list[str]) -> dict[str, list[str]]:

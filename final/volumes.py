@@ -167,6 +167,20 @@ def binds(root: str, texts: list[str]) -> list[SpecMount]:
     return [SpecMount(m.destination, m.source, read_only=m.read_only) for m in (parse(t, root) for t in texts)]
 
 
+# >>> chapter final
+def describe_mount(text: str, root: str) -> dict:
+    """One -v as `inspect` shows it in Mounts, Docker's fields."""
+    mount = parse(text, root)
+    described = {"Type": "volume" if mount.name else "bind", "Source": mount.source, "Destination": mount.destination,
+                 "Mode": "ro" if mount.read_only else "", "RW": not mount.read_only, "Propagation": ""}
+    if mount.name:
+        described.update(Name=mount.name, Driver="local")
+    else:
+        described["Propagation"] = "rprivate"
+    return described
+# <<< chapter final
+
+
 # --- the `volume` commands ------------------------------------------------------------
 
 def names(root: str) -> list[str]:

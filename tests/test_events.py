@@ -76,8 +76,8 @@ def test_events_follows_the_log_as_containers_come_and_go(dockyard, rootfs):
 
 
 def test_a_template_action_that_is_not_supported_is_refused_with_a_hint(dockyard, rootfs):
-    result = dockyard("events", "--since", "1h", "--until", "0s", "--format", "{{range .}}x{{end}}")
-    assert result.returncode == 125 and result.stderr.startswith("error: unsupported --format action")
+    result = dockyard("events", "--since", "1h", "--until", "0s", "--format", "{{define \"x\"}}{{end}}")
+    assert result.returncode == 125 and result.stderr.startswith("error: --format: {{define}} is not supported")
     assert "\nhint: " in result.stderr
 
 

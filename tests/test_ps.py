@@ -111,7 +111,7 @@ def test_container_prune_removes_only_stopped_containers(dockyard, rootfs):
 
 def test_bad_filters_and_templates_are_refused_with_a_hint(dockyard):
     for args in (["ps", "--filter", "colour=red"], ["ps", "--filter", "status=sleepy"],
-                 ["ps", "--format", "{{if .ID}}x{{end}}"], ["container", "prune", "-f", "--filter", "name=x"]):
+                 ["ps", "--format", "{{if .ID}}x"], ["ps", "--format", "{{colour .ID}}"], ["container", "prune", "-f", "--filter", "name=x"]):
         result = dockyard(*args)
         assert result.returncode == 125, args
         assert result.stderr.startswith("error: ") and "\nhint: " in result.stderr, result.stderr
