@@ -6,9 +6,11 @@ command runs (the start path of a container is hot).
 """
 
 import argparse
+import functools  # ch final
 import importlib
 import os
 import sys
+from typing import Any  # ch final
 
 from . import config, process
 from .errors import DockyardError, UsageError
@@ -16,9 +18,34 @@ from .errors import DockyardError, UsageError
 
 class Parser(argparse.ArgumentParser):
     """argparse that reports mistakes as a DockyardError (exit 125, like Docker)."""
+    # >>> chapter final
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(formatter_class=HelpFormatter, **options)
+    # <<< chapter final
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message, hint=f"see '{self.prog} --help'")
+
+
+# >>> chapter final
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's own, told the terminal's width. argparse makes one at every add_argument
+    (to check its metavar), and each one left to find the width asks shutil (~2 ms to import)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=terminal_width() - 2)  # the margin argparse keeps
+
+
+@functools.cache
+def terminal_width() -> int:
+    """Columns for --help, found as shutil.get_terminal_size finds them: $COLUMNS, the terminal's, or 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.__stdout__.fileno()).columns)
+    except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal: help goes to a pipe
+        columns = 0
+    return columns if columns > 0 else 80
+# <<< chapter final
 
 
 def prog_name() -> str:
