@@ -21,9 +21,9 @@ these arrows; `dead` and `paused` are never written but read off the machine:
 
 import os
 import re
+import time
 import zlib
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from . import config, files, libc
@@ -49,9 +49,10 @@ class State:
     oom_killed: bool = False
 
 
-def now() -> str:
-    """The time as Docker writes it: RFC 3339, UTC."""
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+def now(seconds: float | None = None) -> str:
+    """A time (by default now) as Docker writes it: RFC 3339, UTC, to the microsecond."""
+    seconds = time.time() if seconds is None else seconds  # not datetime: ~1 ms of a start to import
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 10**6):06d}Z"
 
 
 def run_dir(root: str, container_id: str) -> str:
@@ -86,8 +87,7 @@ class Container:
         try:
             return State(**files.read_json(self.path("state.json")))
         except ValueError:  # not JSON: a --rm container's state, which no fsync kept
-            created = datetime.fromtimestamp(os.stat(self.path("config.json")).st_mtime, timezone.utc)
-            return State(status="dead", created=created.isoformat().replace("+00:00", "Z"))
+            return State(status="dead", created=now(os.stat(self.path("config.json")).st_mtime))
 
     @property
     def status(self) -> str:
