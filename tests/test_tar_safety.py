@@ -8,8 +8,11 @@ into the store. A trick is either refused (exit 125, error + hint, no image)
 or confined to the layer (the image exists, the host is untouched).
 """
 
+import gzip
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -177,3 +180,38 @@ def test_a_truncated_tar_is_refused_and_leaves_no_image(dockyard, tmp_path):
 
 def test_something_that_is_not_a_tar_is_refused(dockyard, tmp_path):
     assert refused(import_tar(dockyard, tmp_path, b"this is not a tar archive\n" * 40), dockyard)
+
+
+# A unit check where the CLI cannot look: the unpacker hashes on a thread of its own, and the engine
+# forks children that join user and mount namespaces, which a process with a second thread cannot do.
+UNPACK_EACH = """
+import importlib, sys, tempfile, threading
+tar = importlib.import_module(sys.argv[1] + ".tar")
+for path in sys.argv[2:]:
+    try:
+        with open(path, "rb") as layer:
+            tar.unpack(layer, tempfile.mkdtemp(dir=sys.argv[2] + ".d"))
+        outcome = "unpacked"
+    except Exception as err:
+        outcome = type(err).__name__
+    print(outcome, threading.active_count())
+"""
+
+
+def test_an_unpack_leaves_no_thread_running_whether_the_layer_is_taken_or_refused(impl, tmp_path):
+    whole = tar_bytes(file("big", b"y" * 3_000_000), file("small"))
+    packed = gzip.compress(whole)
+    layers = [whole, whole[:2_000_000], tar_bytes(symlink("lib", "/etc"), file("lib/passwd")),
+              packed[:len(packed) // 2], b"\x1f\x8b" + bytes(600), b"not a tar archive\n" * 100]
+    paths = []
+    for number, data in enumerate(layers):
+        (tmp_path / f"{number}.tar").write_bytes(data)
+        paths.append(str(tmp_path / f"{number}.tar"))
+    os.mkdir(paths[0] + ".d")
+    result = subprocess.run([sys.executable, "-c", UNPACK_EACH, impl.name, *paths], capture_output=True,
+                            text=True, env=impl.env(), cwd=os.path.dirname(impl.path), timeout=60)
+    assert result.returncode == 0, result.stderr
+    outcomes = [line.split() for line in result.stdout.splitlines()]
+    assert [outcome for outcome, _ in outcomes] == ["unpacked", "BadArchive", "UnsafeLayer", "BadArchive",
+                                                    "BadArchive", "BadArchive"]
+    assert [threads for _, threads in outcomes] == ["1"] * len(layers)

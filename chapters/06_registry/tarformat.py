@@ -10,12 +10,15 @@ extended attributes as `SCHILY.xattr.NAME`).
 We read the format ourselves, rather than through `tarfile`, so that the
 unpacker (tar.py) sees every field and decides itself what is safe, and so
 that the same stream can be decompressed and hashed in one pass: a layer's
-"diff id" is the sha256 of its uncompressed bytes.
+"diff id" is the sha256 of its uncompressed bytes. The hash runs on a thread
+of its own, beside the parsing and the writing (see `BackgroundHash`).
 """
 
 import hashlib
 import os
+import queue
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
@@ -55,17 +58,56 @@ class Member:
     xattrs: dict[str, bytes] = field(default_factory=dict)
 
 
+class BackgroundHash:
+    """The sha256 of the pieces given to `update`, computed on a thread of its own.
+
+    The hash is half of what unpacking costs (GNU tar does not hash at all).
+    hashlib lets go of the GIL while it hashes a piece longer than 2 KiB, so
+    with a second core idle the thread hashes one piece while the caller
+    parses and writes the next: the hash leaves the critical path. At most
+    AHEAD pieces wait, so a slow hasher holds the reader back rather than
+    letting the layer pile up in memory. `close` ends every use, error or
+    not, and waits for the thread: a process with a second thread cannot join
+    a user or mount namespace (unshare(2), setns(2)), and the engine forks
+    children that do."""
+
+    AHEAD = 4
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.pieces: queue.Queue[bytes | None] = queue.Queue(self.AHEAD)
+        self.thread = threading.Thread(target=self.hash_pieces, name="sha256", daemon=True)
+        self.thread.start()
+
+    def hash_pieces(self) -> None:
+        for piece in iter(self.pieces.get, None):  # None: the stream is over
+            self.sha256.update(piece)  # without the GIL: the caller parses and writes meanwhile
+
+    def update(self, piece: bytes) -> None:
+        self.pieces.put(piece)  # waits while AHEAD pieces are still to hash
+
+    def close(self) -> None:
+        """Hash what is queued, then end the thread; a second call does nothing."""
+        if self.thread.is_alive():
+            self.pieces.put(None)
+            self.thread.join()
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self.sha256.hexdigest()
+
+
 class TarStream:
     """Reads a plain or gzip tar from `source`, hashing the uncompressed bytes.
 
     The data sits in one buffer of about CHUNK bytes: headers are sliced out
     of it and file data is written from it to the new file without a copy
     (`memoryview`), so each byte of the layer is read once, hashed once and
-    written once, as GNU tar reads and writes it (but GNU tar does not hash)."""
+    written once, as GNU tar reads and writes it (but GNU tar does not hash).
+    Use it in a `with` block: it ends the hashing thread on the way out."""
 
     def __init__(self, source: BinaryIO) -> None:
         self.source = source
-        self.hash = hashlib.sha256()
         self.size = 0
         self.buf, self.pos = b"", 0
         first = source.read(CHUNK)
@@ -73,7 +115,18 @@ class TarStream:
             raise BadArchive("zstd-compressed layers are not supported",
                              hint="Python's standard library has no zstd; use gzip layers")
         self.inflate = zlib.decompressobj(31) if first.startswith(GZIP_MAGIC) else None
-        self._take(first)
+        self.hash = BackgroundHash()
+        try:
+            self._take(first)
+        except BaseException:  # a corrupted gzip start: no __exit__ will run to end the thread
+            self.hash.close()
+            raise
+
+    def __enter__(self) -> "TarStream":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.hash.close()
 
     def _take(self, data: bytes) -> None:
         """Append freshly read input (decompressed if needed) to the buffer."""

@@ -54,8 +54,7 @@ def unpack(source: BinaryIO, target: str, whiteouts: str = "overlay", lowers: li
     """Unpack a (gzip) tar layer into the directory `target`; return (diff id, tar size).
 
     `lowers`: the unpacked layers below it, the top-most first, where a hardlink may point."""
-    stream = TarStream(source)
-    with Unpacker(target, whiteouts, lowers) as unpacker:
+    with TarStream(source) as stream, Unpacker(target, whiteouts, lowers) as unpacker:
         for member in tarformat.members(stream):
             unpacker.add(member, stream)
     return stream.digest(), stream.size
