@@ -174,6 +174,22 @@ TABLES += ["running_commands", "network_commands",
            "ps",  # final's ps: chapter 4's, with --filter and --format
            "lifecycle_commands"]  # start (detached), stop, kill, restart, wait, logs
 COMMANDS["create"] = ("Create a new container, without starting it", add_run_arguments, cmd_run)
+
+# Docker's management commands say the same as the plain ones: `container rm X` is `rm X`,
+# `image pull N` is `pull N`. (`container ls|prune` and `image ls|rm|inspect|history|prune`
+# have parsers of their own, in ps.py and image_commands.py.)
+GROUPED = {"container": ("attach", "commit", "create", "diff", "exec", "inspect", "kill", "logs", "pause", "port",
+                         "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"),
+           "image": ("build", "import", "load", "pull", "push", "save", "tag")}
+
+
+def ungrouped(argv: list[str]) -> list[str]:
+    """argv with `container WORD` or `image WORD` made the plain command WORD."""
+    word = command_word(argv)
+    at = argv.index(word) if word in GROUPED else -1
+    if at >= 0 and argv[at + 1:at + 2] and argv[at + 1] in GROUPED[word]:
+        return argv[:at] + argv[at + 1:]
+    return argv
 # <<< chapter final
 
 
@@ -235,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     process.close_inherited_files()
+    argv = ungrouped(argv)  # `container rm X` is `rm X`  # ch final
     try:
         args = build_parser(command_word(argv)).parse_args(argv)
         if not getattr(args, "handler", None):

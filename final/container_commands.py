@@ -161,9 +161,13 @@ def cmd_volume(args: argparse.Namespace) -> int:
     from . import volumes
     import json
     import secrets
+    from . import template  # ch final
     if args.action == "ls":
         names = volumes.names(args.root)
         lines = names if args.quiet else ["DRIVER    VOLUME NAME"] + [f"local     {n}" for n in names]
+        if args.format:  # ch final
+            lines = template.render_all(template.check(args.format), [volumes.inspect(args.root, n) for n in names],  # ch final
+                                        {"Name": "VOLUME NAME"})  # ch final
         print("".join(line + "\n" for line in lines), end="")
     elif args.action == "create":
         name = args.names[0] if args.names else secrets.token_hex(32)
@@ -188,6 +192,7 @@ def need_names(args: argparse.Namespace) -> list[str]:
 def add_volume_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("ls", "create", "rm", "inspect"))
     p.add_argument("-q", "--quiet", action="store_true", help="ls: only the names")
+    p.add_argument("--format", metavar="TEMPLATE", help="ls: a Go template per volume, e.g. '{{.Name}}'")  # ch final
     p.add_argument("names", nargs="*", metavar="NAME")
 
 

@@ -71,6 +71,7 @@ def import_layer(store, source: str) -> tuple[dict, str]:
 
 def add_images_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only the image IDs")
+    p.add_argument("--format", metavar="TEMPLATE", help="a Go template per image, e.g. '{{.Repository}}:{{.Tag}}'")  # ch final
     p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]", help="only this repository")
 
 
@@ -90,8 +91,16 @@ def cmd_images(args: argparse.Namespace) -> int:
     if args.quiet:
         print("\n".join(dict.fromkeys(r[2] for r in rows)) if rows else "", end="\n" if rows else "")
         return 0
+    if args.format:  # ch final
+        return template.print_each(args.format, [dict(zip(IMAGE_FIELDS, row)) for row in rows], IMAGE_HEADERS)  # ch final
     print_table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), rows)
     return 0
+
+
+# >>> chapter final
+IMAGE_FIELDS = ("Repository", "Tag", "ID", "CreatedSince", "Size")  # images --format: Docker's names for a row
+IMAGE_HEADERS = {"ID": "IMAGE ID", "CreatedSince": "CREATED"}
+# <<< chapter final
 
 
 def split_name(name: str | None) -> tuple[str, str]:

@@ -43,6 +43,11 @@ def network_ls(args: argparse.Namespace) -> int:
     if args.quiet:
         print("\n".join(row[0] for row in rows))
         return 0
+    if args.format:
+        from . import template
+        shown = [{"ID": network_id, "Name": name, "Driver": driver, "Scope": "local", "IPv6": False, "Internal": False,
+                  "Labels": ""} for network_id, name, driver in sorted(rows, key=lambda row: row[1])]
+        return template.print_each(args.format, shown, {"ID": "NETWORK ID"})
     print(f"{'NETWORK ID':<14}{'NAME':<20}{'DRIVER':<10}SCOPE")
     for network_id, name, driver in sorted(rows, key=lambda row: row[1]):
         print(f"{network_id:<14}{name:<20}{driver:<10}local")
@@ -176,6 +181,7 @@ def add_network_arguments(p: argparse.ArgumentParser) -> None:
     create.add_argument("name", metavar="NAME")
     ls = sub.add_parser("ls", help="list networks")
     ls.add_argument("-q", "--quiet", action="store_true", help="only the ids")
+    ls.add_argument("--format", metavar="TEMPLATE", help="a Go template per network, e.g. '{{.Name}}'")
     for action in ("inspect", "rm"):
         sub.add_parser(action, help=f"{action} networks").add_argument("names", nargs="*", metavar="NETWORK")
     sub.add_parser("prune", help="remove every user network without containers")

@@ -268,5 +268,6 @@ def add_container_arguments(p: argparse.ArgumentParser) -> None:
 
 COMMANDS = {
     "ps": ("List containers", add_arguments, cmd_ps),
-    "container": ("Manage containers: ls, prune", add_container_arguments, cmd_container),
+    "container": ("Manage containers: ls, prune, and each container command (container rm X is rm X)",
+                  add_container_arguments, cmd_container),
 }

@@ -49,19 +49,22 @@ def render(template: str, value: Any) -> str:
     return "".join(out)
 
 
-def render_all(template: str, values: list) -> list[str]:
-    """One line per value; with a `table` prefix, a header row and aligned columns."""
+def render_all(template: str, values: list, headers: dict[str, str] | None = None) -> list[str]:
+    """One line per value; with a `table` prefix, a header row (`headers` names a field's column) and
+    aligned columns. `json` alone is `{{json .}}`, as Docker takes it."""
+    template = "{{json .}}" if template == "json" else template
     if not template.startswith("table"):
         return [render(template, value) for value in values]
     body = template[len("table"):].strip() or "{{.ID}}"
-    rows = [line.split("\t") for line in [header_row(body), *(render(body, value) for value in values)]]
+    header = header_row(body, HEADERS | (headers or {}))
+    rows = [line.split("\t") for line in [header, *(render(body, value) for value in values)]]
     widths = [max(len(row[i]) if i < len(row) else 0 for row in rows) for i in range(max(map(len, rows)))]
     return ["   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
-def print_each(template: str, values: list) -> int:
-    """inspect -f: the template once per object, each on a line of its own."""
-    for line in render_all(check(template), values):
+def print_each(template: str, values: list, headers: dict[str, str] | None = None) -> int:
+    """The template once per object, each on a line of its own (inspect -f, images --format ...)."""
+    for line in render_all(check(template), values, headers):
         print(line)
     return 0
 
@@ -73,23 +76,23 @@ def unescape(template: str) -> str:
 
 # --- the header of a table ---------------------------------------------------
 
-HEADERS = {"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
+HEADERS = {"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}  # ps's
 
 
-def header_row(body: str) -> str:
+def header_row(body: str, headers: dict[str, str]) -> str:
     """Each action becomes its column's name, as Docker writes it: .ID -> CONTAINER ID."""
     pieces = []
     for kind, text in split_actions(unescape(body)):
-        pieces.append(text if kind == "text" else header_of(text))
+        pieces.append(text if kind == "text" else header_of(text, headers))
     return "".join(pieces)
 
 
-def header_of(action: str) -> str:
+def header_of(action: str, headers: dict[str, str]) -> str:
     names = re.findall(r"\.([A-Za-z_][A-Za-z0-9_]*)", action)
     if not names:
         return "JSON" if action.strip("- ").startswith("json") else ""
     name = names[-1]
-    return HEADERS.get(name, re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).upper())
+    return headers.get(name, re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).upper())
 
 
 # --- parsing -----------------------------------------------------------------

@@ -96,3 +96,33 @@ def test_a_bad_label_is_refused_and_makes_no_container(dockyard, rootfs, tmp_pat
         result = dockyard("run", "--network", "none", "--name", "never", *args, "--rootfs", rootfs, "true")
         assert result.returncode == 125 and result.stderr.startswith("error: ") and "\nhint: " in result.stderr
     assert dockyard("ps", "-a", "-q").stdout == ""
+
+
+def test_images_volumes_and_networks_take_a_format_too(dockyard, rootfs):
+    assert dockyard("import", rootfs, "shelf:1").returncode == 0
+    image_id = dockyard("images", "-q").stdout.strip()
+    assert dockyard("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout == f"shelf:1 {image_id}\n"
+    table = dockyard("image", "ls", "--format", "table {{.ID}}\\t{{.Repository}}\\t{{.CreatedSince}}").stdout
+    assert table.splitlines()[0].split() == ["IMAGE", "ID", "REPOSITORY", "CREATED"]
+    assert json.loads(dockyard("images", "--format", "json").stdout)["Repository"] == "shelf"
+    assert dockyard("volume", "create", "jar").returncode == 0
+    listed = dockyard("volume", "ls", "--format", "{{.Driver}} {{.Name}} {{.Mountpoint}}").stdout.split()
+    assert listed[:2] == ["local", "jar"] and listed[2].endswith("/volumes/jar/_data")
+    assert dockyard("volume", "ls", "--format", "table {{.Name}}").stdout.splitlines() == ["VOLUME NAME", "jar"]
+    names = dockyard("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").stdout.splitlines()
+    assert names == ["bridge bridge local", "host host local", "none null local"]
+
+
+def test_management_commands_say_what_the_plain_ones_say(dockyard, rootfs):
+    result = dockyard("container", "run", "--network", "none", "--name", "grouped", "--rootfs", rootfs, "echo", "hi")
+    assert (result.returncode, result.stdout) == (0, "hi\n"), result.stderr
+    assert inspect(dockyard, "{{.State.Status}}", "grouped") == "exited\n"
+    assert dockyard("container", "inspect", "-f", "{{.Name}}", "grouped").stdout == "/grouped\n"
+    assert dockyard("container", "logs", "grouped").stdout == "hi\n"
+    assert dockyard("import", rootfs, "shelf").returncode == 0
+    assert dockyard("image", "tag", "shelf", "shelf:two").returncode == 0
+    assert dockyard("images", "--format", "{{.Tag}}").stdout.split() == ["latest", "two"]
+    assert dockyard("container", "rm", "grouped").returncode == 0
+    assert dockyard("container", "ls", "-a", "-q").stdout == ""
+    result = dockyard("container", "frobnicate", "x")
+    assert result.returncode == 125 and "hint:" in result.stderr
