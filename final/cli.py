@@ -173,13 +173,14 @@ TABLES += ["dockerfile.commands"]  # ch 07
 TABLES += ["running_commands", "network_commands",
            "ps",  # final's ps: chapter 4's, with --filter and --format
            "lifecycle_commands"]  # start (detached), stop, kill, restart, wait, logs
+TABLES += ["rename"]
 COMMANDS["create"] = ("Create a new container, without starting it", add_run_arguments, cmd_run)
 
 # Docker's management commands say the same as the plain ones: `container rm X` is `rm X`,
 # `image pull N` is `pull N`. (`container ls|prune` and `image ls|rm|inspect|history|prune`
 # have parsers of their own, in ps.py and image_commands.py.)
 GROUPED = {"container": ("attach", "commit", "create", "diff", "exec", "inspect", "kill", "logs", "pause", "port",
-                         "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"),
+                         "rename", "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"),
            "image": ("build", "import", "load", "pull", "push", "save", "tag")}
 
 
