@@ -30,6 +30,9 @@ def configure(spec, args, image_config: dict | None) -> None:
     """Check run's network flags onto the spec; bridge is the default for root, none rootless."""
     spec.network = args.network or default_mode()
     check_usable(spec.network)
+    if uses_bridge(spec.network) and spec.network != "bridge":  # a user network: it must be there before the record is
+        from . import ipam
+        ipam.find(spec.root, spec.network)
     if spec.network.startswith("container:"):
         spec.network = f"container:{shared_with(spec.root, spec.network.partition(':')[2], spec.userns)[0]}"
     ports = published_ports(args.publish, args.publish_all, image_config)

@@ -231,6 +231,12 @@ def test_network_ls_inspect_rm_and_prune(dockyard):
     refused(dockyard("network", "inspect", "spare"), "not found")
 
 
+def test_a_run_on_a_network_that_does_not_exist_is_refused_and_leaves_no_container(dockyard, rootfs):
+    for command in (["run"], ["run", "-d"], ["create"]):
+        refused(dockyard(*command, "--network", "nowhere", "--rootfs", rootfs, "true"), "network nowhere not found")
+    assert dockyard("ps", "-a", "-q").stdout == ""
+
+
 def test_network_container_shares_another_containers_network_namespace(dockyard, rootfs):
     web = start(dockyard, "--name", "web", "--rootfs", rootfs)
     try:
