@@ -170,8 +170,9 @@ TABLES += ["image_commands"]  # ch 05
 TABLES += ["registry.commands"]  # ch 06
 TABLES += ["dockerfile.commands"]  # ch 07
 # >>> chapter final
-TABLES += ["running_commands", "network_commands",
-           "ps",  # final's ps: chapter 4's, with --filter and --format
+TABLES += ["ps",  # final's ps: chapter 4's, with --filter and --format
+           "network_commands",
+           "running_commands",  # exec, top, events, pause: near the end, where the search for exec starts
            "lifecycle_commands"]  # start (detached), stop, kill, restart, wait, logs
 TABLES += ["rename"]
 COMMANDS["create"] = ("Create a new container, without starting it", add_run_arguments, cmd_run)
