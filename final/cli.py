@@ -170,6 +170,7 @@ TABLES += ["image_commands"]  # ch 05
 TABLES += ["registry.commands"]  # ch 06
 TABLES += ["dockerfile.commands"]  # ch 07
 # >>> chapter final
+TABLES += ["copy_commands"]  # cp; first, so that the search for a hot command (exec, start) never imports it
 TABLES += ["ps",  # final's ps: chapter 4's, with --filter and --format
            "network_commands",
            "running_commands",  # exec, top, events, pause: near the end, where the search for exec starts
@@ -180,8 +181,8 @@ COMMANDS["create"] = ("Create a new container, without starting it", add_run_arg
 # Docker's management commands say the same as the plain ones: `container rm X` is `rm X`,
 # `image pull N` is `pull N`. (`container ls|prune` and `image ls|rm|inspect|history|prune`
 # have parsers of their own, in ps.py and image_commands.py.)
-GROUPED = {"container": ("attach", "commit", "create", "diff", "exec", "inspect", "kill", "logs", "pause", "port",
-                         "rename", "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"),
+GROUPED = {"container": ("attach", "commit", "cp", "create", "diff", "exec", "inspect", "kill", "logs", "pause",
+                         "port", "rename", "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"),
            "image": ("build", "import", "load", "pull", "push", "save", "tag")}
 
 

@@ -55,6 +55,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_seccomp_filter.py": FINAL,
     "test_image_pull.py": FINAL,
     "test_network.py": FINAL,
+    "test_cp.py": FINAL,
     # Chapter 02: namespaces
     "test_namespaces.py": 2,
     # final/ puts containers on a bridge by default (test_network.py checks --network none has only lo)

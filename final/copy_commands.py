@@ -1,0 +1,440 @@
+# chapter: final
+"""`cp`: files between a container and the host, either way, as Docker copies them.
+
+    cp [-a] [-L] CONTAINER:SRC_PATH DEST_PATH|-      out of the container (`-`: a tar archive on stdout)
+    cp [-a] [-L] SRC_PATH|- CONTAINER:DEST_PATH      into it (`-`: a tar archive from stdin)
+
+Docker's rules for what lands where:
+
+    SRC a file       DEST missing: the file is saved as DEST (DEST's parent must exist;
+                     a DEST ending in / must be an existing directory)
+                     DEST a file: overwritten;   DEST a directory: copied into it
+    SRC a directory  DEST missing: made, with SRC's content;   DEST a file: an error
+                     DEST a directory: SRC copied into it, or, with SRC ending in /.,
+                     SRC's content
+    SRC a symlink    copied as a symlink; -L copies what it points to
+
+Owners: into a container, files belong to its root (uid 0, or the mapped root
+with --userns); out of one, to the caller. -a keeps the source's uid and gid
+instead. A copy out without -a is also a copy the host can trust: setuid and
+setgid bits, device nodes and xattrs other than user.* stay behind (Docker
+copies them; a container should not be able to plant a setuid-root file or a
+raw-disk device in the caller's directory). `-` archives keep everything, with
+owners as the container sees them.
+
+Where the files are and how they are reached safely is container_fs.py's
+lesson; both directions here are a stream of tar members (tarformat.Member)
+and a source of each file's bytes: written out by tarwrite's LayerWriter, or
+created by tar.py's Unpacker, which never follows a symlink below its target
+directory. A name starting with `.wh.` is refused either way: image layers
+read it as a deletion (a `commit` would turn the file into one).
+"""
+
+import argparse
+import contextlib
+import os
+import stat
+import sys
+from typing import BinaryIO, Callable, Iterator, NamedTuple
+
+from . import container_fs, tar, tarformat, tarwrite
+from .errors import DockyardError, UsageError
+from .tarformat import Member
+
+FILE_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+Opener = Callable[[], int]  # opens a regular file's data for reading
+Stream = Iterator[tuple[Member, Opener | None]]
+
+
+# --- the command line --------------------------------------------------------------
+
+def split_argument(text: str) -> tuple[str | None, str]:
+    """(container, path) of CONTAINER:PATH, or (None, path) of a local path, as Docker splits them."""
+    if text == "-" or text.startswith(("/", ".")) or ":" not in text:
+        return None, text  # an absolute or ./relative path is local even with a colon in it
+    name, path = text.split(":", 1)
+    return name, path
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    (source_name, source), (dest_name, dest) = split_argument(args.source), split_argument(args.dest)
+    if source_name is not None and dest_name is not None:
+        raise UsageError("copying between containers is not supported", hint="copy out to the host, then in")
+    if source_name is None and dest_name is None:
+        raise UsageError("cp needs a container on one side: CONTAINER:PATH",
+                         hint="cp CONTAINER:SRC_PATH DEST_PATH, or cp SRC_PATH CONTAINER:DEST_PATH")
+    if not (source if source_name is not None else dest):
+        raise UsageError("the path in the container is empty", hint="name it: CONTAINER:/path")
+    if source_name is not None:
+        copy_out(args, source_name, source, dest)
+    else:
+        copy_in(args, source, dest_name, dest)
+    return 0
+
+
+def add_cp_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--archive", action="store_true", help="keep the source's uid and gid")
+    p.add_argument("-L", "--follow-link", action="store_true", help="follow a symlink named as SRC_PATH")
+    p.add_argument("-q", "--quiet", action="store_true", help="accepted for Docker's sake: cp prints no progress")
+    p.add_argument("source", metavar="SRC", help="CONTAINER:SRC_PATH, or a host path, or - (a tar on stdin)")
+    p.add_argument("dest", metavar="DEST", help="CONTAINER:DEST_PATH, or a host path, or - (a tar on stdout)")
+
+
+# --- out of a container ------------------------------------------------------------
+
+class Source(NamedTuple):
+    """What a copy starts from: an O_PATH fd of it (a symlink itself, unless -L), and its stat."""
+    fd: int
+    st: os.stat_result
+    base: str         # its own name
+    content: bool     # SRC_PATH ends in /. (or is /): what is in it, not it
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.st.st_mode)
+
+
+def copy_out(args: argparse.Namespace, name: str, path: str, dest: str) -> None:
+    """Copy `path` of container `name` to the host path `dest`, or as a tar to stdout."""
+    with container_fs.opened(args.root, name, write=False) as root_fd:
+        shift = container_shift(args.root, name)
+        source = find_inside(root_fd, path, args.follow_link, name)
+        try:
+            if dest == "-":
+                top = "." if source.content else source.base
+                write_archive(as_seen_inside(members_inside(source, top), shift), sys.stdout.buffer)
+                return
+            target, top = host_target(dest, source)
+            members = members_inside(source, top)
+            unpack(kept_by_archive(members, shift) if args.archive else for_the_caller(members), target)
+        finally:
+            os.close(source.fd)
+
+
+def find_inside(root_fd: int, path: str, follow: bool, name: str) -> Source:
+    """The source `path` inside the container, resolved by the kernel within its root."""
+    content = path.rstrip("/") in ("", "/.") or path.endswith("/.")
+    flags = container_fs.libc.O_PATH | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = container_fs.open_inside(root_fd, path, flags)
+    except (FileNotFoundError, NotADirectoryError) as err:
+        raise DockyardError(f"Could not find the file {path} in container {name}",
+                            hint="list it with: exec CONTAINER ls -la DIR (or start it first)") from err
+    st = os.fstat(fd)
+    if path.endswith("/") and not stat.S_ISDIR(st.st_mode):
+        os.close(fd)
+        raise DockyardError(f"{path} in container {name} is not a directory", hint="drop the trailing /")
+    return Source(fd, st, os.path.basename(path.rstrip("/")) or "/", content)
+
+
+def members_inside(source: Source, top: str) -> Stream:
+    """Members for the source named `top`, then for what is in it ("" names no top: the content only)."""
+    prefix = ""
+    if top:
+        member = tarwrite.member_of(f"/proc/self/fd/{source.fd}", top, source.st, None, {})
+        if member is None:
+            return
+        if member.type == tarformat.SYMLINK:  # the magic link would read as the fd's path: ask the fd itself
+            member.linkname = os.readlink("", dir_fd=source.fd)
+        member.xattrs = xattrs_of(source)
+        yield member, lambda: reopen(source.fd)
+        prefix = member.name
+    if source.is_dir:
+        fd = os.open(".", DIR_READ, dir_fd=source.fd)
+        try:
+            yield from walk_inside(fd, prefix, {})
+        finally:
+            os.close(fd)
+
+
+def xattrs_of(source: Source) -> dict[str, bytes]:
+    """The source's own xattrs, read through a real fd of it (an O_PATH fd has none to give)."""
+    if not (source.is_dir or stat.S_ISREG(source.st.st_mode)):
+        return {}  # opening a device, even to read its xattrs, may do something
+    fd = reopen(source.fd)
+    try:
+        return {name: os.getxattr(fd, name) for name in sorted(os.listxattr(fd))
+                if not name.startswith(("trusted.overlay.", "user.overlay."))}
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+
+
+def reopen(path_fd: int) -> int:
+    """A readable fd of the file that the O_PATH fd `path_fd` holds (through its magic link: no lookup)."""
+    return os.open(f"/proc/self/fd/{path_fd}", FILE_READ & ~os.O_NOFOLLOW)
+
+
+# --8<-- [start:walk_inside]
+def walk_inside(dir_fd: int, prefix: str, seen: dict) -> Stream:
+    """Members for everything below the open directory `dir_fd`, each opened from its parent's fd."""
+    with os.scandir(dir_fd) as it:
+        names = sorted((entry.name for entry in it), key=os.fsencode)
+    for name in names:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        # /proc/self/fd/N is the directory we hold, whatever the container renames: only `name` is looked up.
+        member = tarwrite.member_of(f"/proc/self/fd/{dir_fd}/{name}", prefix + name, st, None, seen)
+        if member is None:
+            continue
+        yield member, lambda name=name: os.open(name, FILE_READ, dir_fd=dir_fd)
+        if member.type == tarformat.DIRECTORY:
+            fd = os.open(name, DIR_READ, dir_fd=dir_fd)  # swapped for a symlink meanwhile: ELOOP, never a door
+            try:
+                yield from walk_inside(fd, member.name, seen)
+            finally:
+                os.close(fd)
+# --8<-- [end:walk_inside]
+
+
+def host_target(dest: str, source: Source) -> tuple[str, str]:
+    """The host directory to create in, and the name to give the copy there ("": its content)."""
+    if os.path.isdir(dest):
+        return dest, "" if source.content else source.base
+    if source.is_dir and os.path.lexists(dest):
+        raise DockyardError(f"cannot copy a directory to a file: {dest}", hint="name a directory, or a new path")
+    if dest.endswith(("/", "/.")):
+        raise DockyardError(f"destination directory {dest} does not exist", hint="make it first, or drop the /")
+    parent = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(parent):
+        raise DockyardError(f"no such directory: {parent}", hint="make it first: mkdir -p " + parent)
+    return parent, os.path.basename(os.path.abspath(dest))
+
+
+# --- owners and what a copy keeps --------------------------------------------------
+
+def container_shift(root: str, name: str):
+    """How far the container's owners on disk are from those it sees (root with --userns)."""
+    from . import containers, layers
+    return layers.userns_shift(containers.load_spec(root, containers.find(root, name)).userns)
+
+
+def checked(stream: Stream) -> Stream:
+    """Refuse `.wh.` names: image layers take them for deletions."""
+    for member, opener in stream:
+        if os.path.basename(member.name.rstrip("/")).startswith(tar.WHITEOUT):
+            raise DockyardError(f"cannot copy {member.name!r}: names starting with .wh. mean a deletion in "
+                                "image layers", hint="rename it before you copy it")
+        yield member, opener
+
+
+def as_seen_inside(stream: Stream, shift) -> Stream:
+    """Owners as the container sees them (its root is 0 even with --userns)."""
+    from . import vfs
+    for member, opener in stream:
+        member.uid, member.gid = vfs.unshift_id(member.uid, shift), vfs.unshift_id(member.gid, shift)
+        yield member, opener
+
+
+def kept_by_archive(stream: Stream, shift) -> Stream:
+    """-a out of the container: the owners it sees, and everything else, as they are."""
+    return checked(as_seen_inside(stream, shift))
+
+
+def for_the_caller(stream: Stream) -> Stream:
+    """Out of the container without -a: the caller's files, and nothing a container may use to climb out."""
+    uid, gid = os.geteuid(), os.getegid()
+    for member, opener in checked(stream):
+        if member.type in (tarformat.CHAR, tarformat.BLOCKDEV):
+            continue
+        member.uid, member.gid, member.mode = uid, gid, member.mode & ~0o6000
+        member.xattrs = {k: v for k, v in member.xattrs.items() if k.startswith("user.")}
+        yield member, opener
+
+
+def owned_inside(stream: Stream, shift, archive: bool) -> Stream:
+    """Into the container: its root's files (or, with -a, the source's owners), as ids on disk."""
+    from . import vfs
+    for member, opener in checked(stream):
+        uid, gid = (member.uid, member.gid) if archive else (0, 0)
+        member.uid, member.gid = vfs.shift_id(uid, shift), vfs.shift_id(gid, shift)
+        yield member, opener
+
+
+# --- writing and creating members ------------------------------------------------
+
+class Feed:
+    """A member's bytes, read from an open file: exactly `n`, or an error if it shrank meanwhile."""
+
+    def __init__(self, fd: int, name: str) -> None:
+        self.fd, self.name = fd, name
+
+    def chunks(self, n: int) -> Iterator[bytes]:
+        if n and not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            raise DockyardError(f"{self.name} changed while it was copied", hint="copy it again")
+        while n > 0:
+            chunk = os.read(self.fd, min(n, tarformat.CHUNK))
+            if not chunk:
+                raise DockyardError(f"{self.name} shrank while it was copied", hint="copy it again")
+            n -= len(chunk)
+            yield chunk
+
+    def copy(self, n: int, out_fd: int) -> None:
+        """What the Unpacker calls for a file's data."""
+        for chunk in self.chunks(n):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out_fd, view):]
+
+
+@contextlib.contextmanager
+def feed_of(member: Member, opener: Opener | None) -> Iterator[Feed]:
+    """The member's data: opened only for a regular file that has some."""
+    if member.type != tarformat.REGULAR or not member.size or opener is None:
+        yield Feed(-1, member.name)
+        return
+    fd = opener()
+    try:
+        yield Feed(fd, member.name)
+    finally:
+        os.close(fd)
+
+
+def write_archive(stream: Stream, out: BinaryIO) -> None:
+    """The members as an uncompressed tar archive on `out`."""
+    writer = tarwrite.LayerWriter(out, gzip=False)
+    for member, opener in stream:
+        writer.write(tarformat.header(member))
+        with feed_of(member, opener) as feed:
+            for chunk in feed.chunks(member.size if member.type == tarformat.REGULAR else 0):
+                writer.write(chunk)
+        if member.type == tarformat.REGULAR:
+            writer.write(bytes(tarformat.padding(member.size)))
+    writer.close()
+    out.flush()
+
+
+def unpack(stream: Stream, target: int | str, archive: "tarformat.TarStream | None" = None) -> None:
+    """Create the members below the directory `target` (an fd or a host path), following no symlink there;
+    their data comes from each member's opener, or from the tar `archive` they were read from."""
+    fd = os.open(target, DIR_READ & ~os.O_NOFOLLOW) if isinstance(target, str) else target
+    try:
+        with working_directory(fd), tar.Unpacker(".", whiteouts="oci") as unpacker:
+            for member, opener in stream:
+                if archive is not None:
+                    unpacker.add(member, archive)
+                    continue
+                with feed_of(member, opener) as feed:
+                    unpacker.add(member, feed)
+    except tar.UnsafeLayer as err:
+        raise DockyardError(err.problem.replace("layer", "copy"),
+                            hint="a symlink in the destination stands where the copy goes: remove it") from err
+    finally:
+        if isinstance(target, str):
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def working_directory(fd: int) -> Iterator[None]:
+    """Make the directory `fd` the cwd for a while: the Unpacker then opens "." (no lookup at all)."""
+    back = os.open(".", container_fs.libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.fchdir(fd)
+    try:
+        yield
+    finally:
+        os.fchdir(back)
+        os.close(back)
+
+
+# --- into a container --------------------------------------------------------------
+
+def copy_in(args: argparse.Namespace, source: str, name: str, dest: str) -> None:
+    """Copy the host path `source` (or a tar on stdin) to `dest` in container `name`."""
+    host = None if source == "-" else host_source(source, args.follow_link)
+    with container_fs.opened(args.root, name, write=True) as root_fd:
+        shift = container_shift(args.root, name)
+        target, top = inside_target(root_fd, dest, host, name)
+        try:
+            if host is None:
+                with tarformat.TarStream(sys.stdin.buffer) as stream:
+                    members = ((m, None) for m in tarformat.members(stream))
+                    unpack(owned_inside(members, shift, args.archive), target, stream)
+            else:
+                unpack(owned_inside(members_on_host(host, top), shift, args.archive), target)
+        except OSError as err:
+            raise DockyardError(f"cannot copy into container {name}: {err.strerror or err}",
+                                hint="is its filesystem read-only (--read-only), or full?") from err
+        finally:
+            os.close(target)
+
+
+class HostSource(NamedTuple):
+    path: str
+    st: os.stat_result
+    content: bool
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.st.st_mode)
+
+    @property
+    def base(self) -> str:
+        return os.path.basename(os.path.abspath(self.path))
+
+
+def host_source(path: str, follow: bool) -> HostSource:
+    """The host file or directory to copy in (the caller's own: an ordinary lookup)."""
+    try:
+        st = os.stat(path) if follow else os.lstat(path.rstrip("/") or "/")
+        if path.endswith("/") and not stat.S_ISDIR(os.stat(path).st_mode):
+            raise NotADirectoryError
+    except FileNotFoundError as err:
+        raise DockyardError(f"no such file or directory: {path}", hint="check the host path") from err
+    except NotADirectoryError as err:
+        raise DockyardError(f"not a directory: {path}", hint="drop the trailing /") from err
+    real = os.path.realpath(path) if follow else path
+    return HostSource(real, st, path.endswith("/.") or path.rstrip("/") == "")
+
+
+def members_on_host(source: HostSource, top: str) -> Stream:
+    """Members for a host file or tree, named from `top` ("": the directory's content only)."""
+    seen: dict = {}
+    prefix = ""
+    if top:
+        member = tarwrite.member_of(source.path, top, source.st, None, seen)
+        if member is None:
+            return
+        yield member, lambda: os.open(source.path, FILE_READ & ~os.O_NOFOLLOW)
+        prefix = member.name
+    if source.is_dir:
+        for member, path in tarwrite.walk(source.path, prefix, False, None, seen):
+            yield member, lambda path=path: os.open(path, FILE_READ)
+
+
+def inside_target(root_fd: int, dest: str, host: HostSource | None, name: str) -> tuple[int, str]:
+    """An fd of the container's directory to create in, and the copy's name there ("": the content)."""
+    try:
+        fd = container_fs.open_dir_inside(root_fd, dest)
+        if host is None or host.content:
+            return fd, ""
+        return fd, host.base
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    if host is None:
+        raise DockyardError(f"destination {dest} in container {name} is not a directory",
+                            hint="a tar archive (-) is extracted into an existing directory")
+    if host.is_dir and exists_inside(root_fd, dest):
+        raise DockyardError(f"cannot copy a directory to a file: {dest}", hint="name a directory, or a new path")
+    if dest.endswith(("/", "/.")):
+        raise DockyardError(f"destination directory {dest} in container {name} does not exist",
+                            hint="make it first (exec CONTAINER mkdir -p ...), or drop the /")
+    parent, base = os.path.split(dest)
+    try:
+        return container_fs.open_dir_inside(root_fd, parent or "."), base
+    except (FileNotFoundError, NotADirectoryError) as err:
+        raise DockyardError(f"no such directory in container {name}: {parent}",
+                            hint="make it first: exec CONTAINER mkdir -p " + parent) from err
+
+
+def exists_inside(root_fd: int, path: str) -> bool:
+    try:
+        os.close(container_fs.open_inside(root_fd, path, container_fs.libc.O_PATH | os.O_NOFOLLOW))
+        return True
+    except OSError:
+        return False
+
+
+COMMANDS = {
+    "cp": ("Copy files/folders between a container and the local filesystem", add_cp_arguments, cmd_cp),
+}

@@ -1,0 +1,226 @@
+"""final: `cp` copies files between a container and the host, and a hostile container cannot turn it on the host.
+
+The container plants the classic traps: `/escape -> /`, `/up -> ../../../../etc`,
+and its own /etc/shadow. A copy through them must land in, or read from, the
+container's own files. Stopped containers are tried on both storage drivers
+(overlay is mounted detached for the copy, vfs is a plain copy); running ones
+are reached through their PID 1's root.
+"""
+
+import io
+import os
+import signal
+import subprocess
+import tarfile
+
+import pytest
+
+from conftest import mounts, needs_root
+
+pytestmark = needs_root
+
+SETUP = ("test -e /ready || { echo hi > /tmp/f; ln -s / /escape; ln -s ../../../../etc /up; "
+         "mkdir -p /d/sub /linkdir-target; ln -s /linkdir-target /linkdir; echo y > /d/sub/y; echo top > /d/top; "
+         "echo shadow-inside > /etc/shadow; echo owned > /owned; chown 4321:4322 /owned; "
+         "cp /bin/busybox /suid; chmod 4755 /suid; touch /ready; }; test -f /probe.sh && sh /probe.sh; true")
+
+
+@pytest.fixture(params=["overlay", "vfs"])
+def stopped(request, dockyard, rootfs) -> str:
+    """An exited container that planted the traps; its command runs /probe.sh, if there is one, at each start."""
+    result = dockyard("--storage-driver", request.param, "run", "--network", "none", "--name", "box",
+                      "--rootfs", rootfs, "sh", "-c", SETUP)
+    assert result.returncode == 0, result.stderr
+    return "box"
+
+
+@pytest.fixture
+def running(dockyard, rootfs, tmp_path):
+    """A running container (in the foreground of an engine of ours) with the traps and a volume."""
+    (tmp_path / "vol").mkdir()
+    (tmp_path / "vol" / "in-volume").write_text("from the volume\n")
+    engine = dockyard.popen("run", "--network", "none", "--name", "live", "-v", f"{tmp_path}/vol:/vol",
+                            "--rootfs", rootfs, "sh", "-c", SETUP + "; echo ready; exec sleep 1000",
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert engine.stdout.readline() == "ready\n", engine.stderr.read()
+        yield "live"
+    finally:
+        dockyard("rm", "-f", "live")
+        engine.communicate(timeout=60)
+
+
+def cp(dockyard, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+    command = dockyard.command("cp", *args)
+    return subprocess.run(command, input=input, capture_output=True, cwd=os.path.dirname(dockyard.impl.path),
+                          env=dockyard.impl.env(), timeout=60)
+
+
+def cp_ok(dockyard, *args: str, input: bytes | None = None) -> bytes:
+    result = cp(dockyard, *args, input=input)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout
+
+
+def probe(dockyard, box: str, script: str, tmp_path) -> str:
+    """What `script` prints inside the stopped container `box` (copied in as /probe.sh, then a start)."""
+    (tmp_path / "probe.sh").write_text(script)
+    cp_ok(dockyard, str(tmp_path / "probe.sh"), f"{box}:/probe.sh")
+    result = dockyard("start", "-a", box)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# --- out of a container --------------------------------------------------------------
+
+def test_a_file_is_copied_out_of_a_stopped_container(dockyard, stopped, tmp_path):
+    cp_ok(dockyard, f"{stopped}:/tmp/f", str(tmp_path / "f"))
+    assert (tmp_path / "f").read_text() == "hi\n"
+    cp_ok(dockyard, f"{stopped}:/tmp/f", str(tmp_path))  # into an existing directory: under its own name
+    assert (tmp_path / "f").read_text() == "hi\n"
+
+
+def test_a_directory_is_copied_out_whole_or_by_its_content(dockyard, stopped, tmp_path):
+    cp_ok(dockyard, f"{stopped}:/d", str(tmp_path / "new"))  # DEST missing: made, with the content
+    assert sorted(os.listdir(tmp_path / "new")) == ["sub", "top"]
+    (tmp_path / "there").mkdir()
+    cp_ok(dockyard, f"{stopped}:/d", str(tmp_path / "there"))  # DEST a directory: copied into it
+    assert (tmp_path / "there" / "d" / "sub" / "y").read_text() == "y\n"
+    cp_ok(dockyard, f"{stopped}:/d/.", str(tmp_path / "there"))  # /. : the content only
+    assert (tmp_path / "there" / "top").read_text() == "top\n"
+
+
+def test_a_tar_archive_of_the_source_comes_out_on_stdout(dockyard, stopped):
+    archive = tarfile.open(fileobj=io.BytesIO(cp_ok(dockyard, f"{stopped}:/d", "-")))
+    assert sorted(archive.getnames()) == ["d", "d/sub", "d/sub/y", "d/top"]
+    assert archive.extractfile("d/sub/y").read() == b"y\n"
+
+
+def test_a_symlink_is_copied_as_a_symlink_and_with_L_as_what_it_points_to(dockyard, stopped, tmp_path):
+    cp_ok(dockyard, f"{stopped}:/linkdir", str(tmp_path / "link"))
+    assert os.readlink(tmp_path / "link") == "/linkdir-target"
+    cp_ok(dockyard, "-L", f"{stopped}:/up", str(tmp_path / "etc"))
+    assert (tmp_path / "etc" / "shadow").read_text() == "shadow-inside\n"
+
+
+def test_copying_out_through_escape_symlinks_reads_the_containers_own_files(dockyard, stopped, tmp_path):
+    for path in ("/escape/etc/shadow", "/up/shadow", "/escape/../../escape/etc/shadow"):
+        out = cp_ok(dockyard, f"{stopped}:{path}", "-")
+        assert tarfile.open(fileobj=io.BytesIO(out)).extractfile("shadow").read() == b"shadow-inside\n"
+
+
+def test_a_copy_out_belongs_to_the_caller_unless_a_keeps_the_containers_owners(dockyard, stopped, tmp_path):
+    cp_ok(dockyard, f"{stopped}:/owned", str(tmp_path / "mine"))
+    cp_ok(dockyard, "-a", f"{stopped}:/owned", str(tmp_path / "theirs"))
+    assert (os.stat(tmp_path / "mine").st_uid, os.stat(tmp_path / "theirs").st_uid) == (0, 4321)
+    assert os.stat(tmp_path / "theirs").st_gid == 4322
+
+
+def test_a_copy_out_drops_a_setuid_bit_unless_a(dockyard, stopped, tmp_path):
+    cp_ok(dockyard, f"{stopped}:/suid", str(tmp_path / "plain"))
+    cp_ok(dockyard, "-a", f"{stopped}:/suid", str(tmp_path / "kept"))
+    assert os.stat(tmp_path / "plain").st_mode & 0o7777 == 0o755
+    assert os.stat(tmp_path / "kept").st_mode & 0o7777 == 0o4755
+
+
+# --- into a container ---------------------------------------------------------------
+
+def test_a_file_and_a_directory_are_copied_into_a_stopped_container(dockyard, stopped, tmp_path):
+    (tmp_path / "hf").write_text("from the host\n")
+    os.chmod(tmp_path / "hf", 0o751)
+    (tmp_path / "hd" / "in").mkdir(parents=True)
+    (tmp_path / "hd" / "in" / "z").write_text("z\n")
+    cp_ok(dockyard, str(tmp_path / "hf"), f"{stopped}:/tmp/copied")
+    cp_ok(dockyard, str(tmp_path / "hd"), f"{stopped}:/tmp")
+    out = probe(dockyard, stopped, "cat /tmp/copied /tmp/hd/in/z; stat -c '%a %u' /tmp/copied\n", tmp_path)
+    assert out == "from the host\nz\n751 0\n"
+
+
+def test_copied_in_files_belong_to_the_containers_root_unless_a(dockyard, stopped, tmp_path):
+    (tmp_path / "f").write_text("x\n")
+    os.chown(tmp_path / "f", 1234, 1235)
+    cp_ok(dockyard, str(tmp_path / "f"), f"{stopped}:/as-root")
+    cp_ok(dockyard, "-a", str(tmp_path / "f"), f"{stopped}:/as-source")
+    assert probe(dockyard, stopped, "stat -c '%u:%g' /as-root /as-source\n", tmp_path) == "0:0\n1234:1235\n"
+
+
+def test_copying_in_through_escape_symlinks_lands_inside_the_container(dockyard, stopped, tmp_path):
+    planted = f"dockyard-cp-planted-{os.getpid()}"
+    (tmp_path / planted).write_text("planted\n")
+    cp_ok(dockyard, str(tmp_path / planted), f"{stopped}:/escape/tmp/{planted}")
+    cp_ok(dockyard, str(tmp_path / planted), f"{stopped}:/up/{planted}")
+    cp_ok(dockyard, str(tmp_path / planted), f"{stopped}:/linkdir/")
+    assert not os.path.exists(f"/tmp/{planted}") and not os.path.exists(f"/etc/{planted}")
+    out = probe(dockyard, stopped, f"cat /tmp/{planted} /etc/{planted} /linkdir-target/{planted}\n", tmp_path)
+    assert out == "planted\n" * 3
+
+
+def test_a_tar_archive_from_stdin_is_unpacked_into_a_directory(dockyard, stopped, tmp_path):
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as archive:
+        info = tarfile.TarInfo("from-tar/file")
+        info.size = 4
+        archive.addfile(info, io.BytesIO(b"tar\n"))
+    cp_ok(dockyard, "-", f"{stopped}:/tmp", input=data.getvalue())
+    assert probe(dockyard, stopped, "cat /tmp/from-tar/file\n", tmp_path) == "tar\n"
+
+
+def test_a_tar_archive_that_writes_through_a_container_symlink_is_refused(dockyard, stopped, tmp_path):
+    planted = f"dockyard-cp-through-{os.getpid()}"
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as archive:
+        info = tarfile.TarInfo(f"escape/tmp/{planted}")
+        archive.addfile(info, io.BytesIO(b""))
+    result = cp(dockyard, "-", f"{stopped}:/", input=data.getvalue())
+    assert result.returncode == 125 and b"symlink" in result.stderr and b"hint:" in result.stderr
+    assert not os.path.exists(f"/tmp/{planted}")
+
+
+# --- running containers ---------------------------------------------------------------
+
+def test_a_running_container_is_copied_from_and_to_through_its_own_root(dockyard, running, tmp_path):
+    assert tarfile.open(fileobj=io.BytesIO(cp_ok(dockyard, f"{running}:/escape/etc/shadow", "-"))) \
+        .extractfile("shadow").read() == b"shadow-inside\n"
+    cp_ok(dockyard, f"{running}:/vol/in-volume", str(tmp_path / "got"))  # its volumes are there, as in Docker
+    assert (tmp_path / "got").read_text() == "from the volume\n"
+    planted = f"dockyard-cp-live-{os.getpid()}"
+    (tmp_path / planted).write_text("in\n")
+    cp_ok(dockyard, str(tmp_path / planted), f"{running}:/escape/tmp/")
+    assert not os.path.exists(f"/tmp/{planted}")
+    assert dockyard("exec", running, "cat", f"/tmp/{planted}").stdout == "in\n"
+
+
+# --- errors, and nothing left behind --------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (("nothere:/tmp/f", "DEST"), "no such container"),
+    (("box:/no/such/file", "DEST"), "Could not find the file /no/such/file in container box"),
+    (("box:/tmp/f", "box:/tmp/g"), "copying between containers is not supported"),
+    (("SRC", "DEST"), "cp needs a container on one side"),
+    (("box:/d", "FILE"), "cannot copy a directory to a file"),
+    (("box:/tmp/f", "DEST/missing/"), "destination directory"),
+])
+def test_a_bad_copy_is_refused_with_a_hint_and_writes_nothing(dockyard, stopped, tmp_path, args, message):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "FILE").write_text("keep\n")
+    paths = {"DEST": str(tmp_path / "out" / "x"), "FILE": str(tmp_path / "FILE"), "SRC": str(tmp_path / "FILE")}
+    result = cp(dockyard, *(a.replace("DEST", paths["DEST"]) if a.startswith("DEST") else paths.get(a, a)
+                            for a in args))
+    assert result.returncode == 125
+    assert message in result.stderr.decode() and "hint:" in result.stderr.decode()
+    assert os.listdir(tmp_path / "out") == [] and (tmp_path / "FILE").read_text() == "keep\n"
+
+
+def test_a_copy_killed_midway_leaves_no_mount_and_the_container_starts(dockyard, rootfs, tmp_path):
+    result = dockyard("run", "--network", "none", "--name", "big", "--rootfs", rootfs, "sh", "-c",
+                      "test -e /big || dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; echo started")
+    assert result.returncode == 0, result.stderr
+    before = mounts()
+    copying = subprocess.Popen(dockyard.command("cp", "big:/big", "-"), stdout=subprocess.PIPE,
+                               cwd=os.path.dirname(dockyard.impl.path), env=dockyard.impl.env())
+    assert copying.stdout.read(1 << 16)  # it is mid-copy (the pipe is full): the layers are mounted now
+    copying.send_signal(signal.SIGKILL)
+    copying.wait()
+    copying.stdout.close()
+    assert mounts() == before
+    assert dockyard("start", "-a", "big").stdout == "started\n"
