@@ -181,8 +181,8 @@ COMMANDS["create"] = ("Create a new container, without starting it", add_run_arg
 # Docker's management commands say the same as the plain ones: `container rm X` is `rm X`,
 # `image pull N` is `pull N`. (`container ls|prune` and `image ls|rm|inspect|history|prune`
 # have parsers of their own, in ps.py and image_commands.py.)
-GROUPED = {"container": ("attach", "commit", "cp", "create", "diff", "exec", "inspect", "kill", "logs", "pause",
-                         "port", "rename", "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"),
+GROUPED = {"container": ("attach", "commit", "cp", "create", "diff", "exec", "export", "inspect", "kill", "logs",
+                         "pause", "port", "rename", "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"),
            "image": ("build", "import", "load", "pull", "push", "save", "tag")}
 
 

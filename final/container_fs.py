@@ -90,17 +90,19 @@ def stopped_root(root: str, container_id: str, write: bool) -> Iterator[int]:
 
 
 # --8<-- [start:mount_detached]
-def mount_detached(stack: "layers.Layers", userns: bool, write: bool) -> int:
-    """The container's overlay as a detached mount: an fd of its root, the only way to reach it."""
+def mount_detached(stack: "layers.Layers", userns: bool, write: bool, lowers_only: bool = False) -> int:
+    """The container's overlay as a detached mount: an fd of its root, the only way to reach it.
+    `lowers_only`: its upper dir as one more read-only layer, which a running container may use meanwhile."""
     if os.geteuid() != 0:
         raise DockyardError("a stopped container's layers can be mounted only by root",
                             hint="start the container: cp then reads its files through its own process")
     fs = libc.fsopen("overlay")
     try:
-        for lower in stack.stack():  # one at a time: an option's value is at most 256 bytes
+        for lower in [stack.path("upper")] * lowers_only + stack.stack():  # one at a time: a value has 256 bytes at most
             libc.fsconfig(fs, "lowerdir+", lower)
-        libc.fsconfig(fs, "upperdir", stack.path("upper"))
-        libc.fsconfig(fs, "workdir", stack.path("work"))
+        if not lowers_only:
+            libc.fsconfig(fs, "upperdir", stack.path("upper"))
+            libc.fsconfig(fs, "workdir", stack.path("work"))
         libc.fsconfig(fs, "redirect_dir", "nofollow")  # the same options as the container's own mount
         if userns:
             libc.fsconfig(fs, "userxattr")
@@ -112,6 +114,23 @@ def mount_detached(stack: "layers.Layers", userns: bool, write: bool) -> int:
     finally:
         os.close(fs)
 # --8<-- [end:mount_detached]
+
+
+@contextlib.contextmanager
+def own_files(root: str, text: str) -> Iterator[int]:
+    """An fd of what container `text` has as its own files, read-only: its layers, without the
+    volumes and kernel filesystems mounted over them. Its lock is not needed: nothing it writes to is used."""
+    c = container.load(root, text)
+    request = containers.load_spec(root, c.id)
+    stack = layers.Layers(request.storage_driver, request.lowers, containers.directory(root, c.id))
+    if request.storage_driver == "vfs" or not request.lowers:
+        fd = os.open(stack.top() if request.lowers else request.rootfs, libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    else:
+        fd = mount_detached(stack, request.userns, write=False, lowers_only=True)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def open_inside(root_fd: int, path: str, flags: int) -> int:

@@ -1,8 +1,9 @@
 # chapter: final
-"""`cp`: files between a container and the host, either way, as Docker copies them.
+"""`cp` and `export`: files between a container and the host, as Docker copies them.
 
     cp [-a] [-L] CONTAINER:SRC_PATH DEST_PATH|-      out of the container (`-`: a tar archive on stdout)
     cp [-a] [-L] SRC_PATH|- CONTAINER:DEST_PATH      into it (`-`: a tar archive from stdin)
+    export [-o FILE] CONTAINER                       its whole filesystem as a tar (stdout by default)
 
 Docker's rules for what lands where:
 
@@ -22,12 +23,15 @@ copies them; a container should not be able to plant a setuid-root file or a
 raw-disk device in the caller's directory). `-` archives keep everything, with
 owners as the container sees them.
 
+`export` writes what the container has as its own files: its layers, read
+through a read-only overlay of them, without its volumes and without /proc,
+/sys or /dev (as Docker's); owners as the container sees them.
+
 Where the files are and how they are reached safely is container_fs.py's
-lesson; both directions here are a stream of tar members (tarformat.Member)
-and a source of each file's bytes: written out by tarwrite's LayerWriter, or
-created by tar.py's Unpacker, which never follows a symlink below its target
-directory. A name starting with `.wh.` is refused either way: image layers
-read it as a deletion (a `commit` would turn the file into one).
+lesson; how they move (a stream of tar members, written as a tar or created
+by the unpacker that refuses hostile layers) is copy_stream.py's. A name
+starting with `.wh.` is refused either way: image layers read it as a
+deletion (a `commit` would turn the file into one).
 """
 
 import argparse
@@ -35,16 +39,12 @@ import contextlib
 import os
 import stat
 import sys
-from typing import BinaryIO, Callable, Iterator, NamedTuple
+from typing import BinaryIO, Iterator, NamedTuple
 
-from . import container_fs, tar, tarformat, tarwrite
+from . import container_fs, tarformat, tarwrite
+from .copy_stream import (DIR_READ, FILE_READ, Stream, as_seen_inside, for_the_caller, kept_by_archive,
+                          owned_inside, reopen, unpack, walk_inside, write_archive)
 from .errors import DockyardError, UsageError
-from .tarformat import Member
-
-FILE_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-Opener = Callable[[], int]  # opens a regular file's data for reading
-Stream = Iterator[tuple[Member, Opener | None]]
 
 
 # --- the command line --------------------------------------------------------------
@@ -103,7 +103,8 @@ def copy_out(args: argparse.Namespace, name: str, path: str, dest: str) -> None:
         try:
             if dest == "-":
                 top = "." if source.content else source.base
-                write_archive(as_seen_inside(members_inside(source, top), shift), sys.stdout.buffer)
+                with output(None) as out:
+                    write_archive(as_seen_inside(members_inside(source, top), shift), out)
                 return
             target, top = host_target(dest, source)
             members = members_inside(source, top)
@@ -162,32 +163,6 @@ def xattrs_of(source: Source) -> dict[str, bytes]:
         os.close(fd)
 
 
-def reopen(path_fd: int) -> int:
-    """A readable fd of the file that the O_PATH fd `path_fd` holds (through its magic link: no lookup)."""
-    return os.open(f"/proc/self/fd/{path_fd}", FILE_READ & ~os.O_NOFOLLOW)
-
-
-# --8<-- [start:walk_inside]
-def walk_inside(dir_fd: int, prefix: str, seen: dict) -> Stream:
-    """Members for everything below the open directory `dir_fd`, each opened from its parent's fd."""
-    with os.scandir(dir_fd) as it:
-        names = sorted((entry.name for entry in it), key=os.fsencode)
-    for name in names:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        # /proc/self/fd/N is the directory we hold, whatever the container renames: only `name` is looked up.
-        member = tarwrite.member_of(f"/proc/self/fd/{dir_fd}/{name}", prefix + name, st, None, seen)
-        if member is None:
-            continue
-        yield member, lambda name=name: os.open(name, FILE_READ, dir_fd=dir_fd)
-        if member.type == tarformat.DIRECTORY:
-            fd = os.open(name, DIR_READ, dir_fd=dir_fd)  # swapped for a symlink meanwhile: ELOOP, never a door
-            try:
-                yield from walk_inside(fd, member.name, seen)
-            finally:
-                os.close(fd)
-# --8<-- [end:walk_inside]
-
-
 def host_target(dest: str, source: Source) -> tuple[str, str]:
     """The host directory to create in, and the name to give the copy there ("": its content)."""
     if os.path.isdir(dest):
@@ -210,132 +185,7 @@ def container_shift(root: str, name: str):
     return layers.userns_shift(containers.load_spec(root, containers.find(root, name)).userns)
 
 
-def checked(stream: Stream) -> Stream:
-    """Refuse `.wh.` names: image layers take them for deletions."""
-    for member, opener in stream:
-        if os.path.basename(member.name.rstrip("/")).startswith(tar.WHITEOUT):
-            raise DockyardError(f"cannot copy {member.name!r}: names starting with .wh. mean a deletion in "
-                                "image layers", hint="rename it before you copy it")
-        yield member, opener
-
-
-def as_seen_inside(stream: Stream, shift) -> Stream:
-    """Owners as the container sees them (its root is 0 even with --userns)."""
-    from . import vfs
-    for member, opener in stream:
-        member.uid, member.gid = vfs.unshift_id(member.uid, shift), vfs.unshift_id(member.gid, shift)
-        yield member, opener
-
-
-def kept_by_archive(stream: Stream, shift) -> Stream:
-    """-a out of the container: the owners it sees, and everything else, as they are."""
-    return checked(as_seen_inside(stream, shift))
-
-
-def for_the_caller(stream: Stream) -> Stream:
-    """Out of the container without -a: the caller's files, and nothing a container may use to climb out."""
-    uid, gid = os.geteuid(), os.getegid()
-    for member, opener in checked(stream):
-        if member.type in (tarformat.CHAR, tarformat.BLOCKDEV):
-            continue
-        member.uid, member.gid, member.mode = uid, gid, member.mode & ~0o6000
-        member.xattrs = {k: v for k, v in member.xattrs.items() if k.startswith("user.")}
-        yield member, opener
-
-
-def owned_inside(stream: Stream, shift, archive: bool) -> Stream:
-    """Into the container: its root's files (or, with -a, the source's owners), as ids on disk."""
-    from . import vfs
-    for member, opener in checked(stream):
-        uid, gid = (member.uid, member.gid) if archive else (0, 0)
-        member.uid, member.gid = vfs.shift_id(uid, shift), vfs.shift_id(gid, shift)
-        yield member, opener
-
-
 # --- writing and creating members ------------------------------------------------
-
-class Feed:
-    """A member's bytes, read from an open file: exactly `n`, or an error if it shrank meanwhile."""
-
-    def __init__(self, fd: int, name: str) -> None:
-        self.fd, self.name = fd, name
-
-    def chunks(self, n: int) -> Iterator[bytes]:
-        if n and not stat.S_ISREG(os.fstat(self.fd).st_mode):
-            raise DockyardError(f"{self.name} changed while it was copied", hint="copy it again")
-        while n > 0:
-            chunk = os.read(self.fd, min(n, tarformat.CHUNK))
-            if not chunk:
-                raise DockyardError(f"{self.name} shrank while it was copied", hint="copy it again")
-            n -= len(chunk)
-            yield chunk
-
-    def copy(self, n: int, out_fd: int) -> None:
-        """What the Unpacker calls for a file's data."""
-        for chunk in self.chunks(n):
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(out_fd, view):]
-
-
-@contextlib.contextmanager
-def feed_of(member: Member, opener: Opener | None) -> Iterator[Feed]:
-    """The member's data: opened only for a regular file that has some."""
-    if member.type != tarformat.REGULAR or not member.size or opener is None:
-        yield Feed(-1, member.name)
-        return
-    fd = opener()
-    try:
-        yield Feed(fd, member.name)
-    finally:
-        os.close(fd)
-
-
-def write_archive(stream: Stream, out: BinaryIO) -> None:
-    """The members as an uncompressed tar archive on `out`."""
-    writer = tarwrite.LayerWriter(out, gzip=False)
-    for member, opener in stream:
-        writer.write(tarformat.header(member))
-        with feed_of(member, opener) as feed:
-            for chunk in feed.chunks(member.size if member.type == tarformat.REGULAR else 0):
-                writer.write(chunk)
-        if member.type == tarformat.REGULAR:
-            writer.write(bytes(tarformat.padding(member.size)))
-    writer.close()
-    out.flush()
-
-
-def unpack(stream: Stream, target: int | str, archive: "tarformat.TarStream | None" = None) -> None:
-    """Create the members below the directory `target` (an fd or a host path), following no symlink there;
-    their data comes from each member's opener, or from the tar `archive` they were read from."""
-    fd = os.open(target, DIR_READ & ~os.O_NOFOLLOW) if isinstance(target, str) else target
-    try:
-        with working_directory(fd), tar.Unpacker(".", whiteouts="oci") as unpacker:
-            for member, opener in stream:
-                if archive is not None:
-                    unpacker.add(member, archive)
-                    continue
-                with feed_of(member, opener) as feed:
-                    unpacker.add(member, feed)
-    except tar.UnsafeLayer as err:
-        raise DockyardError(err.problem.replace("layer", "copy"),
-                            hint="a symlink in the destination stands where the copy goes: remove it") from err
-    finally:
-        if isinstance(target, str):
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def working_directory(fd: int) -> Iterator[None]:
-    """Make the directory `fd` the cwd for a while: the Unpacker then opens "." (no lookup at all)."""
-    back = os.open(".", container_fs.libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    os.fchdir(fd)
-    try:
-        yield
-    finally:
-        os.fchdir(back)
-        os.close(back)
-
 
 # --- into a container --------------------------------------------------------------
 
@@ -435,6 +285,54 @@ def exists_inside(root_fd: int, path: str) -> bool:
         return False
 
 
+# --- export: the whole filesystem as a tar ---------------------------------------
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """The container's own files (its layers: no volume, no /proc) as one tar, with owners as it sees them."""
+    if not args.output and sys.stdout.isatty():
+        raise UsageError("refusing to write an archive to a terminal", hint="use -o FILE or redirect stdout")
+    with container_fs.own_files(args.root, args.container) as root_fd:
+        shift = container_shift(args.root, args.container)
+        fd = os.open(".", DIR_READ, dir_fd=root_fd)
+        try:
+            with output(args.output) as out:
+                write_archive(as_seen_inside(walk_inside(fd, "", {}), shift), out)
+        finally:
+            os.close(fd)
+    return 0
+
+
+@contextlib.contextmanager
+def output(path: str | None) -> Iterator[BinaryIO]:
+    """stdout, or the file `path`, which appears only once it is whole (a device or pipe is written as it is)."""
+    if not path:
+        try:
+            yield sys.stdout.buffer
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+            raise DockyardError("the archive's reader closed stdout before its end",
+                                hint="pipe it into a program that reads it whole (tar x, tar t)") from None
+        return
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, "wb") as out:
+            yield out
+        return
+    temp = path + ".partial"
+    try:
+        with open(temp, "wb") as out:
+            yield out
+        os.rename(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("container", metavar="CONTAINER")
+
+
 COMMANDS = {
     "cp": ("Copy files/folders between a container and the local filesystem", add_cp_arguments, cmd_cp),
+    "export": ("Export a container's filesystem as a tar archive", add_export_arguments, cmd_export),
 }

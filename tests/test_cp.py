@@ -1,4 +1,5 @@
-"""final: `cp` copies files between a container and the host, and a hostile container cannot turn it on the host.
+"""final: `cp` copies files between a container and the host, and a hostile container cannot turn it on the host;
+`export` writes a container's own filesystem as a tar.
 
 The container plants the classic traps: `/escape -> /`, `/up -> ../../../../etc`,
 and its own /etc/shadow. A copy through them must land in, or read from, the
@@ -22,7 +23,7 @@ pytestmark = needs_root
 SETUP = ("test -e /ready || { echo hi > /tmp/f; ln -s / /escape; ln -s ../../../../etc /up; "
          "mkdir -p /d/sub /linkdir-target; ln -s /linkdir-target /linkdir; echo y > /d/sub/y; echo top > /d/top; "
          "echo shadow-inside > /etc/shadow; echo owned > /owned; chown 4321:4322 /owned; "
-         "cp /bin/busybox /suid; chmod 4755 /suid; touch /ready; }; test -f /probe.sh && sh /probe.sh; true")
+         "cp /bin/busybox /suid; chmod 4755 /suid; rm /bin/arch; touch /ready; }; test -f /probe.sh && sh /probe.sh; true")
 
 
 @pytest.fixture(params=["overlay", "vfs"])
@@ -224,3 +225,38 @@ def test_a_copy_killed_midway_leaves_no_mount_and_the_container_starts(dockyard,
     copying.stdout.close()
     assert mounts() == before
     assert dockyard("start", "-a", "big").stdout == "started\n"
+
+
+# --- export ------------------------------------------------------------------------------
+
+def exported(dockyard, box: str) -> tarfile.TarFile:
+    result = subprocess.run(dockyard.command("export", box), capture_output=True, timeout=60,
+                            cwd=os.path.dirname(dockyard.impl.path), env=dockyard.impl.env())
+    assert result.returncode == 0, result.stderr.decode()
+    return tarfile.open(fileobj=io.BytesIO(result.stdout))
+
+
+def test_export_writes_the_stopped_containers_filesystem_with_its_changes_and_deletions(dockyard, stopped):
+    archive = exported(dockyard, stopped)
+    names = set(archive.getnames())
+    assert {"bin/busybox", "d/sub/y", "etc/shadow", "escape"} <= names
+    assert "bin/arch" not in names  # the container deleted it: overlay's whiteout, or the vfs copy's absence
+    assert archive.getmember("escape").issym() and archive.getmember("escape").linkname == "/"
+    assert archive.extractfile("etc/shadow").read() == b"shadow-inside\n"
+    assert archive.getmember("owned").uid == 4321
+
+
+def test_export_of_a_running_container_leaves_out_its_volumes_and_proc(dockyard, running):
+    archive = exported(dockyard, running)
+    names = set(archive.getnames())
+    assert {"d/sub/y", "ready", "vol"} <= names
+    assert "vol/in-volume" not in names and not any(name.startswith("proc/") for name in names)
+
+
+def test_export_o_writes_a_file_only_when_it_is_whole(dockyard, stopped, tmp_path):
+    result = dockyard("export", "-o", str(tmp_path / "box.tar"), stopped)
+    assert result.returncode == 0, result.stderr
+    assert "d/top" in tarfile.open(tmp_path / "box.tar").getnames()
+    missing = dockyard("export", "-o", str(tmp_path / "none.tar"), "nothere")
+    assert missing.returncode == 125 and "no such container" in missing.stderr and "hint:" in missing.stderr
+    assert not os.path.exists(tmp_path / "none.tar") and not os.path.exists(tmp_path / "none.tar.partial")

@@ -1,0 +1,191 @@
+# chapter: final
+"""A copy as a stream of tar members: how `cp` and `export` move files without trusting them.
+
+Both directions of `cp`, and `export`, are the same pipeline: a source of
+(member, opener) pairs, a few filters that decide owners and what is kept,
+and a sink. A member is a tarformat.Member; its opener opens the regular
+file's data when, and only if, the sink wants it. The sources:
+
+- walk_inside: a container's tree, one directory fd at a time. Each entry is
+  looked at through its parent's fd (`/proc/self/fd/N/NAME`: the kernel
+  holds N's directory, so only NAME is looked up, never followed), and a
+  directory is entered with O_NOFOLLOW: a directory that the container swaps
+  for a symlink mid-walk makes the open fail (ELOOP), it never leads out.
+- a tar read from stdin (tarformat.members), and the caller's own host files
+  (tarwrite.walk).
+
+The sinks: write_archive (tarwrite's LayerWriter, uncompressed) and unpack
+(tar.py's Unpacker, which creates everything below one directory fd and
+never follows a symlink there: the same code that unpacks hostile layers).
+
+New here:  a tar member stream as the one currency of cp and export
+"""
+
+import contextlib
+import os
+import stat
+from typing import BinaryIO, Callable, Iterator
+
+from . import libc, tar, tarformat, tarwrite, vfs
+from .errors import DockyardError
+from .tarformat import Member
+
+FILE_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+Opener = Callable[[], int]  # opens a regular file's data for reading
+Stream = Iterator[tuple[Member, Opener | None]]
+
+
+# --- a container's tree ----------------------------------------------------------------
+
+def reopen(path_fd: int) -> int:
+    """A readable fd of the file that the O_PATH fd `path_fd` holds (through its magic link: no lookup)."""
+    return os.open(f"/proc/self/fd/{path_fd}", FILE_READ & ~os.O_NOFOLLOW)
+
+
+# --8<-- [start:walk_inside]
+def walk_inside(dir_fd: int, prefix: str, seen: dict) -> Stream:
+    """Members for everything below the open directory `dir_fd`, each opened from its parent's fd."""
+    with os.scandir(dir_fd) as it:
+        names = sorted((entry.name for entry in it), key=os.fsencode)
+    for name in names:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        # /proc/self/fd/N is the directory we hold, whatever the container renames: only `name` is looked up.
+        member = tarwrite.member_of(f"/proc/self/fd/{dir_fd}/{name}", prefix + name, st, None, seen)
+        if member is None:
+            continue
+        yield member, lambda name=name: os.open(name, FILE_READ, dir_fd=dir_fd)
+        if member.type == tarformat.DIRECTORY:
+            fd = os.open(name, DIR_READ, dir_fd=dir_fd)  # swapped for a symlink meanwhile: ELOOP, never a door
+            try:
+                yield from walk_inside(fd, member.name, seen)
+            finally:
+                os.close(fd)
+# --8<-- [end:walk_inside]
+
+
+# --- owners and what a copy keeps --------------------------------------------------
+
+def checked(stream: Stream) -> Stream:
+    """Refuse `.wh.` names: image layers take them for deletions."""
+    for member, opener in stream:
+        if os.path.basename(member.name.rstrip("/")).startswith(tar.WHITEOUT):
+            raise DockyardError(f"cannot copy {member.name!r}: names starting with .wh. mean a deletion in "
+                                "image layers", hint="rename it before you copy it")
+        yield member, opener
+
+
+def as_seen_inside(stream: Stream, shift) -> Stream:
+    """Owners as the container sees them (its root is 0 even with --userns)."""
+    for member, opener in stream:
+        member.uid, member.gid = vfs.unshift_id(member.uid, shift), vfs.unshift_id(member.gid, shift)
+        yield member, opener
+
+
+def kept_by_archive(stream: Stream, shift) -> Stream:
+    """-a out of the container: the owners it sees, and everything else, as they are."""
+    return checked(as_seen_inside(stream, shift))
+
+
+def for_the_caller(stream: Stream) -> Stream:
+    """Out of the container without -a: the caller's files, and nothing a container may use to climb out."""
+    uid, gid = os.geteuid(), os.getegid()
+    for member, opener in checked(stream):
+        if member.type in (tarformat.CHAR, tarformat.BLOCKDEV):
+            continue
+        member.uid, member.gid, member.mode = uid, gid, member.mode & ~0o6000
+        member.xattrs = {k: v for k, v in member.xattrs.items() if k.startswith("user.")}
+        yield member, opener
+
+
+def owned_inside(stream: Stream, shift, archive: bool) -> Stream:
+    """Into the container: its root's files (or, with -a, the source's owners), as ids on disk."""
+    for member, opener in checked(stream):
+        uid, gid = (member.uid, member.gid) if archive else (0, 0)
+        member.uid, member.gid = vfs.shift_id(uid, shift), vfs.shift_id(gid, shift)
+        yield member, opener
+
+
+# --- writing and creating members ------------------------------------------------
+
+class Feed:
+    """A member's bytes, read from an open file: exactly `n`, or an error if it shrank meanwhile."""
+
+    def __init__(self, fd: int, name: str) -> None:
+        self.fd, self.name = fd, name
+
+    def chunks(self, n: int) -> Iterator[bytes]:
+        if n and not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            raise DockyardError(f"{self.name} changed while it was copied", hint="copy it again")
+        while n > 0:
+            chunk = os.read(self.fd, min(n, tarformat.CHUNK))
+            if not chunk:
+                raise DockyardError(f"{self.name} shrank while it was copied", hint="copy it again")
+            n -= len(chunk)
+            yield chunk
+
+    def copy(self, n: int, out_fd: int) -> None:
+        """What the Unpacker calls for a file's data."""
+        for chunk in self.chunks(n):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out_fd, view):]
+
+
+@contextlib.contextmanager
+def feed_of(member: Member, opener: Opener | None) -> Iterator[Feed]:
+    """The member's data: opened only for a regular file that has some."""
+    if member.type != tarformat.REGULAR or not member.size or opener is None:
+        yield Feed(-1, member.name)
+        return
+    fd = opener()
+    try:
+        yield Feed(fd, member.name)
+    finally:
+        os.close(fd)
+
+
+def write_archive(stream: Stream, out: BinaryIO) -> None:
+    """The members as an uncompressed tar archive on `out`."""
+    writer = tarwrite.LayerWriter(out, gzip=False)
+    for member, opener in stream:
+        writer.write(tarformat.header(member))
+        with feed_of(member, opener) as feed:
+            for chunk in feed.chunks(member.size if member.type == tarformat.REGULAR else 0):
+                writer.write(chunk)
+        if member.type == tarformat.REGULAR:
+            writer.write(bytes(tarformat.padding(member.size)))
+    writer.close()
+    out.flush()
+
+
+def unpack(stream: Stream, target: int | str, archive: "tarformat.TarStream | None" = None) -> None:
+    """Create the members below the directory `target` (an fd or a host path), following no symlink there;
+    their data comes from each member's opener, or from the tar `archive` they were read from."""
+    fd = os.open(target, DIR_READ & ~os.O_NOFOLLOW) if isinstance(target, str) else target
+    try:
+        with working_directory(fd), tar.Unpacker(".", whiteouts="oci") as unpacker:
+            for member, opener in stream:
+                if archive is not None:
+                    unpacker.add(member, archive)
+                    continue
+                with feed_of(member, opener) as feed:
+                    unpacker.add(member, feed)
+    except tar.UnsafeLayer as err:
+        raise DockyardError(err.problem.replace("layer", "copy"),
+                            hint="a symlink in the destination stands where the copy goes: remove it") from err
+    finally:
+        if isinstance(target, str):
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def working_directory(fd: int) -> Iterator[None]:
+    """Make the directory `fd` the cwd for a while: the Unpacker then opens "." (no lookup at all)."""
+    back = os.open(".", libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.fchdir(fd)
+    try:
+        yield
+    finally:
+        os.fchdir(back)
+        os.close(back)
