@@ -170,12 +170,11 @@ TABLES += ["image_commands"]  # ch 05
 TABLES += ["registry.commands"]  # ch 06
 TABLES += ["dockerfile.commands"]  # ch 07
 # >>> chapter final
-TABLES += ["copy_commands"]  # cp; first, so that the search for a hot command (exec, start) never imports it
+TABLES += ["copy_commands", "rename"]  # cp, rename: first, so that the search for a hot command (exec, start) never imports them
 TABLES += ["ps",  # final's ps: chapter 4's, with --filter and --format
            "network_commands",
            "running_commands",  # exec, top, events, pause: near the end, where the search for exec starts
            "lifecycle_commands"]  # start (detached), stop, kill, restart, wait, logs
-TABLES += ["rename"]
 COMMANDS["create"] = ("Create a new container, without starting it", add_run_arguments, cmd_run)
 
 # Docker's management commands say the same as the plain ones: `container rm X` is `rm X`,

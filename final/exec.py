@@ -30,7 +30,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from . import cgroups, libc, namespaces, process, runtime, security, terminal
+from . import cgroups, libc, namespaces, process, security, terminal
 from .errors import DockyardError
 
 PR_SET_CHILD_SUBREAPER = 36  # orphaned descendants come to us, not to init
@@ -67,7 +67,12 @@ def exec_in(request: Exec, pid1: int) -> int:
         process.raise_child_error(error_read)  # its command has started, or could not
         os.waitpid(pid, 0)  # it left the command to a grandchild: see detach()
         return 0
-    return runtime.wait_for(pid, error_read)
+    try:
+        process.raise_child_error(error_read)  # its command has started, or could not
+    finally:
+        os.close(error_read)
+        _, status = os.waitpid(pid, 0)
+    return process.exit_code_of(status)
 
 
 def spawn(request: Exec, pid1: int) -> tuple[int, int]:
@@ -78,7 +83,7 @@ def spawn(request: Exec, pid1: int) -> tuple[int, int]:
     request.terminal = terminal.Terminal() if request.tty and not request.detach else None
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     gc.freeze()  # what we hold now lives until we exit: spare the exit a collection of it all (runtime.launch)
-    with runtime.signals_held(), cgroups.opened_for_clone(request.container_id) as cgroup:
+    with process.signals_held(), cgroups.opened_for_clone(request.container_id) as cgroup:
         helper = libc.clone(0, cgroup)  # a fork; on v2 born in the container's cgroup
         if helper == 0:
             os.close(error_read)
@@ -88,7 +93,7 @@ def spawn(request: Exec, pid1: int) -> tuple[int, int]:
         os.close(pid_write)
         os.close(error_write)
         pid = process_pid(helper, pid_read)
-        runtime.forward_signals(pid)
+        process.forward_signals(pid)
     return pid, error_read
 # --8<-- [end:exec_in]
 
@@ -183,12 +188,12 @@ def join_cgroup(container_id: str) -> None:
 def become_process(request: Exec, error_fd: int, userns: bool) -> NoReturn:
     """The final step, as PID 1 takes it: cwd, user, stdio, then the command. Call inside."""
     try:
-        runtime.reset_signals()
+        process.reset_signals()
         if userns:
             namespaces.become_root()  # host root is no one inside until it takes uid 0 there
         if request.detach:
             detach()
-        runtime.enter_workdir(request.workdir)
+        process.enter_workdir(request.workdir)
         if not request.interactive and not request.tty:
             null = os.open("/dev/null", os.O_RDONLY)
             os.dup2(null, 0)

@@ -24,7 +24,6 @@ import argparse
 import os
 
 from . import container, events, files
-from .containers import reserve_name
 from .errors import UsageError
 
 
@@ -34,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
+    from .containers import reserve_name  # here: the CLI imports this table to look for any command
     c = container.load(args.root, args.container)
     old, new = c.config.get("name", ""), args.new_name.lstrip("/")  # Docker accepts /NAME too
     if new == old:

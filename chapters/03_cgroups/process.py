@@ -1,4 +1,4 @@
-"""The container's process: its environment, its command, its exit code.
+"""The container's process: its environment, its command, its signals, its exit code.
 
 The engine forks; the child prepares its world and then replaces itself with
 the user's command through execve(2). If that fails, the parent must learn
@@ -73,6 +73,16 @@ def find_executable(name: str, path: str) -> str:
                    hint="check the command's spelling, or that the rootfs contains it")
 
 
+def enter_workdir(workdir: str) -> None:
+    """chdir to -w DIR, creating it as Docker does when the image lacks it."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        os.chdir(workdir)
+    except OSError as err:
+        raise DockyardError(f"cannot use {workdir} as the working directory: {err.strerror}",
+                            hint="give -w a directory, or a path where one can be made") from err
+
+
 # --8<-- [start:exec_command]
 def exec_command(argv: list[str], env: dict[str, str]) -> NoReturn:
     """Replace this process with the container's command. Call in the child."""
@@ -117,3 +127,40 @@ def exit_code_of(status: int) -> int:
     """Docker's exit code for a wait status: the code, or 128+N after signal N."""
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+# --- signals -----------------------------------------------------------------
+# Ctrl-C or a `kill` aimed at the engine is meant for the container. We block
+# these signals across fork(), so none can arrive before someone handles it:
+# the parent installs forwarders, the child restores the defaults.
+
+def _forwarded() -> list[signal.Signals]:
+    return [getattr(signal, name) for name in config.FORWARDED_SIGNALS]
+
+
+class signals_held:
+    """Block the forwarded signals inside a `with`; pending ones arrive at exit."""
+
+    def __enter__(self) -> None:
+        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, _forwarded())
+
+    def __exit__(self, *exc: object) -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+
+
+def forward_signals(pid: int) -> None:
+    """Pass every forwarded signal that the engine receives on to `pid`."""
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass  # it has just exited; wait_for will see that
+    for sig in _forwarded():
+        signal.signal(sig, forward)
+
+
+def reset_signals() -> None:
+    """Give the child default signal handling and an empty mask again."""
+    for sig in _forwarded():
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])

@@ -20,7 +20,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Callable, NoReturn
 
-from . import config, process
+from . import process
 from .errors import DockyardError
 from .spec import RuntimeSpec
 from . import init, libc, mounts, namespaces
@@ -76,9 +76,9 @@ def set_up(spec: RuntimeSpec, child: Child, started: Callable[[int], None]) -> N
     """Make the container's process and everything it needs from outside, then let it go on."""
     cgroups.create(spec.id, spec.resources)  # before the child exists, so it never runs unlimited
     child.lowers = layers.idmap_channel() if spec.root.idmapped else None
-    with signals_held():
+    with process.signals_held():
         child.pid = launch(spec, child)
-        forward_signals(child.pid)
+        process.forward_signals(child.pid)
     child.close(child.error[1])
     prepare_child(spec, child, started)
 # --8<-- [end:run]
@@ -152,12 +152,12 @@ def wait_for_go(go_fd: int) -> None:
 def container_main(spec: RuntimeSpec, child: Child) -> NoReturn:
     """Become the container: enter its world and exec its command. Call in the child."""
     try:
-        reset_signals()
+        process.reset_signals()
         stdin = None if spec.process.stdin else os.open("/dev/null", os.O_RDONLY)
         wait_for_go(child.go[0])
         cgroups.enter_namespace()
         enter_namespaces(spec, child)
-        enter_workdir(spec.process.cwd)
+        process.enter_workdir(spec.process.cwd)
         if stdin is not None:
             os.dup2(stdin, 0)
             os.close(stdin)
@@ -189,16 +189,6 @@ def enter_namespaces(spec: RuntimeSpec, child: Child) -> None:
 # --8<-- [end:enter_namespaces]
 
 
-def enter_workdir(workdir: str) -> None:
-    """chdir to -w DIR, creating it as Docker does when the image lacks it."""
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        os.chdir(workdir)
-    except OSError as err:
-        raise DockyardError(f"cannot use {workdir} as the working directory: {err.strerror}",
-                            hint="give -w a directory, or a path where one can be made") from err
-
-
 def wait_for(pid: int, error_fd: int, hooks: Hooks = Hooks()) -> int:
     """Wait until the child has exec'd (or failed to) and then exited; closes `error_fd`."""
     try:
@@ -214,40 +204,3 @@ def wait_for(pid: int, error_fd: int, hooks: Hooks = Hooks()) -> int:
 def clean_up(spec: RuntimeSpec) -> None:
     """Remove what the container needed only while it ran."""
     cgroups.remove(spec.id)
-
-
-# --- signals -----------------------------------------------------------------
-# Ctrl-C or a `kill` aimed at the engine is meant for the container. We block
-# these signals across fork(), so none can arrive before someone handles it:
-# the parent installs forwarders, the child restores the defaults.
-
-def _forwarded() -> list[signal.Signals]:
-    return [getattr(signal, name) for name in config.FORWARDED_SIGNALS]
-
-
-class signals_held:
-    """Block the forwarded signals inside a `with`; pending ones arrive at exit."""
-
-    def __enter__(self) -> None:
-        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, _forwarded())
-
-    def __exit__(self, *exc: object) -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
-
-
-def forward_signals(pid: int) -> None:
-    """Pass every forwarded signal that the engine receives on to `pid`."""
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass  # it has just exited; wait_for will see that
-    for sig in _forwarded():
-        signal.signal(sig, forward)
-
-
-def reset_signals() -> None:
-    """Give the child default signal handling and an empty mask again."""
-    for sig in _forwarded():
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
