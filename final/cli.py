@@ -170,7 +170,7 @@ TABLES += ["image_commands"]  # ch 05
 TABLES += ["registry.commands"]  # ch 06
 TABLES += ["dockerfile.commands"]  # ch 07
 # >>> chapter final
-TABLES += ["copy_commands", "rename"]  # cp, rename: first, so that the search for a hot command (exec, start) never imports them
+TABLES += ["copy_commands", "rename"]  # first: the search for a hot command (exec, start) never imports them
 TABLES += ["ps",  # final's ps: chapter 4's, with --filter and --format
            "network_commands",
            "running_commands",  # exec, top, events, pause: near the end, where the search for exec starts
