@@ -37,7 +37,7 @@ import contextlib
 import os
 from typing import Iterator
 
-from . import container, containers, layers, libc
+from . import config, container, containers, layers, libc
 from .errors import DockyardError
 
 RESOLVE = libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS
@@ -97,8 +97,10 @@ def mount_detached(stack: "layers.Layers", userns: bool, write: bool, lowers_onl
         raise DockyardError("a stopped container's layers can be mounted only by root",
                             hint="start the container: cp then reads its files through its own process")
     fs = libc.fsopen("overlay")
+    shown = idmapped(stack.lowers) if userns and write else []
     try:
-        for lower in [stack.path("upper")] * lowers_only + stack.stack():  # one at a time: a value has 256 bytes at most
+        lowers = [stack.path("init"), *(f"/proc/self/fd/{fd}" for fd in shown)] if shown else stack.stack()
+        for lower in [stack.path("upper")] * lowers_only + lowers:  # one at a time: a value has 256 bytes at most
             libc.fsconfig(fs, "lowerdir+", lower)
         if not lowers_only:
             libc.fsconfig(fs, "upperdir", stack.path("upper"))
@@ -112,8 +114,49 @@ def mount_detached(stack: "layers.Layers", userns: bool, write: bool, lowers_onl
         raise DockyardError(f"cannot mount the container's layers: {err.strerror or err}",
                             hint="a kernel older than 6.8 lacks lowerdir+: start the container, then cp") from err
     finally:
-        os.close(fs)
+        for fd in (fs, *shown):
+            os.close(fd)
 # --8<-- [end:mount_detached]
+
+
+def idmapped(lowers: list[str]) -> list[int]:
+    """Detached copies of `lowers` seen through the --userns map, as the container's own mount sees them:
+    a directory that overlay copies up must belong to the container's root, not to the host's."""
+    ready, done = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a throwaway child, only to own a user namespace with the container's map
+        try:
+            libc.unshare(libc.CLONE_NEWUSER)
+            os.write(ready[1], b"x")
+            os.read(done[0], 1)
+        finally:
+            os._exit(0)
+    fds: list[int] = []
+    try:
+        os.close(ready[1])
+        os.read(ready[0], 1)
+        start, count = config.USERNS_RANGE
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(f"0 {start} {count}")
+        userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for lower in lowers:
+                fds.append(libc.open_tree(lower, libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC))
+                libc.mount_setattr(fds[-1], libc.MOUNT_ATTR_IDMAP, libc.MS_PRIVATE, userns)
+        finally:
+            os.close(userns)
+        return fds
+    except OSError as err:
+        for fd in fds:
+            os.close(fd)
+        raise DockyardError(f"cannot show the container's layers through its user namespace: {err.strerror or err}",
+                            hint="start the container: cp then writes through its own mount") from err
+    finally:
+        os.write(done[1], b"x")
+        for fd in (ready[0], done[0], done[1]):
+            os.close(fd)
+        os.waitpid(pid, 0)
 
 
 @contextlib.contextmanager
@@ -131,6 +174,24 @@ def own_files(root: str, text: str) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def creating_as(uid: int, gid: int) -> Iterator[None]:
+    """Create files as host `uid`:`gid` for a while: a container's root with --userns. A filesystem mounted
+    in its user namespace (a running container's overlay) refuses to create a file for an owner it cannot
+    map, such as the host's root (EOVERFLOW)."""
+    if (uid, gid) == (os.geteuid(), os.getegid()):
+        yield
+        return
+    effective, permitted, inheritable = libc.capget()
+    libc.setfsids(uid, gid)
+    libc.capset(permitted, permitted, inheritable)  # a fsuid other than 0 dropped CAP_CHOWN & co.: take them back
+    try:
+        yield
+    finally:
+        libc.setfsids(os.geteuid(), os.getegid())
+        libc.capset(effective, permitted, inheritable)
 
 
 def open_inside(root_fd: int, path: str, flags: int) -> int:

@@ -195,13 +195,15 @@ def copy_in(args: argparse.Namespace, source: str, name: str, dest: str) -> None
     with container_fs.opened(args.root, name, write=True) as root_fd:
         shift = container_shift(args.root, name)
         target, top = inside_target(root_fd, dest, host, name)
+        root_on_disk = (shift[0], shift[0]) if shift else (os.geteuid(), os.getegid())
         try:
-            if host is None:
-                with tarformat.TarStream(sys.stdin.buffer) as stream:
-                    members = ((m, None) for m in tarformat.members(stream))
-                    unpack(owned_inside(members, shift, args.archive), target, stream)
-            else:
-                unpack(owned_inside(members_on_host(host, top), shift, args.archive), target)
+            with container_fs.creating_as(*root_on_disk):
+                if host is None:
+                    with tarformat.TarStream(sys.stdin.buffer) as stream:
+                        members = ((m, None) for m in tarformat.members(stream))
+                        unpack(owned_inside(members, shift, args.archive), target, stream)
+                else:
+                    unpack(owned_inside(members_on_host(host, top), shift, args.archive), target)
         except OSError as err:
             raise DockyardError(f"cannot copy into container {name}: {err.strerror or err}",
                                 hint="is its filesystem read-only (--read-only), or full?") from err

@@ -339,6 +339,25 @@ def bpf(command: int, attr: ctypes.Structure) -> int:
                                 ctypes.c_uint(ctypes.sizeof(attr))), "bpf")
 
 
+# --- the filesystem user: whom new files belong to (final: cp) ----------------------
+# Changing it from 0 drops CAP_CHOWN, CAP_DAC_OVERRIDE and the other file capabilities
+# from the effective set (capabilities(7)); changing it back to 0 restores them.
+
+# int setfsuid(uid_t fsuid);   int setfsgid(gid_t fsgid);            man 2 setfsuid
+_libc.setfsuid.argtypes = [ctypes.c_uint]
+_libc.setfsuid.restype = ctypes.c_int
+_libc.setfsgid.argtypes = [ctypes.c_uint]
+_libc.setfsgid.restype = ctypes.c_int
+
+
+def setfsids(uid: int, gid: int) -> None:
+    """Create files, and pass permission checks, as `uid`:`gid` (this thread only; see setfsuid(2))."""
+    _libc.setfsgid(gid)  # returns the old id, never an error: the next call shows whether it took
+    _libc.setfsuid(uid)
+    if (_libc.setfsuid(0xFFFFFFFF), _libc.setfsgid(0xFFFFFFFF)) != (uid, gid):  # -1: change nothing, say the current
+        raise PermissionError(f"setfsuid: not allowed to act as {uid}:{gid}")
+
+
 # --- detached mounts: a filesystem held by an fd alone (final: cp) ------------------
 # fsopen/fsconfig/fsmount build a mount that is attached nowhere: no mount table
 # lists it, and it goes away when its last fd closes, even if the process is killed.

@@ -16,7 +16,7 @@ import tarfile
 
 import pytest
 
-from conftest import mounts, needs_root
+from conftest import mounts, needs_root, require_idmapped_mounts
 
 pytestmark = needs_root
 
@@ -177,6 +177,23 @@ def test_a_tar_archive_that_writes_through_a_container_symlink_is_refused(dockya
     assert not os.path.exists(f"/tmp/{planted}")
 
 
+@pytest.mark.parametrize("driver", ["overlay", "vfs"])
+def test_with_userns_copies_belong_to_the_containers_root_and_what_they_pass_stays_its_own(
+        dockyard, rootfs, tmp_path, driver):
+    if driver == "overlay":
+        require_idmapped_mounts(os.path.dirname(dockyard.root))
+    result = dockyard("--storage-driver", driver, "run", "--network", "none", "--userns", "--name", "mapped",
+                      "--rootfs", rootfs, "sh", "-c", "test -e /made || { echo m > /made; chown 7:7 /made; }; "
+                      "test -f /probe.sh && sh /probe.sh; true")
+    assert result.returncode == 0, result.stderr
+    cp_ok(dockyard, "-a", "mapped:/made", str(tmp_path / "made"))
+    assert (os.stat(tmp_path / "made").st_uid, os.stat(tmp_path / "made").st_gid) == (7, 7)  # as seen inside
+    (tmp_path / "f").write_text("x\n")
+    cp_ok(dockyard, str(tmp_path / "f"), "mapped:/usr/bin/newfile")  # /usr/bin comes from the image's layer
+    out = probe(dockyard, "mapped", "stat -c '%u:%g %n' /usr/bin /usr/bin/newfile\n", tmp_path)
+    assert out == "0:0 /usr/bin\n0:0 /usr/bin/newfile\n"
+
+
 # --- running containers ---------------------------------------------------------------
 
 def test_a_running_container_is_copied_from_and_to_through_its_own_root(dockyard, running, tmp_path):
@@ -189,6 +206,21 @@ def test_a_running_container_is_copied_from_and_to_through_its_own_root(dockyard
     cp_ok(dockyard, str(tmp_path / planted), f"{running}:/escape/tmp/")
     assert not os.path.exists(f"/tmp/{planted}")
     assert dockyard("exec", running, "cat", f"/tmp/{planted}").stdout == "in\n"
+
+
+def test_a_running_userns_container_gets_files_of_its_own_root(dockyard, rootfs, tmp_path):
+    require_idmapped_mounts(os.path.dirname(dockyard.root))
+    engine = dockyard.popen("run", "--network", "none", "--userns", "--name", "mapped", "--rootfs", rootfs,
+                            "sh", "-c", "echo ready; exec sleep 1000", stdin=subprocess.DEVNULL)
+    try:
+        assert engine.stdout.readline() == "ready\n", engine.stderr.read()
+        (tmp_path / "f").write_text("x\n")
+        cp_ok(dockyard, str(tmp_path / "f"), "mapped:/usr/bin/newfile")  # its overlay lives in its user namespace
+        out = dockyard("exec", "mapped", "stat", "-c", "%u:%g %n", "/usr/bin", "/usr/bin/newfile").stdout
+        assert out == "0:0 /usr/bin\n0:0 /usr/bin/newfile\n"
+    finally:
+        dockyard("rm", "-f", "mapped")
+        engine.communicate(timeout=60)
 
 
 # --- errors, and nothing left behind --------------------------------------------------
