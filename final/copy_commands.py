@@ -177,15 +177,11 @@ def host_target(dest: str, source: Source) -> tuple[str, str]:
     return parent, os.path.basename(os.path.abspath(dest))
 
 
-# --- owners and what a copy keeps --------------------------------------------------
-
 def container_shift(root: str, name: str):
     """How far the container's owners on disk are from those it sees (root with --userns)."""
     from . import containers, layers
     return layers.userns_shift(containers.load_spec(root, containers.find(root, name)).userns)
 
-
-# --- writing and creating members ------------------------------------------------
 
 # --- into a container --------------------------------------------------------------
 
@@ -236,7 +232,7 @@ def host_source(path: str, follow: bool) -> HostSource:
     except NotADirectoryError as err:
         raise DockyardError(f"not a directory: {path}", hint="drop the trailing /") from err
     real = os.path.realpath(path) if follow else path
-    return HostSource(real, st, path.endswith("/.") or path.rstrip("/") == "")
+    return HostSource(real, st, path == "." or path.endswith("/.") or path.rstrip("/") == "")
 
 
 def members_on_host(source: HostSource, top: str) -> Stream:

@@ -16,7 +16,9 @@ file's data when, and only if, the sink wants it. The sources:
 
 The sinks: write_archive (tarwrite's LayerWriter, uncompressed) and unpack
 (tar.py's Unpacker, which creates everything below one directory fd and
-never follows a symlink there: the same code that unpacks hostile layers).
+never follows a symlink there: the same code that unpacks hostile layers;
+for a copy it may replace a file, but never a directory with a file or a
+file with a directory, as in Docker).
 
 New here:  a tar member stream as the one currency of cp and export
 """
@@ -164,7 +166,7 @@ def unpack(stream: Stream, target: int | str, archive: "tarformat.TarStream | No
     their data comes from each member's opener, or from the tar `archive` they were read from."""
     fd = os.open(target, DIR_READ & ~os.O_NOFOLLOW) if isinstance(target, str) else target
     try:
-        with working_directory(fd), tar.Unpacker(".", whiteouts="oci") as unpacker:
+        with working_directory(fd), NoClobber(".", whiteouts="oci") as unpacker:
             for member, opener in stream:
                 if archive is not None:
                     unpacker.add(member, archive)
@@ -177,6 +179,22 @@ def unpack(stream: Stream, target: int | str, archive: "tarformat.TarStream | No
     finally:
         if isinstance(target, str):
             os.close(fd)
+
+
+class NoClobber(tar.Unpacker):
+    """The layer unpacker, but a copy replaces files only: a directory never gives way to a file, nor a
+    file (or symlink) to a directory, as in Docker (a layer may do both; a copy onto a tree must not)."""
+
+    def make_room(self, parent: int, parts: list[str], keep_dir: bool = False) -> bool:
+        try:
+            is_dir = stat.S_ISDIR(os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode)
+        except FileNotFoundError:
+            return False
+        if is_dir != keep_dir:
+            there, coming = ("directory", "non-directory") if is_dir else ("non-directory", "directory")
+            raise DockyardError(f"cannot overwrite {there} {'/'.join(parts)!r} with a {coming}",
+                                hint="remove or rename it at the destination first")
+        return super().make_room(parent, parts, keep_dir)
 
 
 @contextlib.contextmanager

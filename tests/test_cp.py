@@ -244,6 +244,17 @@ def test_a_bad_copy_is_refused_with_a_hint_and_writes_nothing(dockyard, stopped,
     assert os.listdir(tmp_path / "out") == [] and (tmp_path / "FILE").read_text() == "keep\n"
 
 
+def test_a_copy_never_replaces_a_directory_with_a_file_nor_a_file_with_a_directory(dockyard, stopped, tmp_path):
+    (tmp_path / "f" / "mine").mkdir(parents=True)  # out: host f is a directory, the container's /tmp/f a file
+    result = cp(dockyard, f"{stopped}:/tmp/f", str(tmp_path))
+    assert result.returncode == 125 and b"cannot overwrite directory" in result.stderr
+    assert (tmp_path / "f" / "mine").is_dir()
+    (tmp_path / "d").write_text("a file\n")  # in: /d is a directory in the container
+    result = cp(dockyard, str(tmp_path / "d"), f"{stopped}:/")
+    assert result.returncode == 125 and b"cannot overwrite directory" in result.stderr
+    assert probe(dockyard, stopped, "cat /d/top\n", tmp_path) == "top\n"
+
+
 def test_a_copy_killed_midway_leaves_no_mount_and_the_container_starts(dockyard, rootfs, tmp_path):
     result = dockyard("run", "--network", "none", "--name", "big", "--rootfs", rootfs, "sh", "-c",
                       "test -e /big || dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; echo started")
