@@ -108,7 +108,7 @@ def copy_out(args: argparse.Namespace, name: str, path: str, dest: str) -> None:
                 return
             target, top = host_target(dest, source)
             members = members_inside(source, top)
-            unpack(kept_by_archive(members, shift) if args.archive else for_the_caller(members), target)
+            unpack(kept_by_archive(members, shift) if args.archive else for_the_caller(members), target, staged=top)
         finally:
             os.close(source.fd)
 
@@ -199,7 +199,7 @@ def copy_in(args: argparse.Namespace, source: str, name: str, dest: str) -> None
                         members = ((m, None) for m in tarformat.members(stream))
                         unpack(owned_inside(members, shift, args.archive), target, stream)
                 else:
-                    unpack(owned_inside(members_on_host(host, top), shift, args.archive), target)
+                    unpack(owned_inside(members_on_host(host, top), shift, args.archive), target, staged=top)
         except OSError as err:
             raise DockyardError(f"cannot copy into container {name}: {err.strerror or err}",
                                 hint="is its filesystem read-only (--read-only), or full?") from err

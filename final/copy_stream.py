@@ -25,6 +25,7 @@ New here:  a tar member stream as the one currency of cp and export
 
 import contextlib
 import os
+import secrets
 import stat
 from typing import BinaryIO, Callable, Iterator
 
@@ -161,24 +162,55 @@ def write_archive(stream: Stream, out: BinaryIO) -> None:
     out.flush()
 
 
-def unpack(stream: Stream, target: int | str, archive: "tarformat.TarStream | None" = None) -> None:
+def unpack(stream: Stream, target: int | str, archive: "tarformat.TarStream | None" = None, staged: str = "") -> None:
     """Create the members below the directory `target` (an fd or a host path), following no symlink there;
-    their data comes from each member's opener, or from the tar `archive` they were read from."""
+    their data comes from each member's opener, or from the tar `archive` they were read from. `staged`:
+    the one new name the stream makes there, made whole in a temp dir first (unless it merges into a
+    directory), so that a copy that fails half-way leaves nothing, and an old file stays as it was."""
     fd = os.open(target, DIR_READ & ~os.O_NOFOLLOW) if isinstance(target, str) else target
     try:
-        with working_directory(fd), NoClobber(".", whiteouts="oci") as unpacker:
-            for member, opener in stream:
-                if archive is not None:
-                    unpacker.add(member, archive)
-                    continue
-                with feed_of(member, opener) as feed:
-                    unpacker.add(member, feed)
+        if staged and not is_directory(fd, staged):
+            unpack_staged(stream, fd, archive, staged)
+        else:
+            unpack_into(stream, fd, archive)
     except tar.UnsafeLayer as err:
         raise DockyardError(err.problem.replace("layer", "copy"),
                             hint="a symlink in the destination stands where the copy goes: remove it") from err
     finally:
         if isinstance(target, str):
             os.close(fd)
+
+
+def unpack_into(stream: Stream, fd: int, archive: "tarformat.TarStream | None") -> None:
+    with working_directory(fd), NoClobber(".", whiteouts="oci") as unpacker:
+        for member, opener in stream:
+            if archive is not None:
+                unpacker.add(member, archive)
+                continue
+            with feed_of(member, opener) as feed:
+                unpacker.add(member, feed)
+
+
+def unpack_staged(stream: Stream, fd: int, archive: "tarformat.TarStream | None", name: str) -> None:
+    """Unpack into a new temp dir beside `name`, then rename the copy into place (one atomic step)."""
+    temp = f".dockyard-cp-{secrets.token_hex(6)}"
+    os.mkdir(temp, 0o700, dir_fd=fd)
+    try:
+        temp_fd = os.open(temp, DIR_READ, dir_fd=fd)
+        try:
+            unpack_into(stream, temp_fd, archive)
+            os.rename(name, name, src_dir_fd=temp_fd, dst_dir_fd=fd)  # names in two held dirs: no lookup
+        finally:
+            os.close(temp_fd)
+    finally:
+        tar.remove_tree(fd, temp)
+
+
+def is_directory(fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 class NoClobber(tar.Unpacker):

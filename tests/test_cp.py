@@ -244,6 +244,22 @@ def test_a_bad_copy_is_refused_with_a_hint_and_writes_nothing(dockyard, stopped,
     assert os.listdir(tmp_path / "out") == [] and (tmp_path / "FILE").read_text() == "keep\n"
 
 
+def test_a_copy_that_fails_half_way_leaves_nothing_behind_either_way(dockyard, stopped, tmp_path):
+    (tmp_path / "tree" / "a").mkdir(parents=True)
+    (tmp_path / "tree" / "a" / "first").write_text("1\n")
+    (tmp_path / "tree" / "z.wh.later").mkdir()
+    (tmp_path / "tree" / "z.wh.later" / ".wh.refused").write_text("a name a copy refuses\n")
+    result = cp(dockyard, str(tmp_path / "tree"), f"{stopped}:/tmp")  # fails after a/first is written
+    assert result.returncode == 125 and b".wh." in result.stderr
+    (tmp_path / "back").mkdir()
+    cp_ok(dockyard, f"{stopped}:/tmp/.", str(tmp_path / "back"))
+    assert sorted(os.listdir(tmp_path / "back")) == ["f"]  # no tree, no temp dir
+    probe(dockyard, stopped, "mkdir -p /t/a /t/z; echo 1 > /t/a/first; echo no > /t/z/.wh.x\n", tmp_path)
+    result = cp(dockyard, f"{stopped}:/t", str(tmp_path / "out"))  # and out: fails after t/a/first
+    assert result.returncode == 125 and b".wh." in result.stderr
+    assert not [name for name in os.listdir(tmp_path) if name == "out" or name.startswith(".dockyard")]
+
+
 def test_a_copy_never_replaces_a_directory_with_a_file_nor_a_file_with_a_directory(dockyard, stopped, tmp_path):
     (tmp_path / "f" / "mine").mkdir(parents=True)  # out: host f is a directory, the container's /tmp/f a file
     result = cp(dockyard, f"{stopped}:/tmp/f", str(tmp_path))
