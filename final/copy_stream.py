@@ -162,7 +162,8 @@ def write_archive(stream: Stream, out: BinaryIO) -> None:
     out.flush()
 
 
-def unpack(stream: Stream, target: int | str, archive: "tarformat.TarStream | None" = None, staged: str = "") -> None:
+def unpack(stream: Stream, target: int | str, archive: "tarformat.TarStream | None" = None,
+           staged: str = "") -> None:
     """Create the members below the directory `target` (an fd or a host path), following no symlink there;
     their data comes from each member's opener, or from the tar `archive` they were read from. `staged`:
     the one new name the stream makes there, made whole in a temp dir first (unless it merges into a

@@ -16,7 +16,7 @@ import tarfile
 
 import pytest
 
-from conftest import mounts, needs_root, require_idmapped_mounts
+from conftest import NOBODY, become_nobody, mounts, needs_root, require_idmapped_mounts
 
 pytestmark = needs_root
 
@@ -220,6 +220,28 @@ def test_a_running_userns_container_gets_files_of_its_own_root(dockyard, rootfs,
         assert out == "0:0 /usr/bin\n0:0 /usr/bin/newfile\n"
     finally:
         dockyard("rm", "-f", "mapped")
+        engine.communicate(timeout=60)
+
+
+def test_an_ordinary_user_copies_in_and_out_of_its_running_rootless_container(nobody):
+    engine = subprocess.Popen(nobody.command("run", "--network", "none", "--name", "box", "--rootfs", nobody.rootfs,
+                                             "sh", "-c", "echo inside > /tmp/made; echo ready; exec sleep 1000"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                              preexec_fn=become_nobody, cwd="/",
+                              env={**nobody.impl.env(), "HOME": "/", "USER": "nobody"})
+    scratch = os.path.dirname(nobody.root)
+    try:
+        assert engine.stdout.readline() == "ready\n", engine.stderr.read()
+        result = nobody("cp", "box:/tmp/made", f"{scratch}/got")
+        assert result.returncode == 0, result.stderr
+        with open(f"{scratch}/got") as f:
+            assert f.read() == "inside\n"
+        assert os.stat(f"{scratch}/got").st_uid == NOBODY
+        result = nobody("cp", f"{scratch}/got", "box:/tmp/back")
+        assert result.returncode == 0, result.stderr
+        assert nobody("exec", "box", "stat", "-c", "%u %s", "/tmp/back").stdout == "0 7\n"
+    finally:
+        nobody("rm", "-f", "box")
         engine.communicate(timeout=60)
 
 
