@@ -208,6 +208,31 @@ def test_a_running_container_is_copied_from_and_to_through_its_own_root(dockyard
     assert dockyard("exec", running, "cat", f"/tmp/{planted}").stdout == "in\n"
 
 
+def test_a_container_swapping_a_directory_for_a_symlink_to_slash_meanwhile_never_reaches_the_host(
+        dockyard, rootfs, tmp_path):
+    """CVE-2018-15664's race: while cp runs, the container keeps turning /w/d from a directory into `-> /`."""
+    secret = f"dockyard-cp-race-{os.getpid()}"
+    with open(f"/tmp/{secret}", "w") as f:  # what the host has at the path the swapped link would reach
+        f.write("HOST\n")
+    swap = (f"mkdir -p /w/real/tmp; echo CONTAINER > /w/real/tmp/{secret}; echo CONTAINER > /tmp/{secret}; "
+            "echo ready; while :; do mv /w/real /w/d; mv /w/d /w/real; ln -s / /w/d; rm /w/d; done")
+    engine = dockyard.popen("run", "--network", "none", "--name", "racer", "--rootfs", rootfs, "sh", "-c", swap,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert engine.stdout.readline() == "ready\n", engine.stderr.read()
+        (tmp_path / "planted").write_text("planted\n")
+        for _ in range(20):
+            out = cp(dockyard, f"racer:/w/d/tmp/{secret}", "-")
+            if out.returncode == 0:
+                assert tarfile.open(fileobj=io.BytesIO(out.stdout)).extractfile(secret).read() == b"CONTAINER\n"
+            cp(dockyard, str(tmp_path / "planted"), f"racer:/w/d/tmp/{secret}-in")
+            assert not os.path.exists(f"/tmp/{secret}-in")
+    finally:
+        dockyard("rm", "-f", "racer")
+        engine.communicate(timeout=60)
+        os.unlink(f"/tmp/{secret}")
+
+
 def test_a_running_userns_container_gets_files_of_its_own_root(dockyard, rootfs, tmp_path):
     require_idmapped_mounts(os.path.dirname(dockyard.root))
     engine = dockyard.popen("run", "--network", "none", "--userns", "--name", "mapped", "--rootfs", rootfs,
