@@ -43,7 +43,7 @@ from typing import BinaryIO, Iterator, NamedTuple
 
 from . import container_fs, tarformat, tarwrite
 from .copy_stream import (DIR_READ, FILE_READ, Stream, as_seen_inside, for_the_caller, kept_by_archive,
-                          owned_inside, reopen, unpack, walk_inside, write_archive)
+                          kernel_filesystem, owned_inside, reopen, unpack, walk_inside, write_archive)
 from .errors import DockyardError, UsageError
 
 
@@ -126,6 +126,11 @@ def find_inside(root_fd: int, path: str, follow: bool, name: str) -> Source:
     if path.endswith("/") and not stat.S_ISDIR(st.st_mode):
         os.close(fd)
         raise DockyardError(f"{path} in container {name} is not a directory", hint="drop the trailing /")
+    kind = kernel_filesystem(fd)
+    if kind:
+        os.close(fd)
+        raise DockyardError(f"{path} in container {name} is on the kernel's {kind} filesystem, which cp leaves alone",
+                            hint=f"read it with: exec {name} cat {path}")
     return Source(fd, st, os.path.basename(path.rstrip("/")) or "/", content)
 
 

@@ -35,6 +35,12 @@ from .tarformat import Member
 
 FILE_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# The kernel's own filesystems in a running container (statfs(2)'s magic numbers): /proc, /sys, cgroups,
+# /dev/pts, /dev/mqueue. A copy or an export leaves their content behind, as Docker's does: it is not the
+# container's to copy, and reading it as the host's root could be endless (/proc/kcore) or do something.
+KERNEL_FILESYSTEMS = {0x9FA0: "proc", 0x62656572: "sysfs", 0x27E0EB: "cgroup", 0x63677270: "cgroup2",
+                      0x1CD1: "devpts", 0x19800202: "mqueue", 0x64626720: "debugfs", 0x74726163: "tracefs",
+                      0x73636673: "securityfs", 0xCAFE4A11: "bpf"}
 Opener = Callable[[], int]  # opens a regular file's data for reading
 Stream = Iterator[tuple[Member, Opener | None]]
 
@@ -61,10 +67,16 @@ def walk_inside(dir_fd: int, prefix: str, seen: dict) -> Stream:
         if member.type == tarformat.DIRECTORY:
             fd = os.open(name, DIR_READ, dir_fd=dir_fd)  # swapped for a symlink meanwhile: ELOOP, never a door
             try:
-                yield from walk_inside(fd, member.name, seen)
+                if not kernel_filesystem(fd):
+                    yield from walk_inside(fd, member.name, seen)
             finally:
                 os.close(fd)
 # --8<-- [end:walk_inside]
+
+
+def kernel_filesystem(fd: int) -> str:
+    """The name of the kernel filesystem (proc, sysfs ...) that `fd` is on; "" for any other."""
+    return KERNEL_FILESYSTEMS.get(libc.filesystem_type(fd), "")
 
 
 # --- owners and what a copy keeps --------------------------------------------------

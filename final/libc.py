@@ -358,6 +358,25 @@ def setfsids(uid: int, gid: int) -> None:
         raise PermissionError(f"setfsuid: not allowed to act as {uid}:{gid}")
 
 
+# --- which filesystem a file is on (final: cp) ----------------------------------------
+
+class _StatFs(ctypes.Structure):
+    """struct statfs, from <sys/statfs.h>: its first field, the filesystem's magic number, and room for the rest."""
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 248)]
+
+
+# int fstatfs(int fd, struct statfs *buf);                           man 2 fstatfs
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.POINTER(_StatFs)]
+_libc.fstatfs.restype = ctypes.c_int
+
+
+def filesystem_type(fd: int) -> int:
+    """The magic number of the filesystem that `fd` (O_PATH will do) is on: PROC_SUPER_MAGIC ... (statfs(2))."""
+    buf = _StatFs()
+    _check(_libc.fstatfs(fd, ctypes.byref(buf)), "fstatfs")
+    return buf.f_type & 0xFFFFFFFF
+
+
 # --- detached mounts: a filesystem held by an fd alone (final: cp) ------------------
 # fsopen/fsconfig/fsmount build a mount that is attached nowhere: no mount table
 # lists it, and it goes away when its last fd closes, even if the process is killed.

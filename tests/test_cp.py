@@ -201,6 +201,11 @@ def test_a_running_container_is_copied_from_and_to_through_its_own_root(dockyard
         .extractfile("shadow").read() == b"shadow-inside\n"
     cp_ok(dockyard, f"{running}:/vol/in-volume", str(tmp_path / "got"))  # its volumes are there, as in Docker
     assert (tmp_path / "got").read_text() == "from the volume\n"
+    whole = tarfile.open(fileobj=io.BytesIO(cp_ok(dockyard, f"{running}:/", "-")))  # the kernel's files stay
+    names = set(whole.getnames())
+    assert {"./proc", "./sys", "./d/sub/y"} <= names and not [n for n in names if n.startswith(("./proc/", "./sys/"))]
+    refused = cp(dockyard, f"{running}:/proc/kcore", "-")
+    assert refused.returncode == 125 and b"proc" in refused.stderr and not refused.stdout
     planted = f"dockyard-cp-live-{os.getpid()}"
     (tmp_path / planted).write_text("in\n")
     cp_ok(dockyard, str(tmp_path / planted), f"{running}:/escape/tmp/")
