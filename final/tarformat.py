@@ -62,16 +62,17 @@ class Member:
 class BackgroundHash:
     """The sha256 of the pieces given to `update`, computed on a thread of its own.
 
-    The hash is half of what unpacking costs (GNU tar does not hash at all).
-    hashlib lets go of the GIL while it hashes a piece longer than 2 KiB, so
-    with a second core idle the thread hashes one piece while the caller
-    parses and writes the next: the hash leaves the critical path. At most
-    AHEAD pieces wait, so a slow hasher holds the reader back rather than
-    letting the layer pile up in memory. With one CPU to run on, two threads
-    could only take turns (10-20% slower than hashing in place here): then
-    the hash runs in place. `close` ends every use, error or not, and waits for
-    the thread: a process with a second thread cannot join a user or mount
-    namespace (unshare(2), setns(2)), and the engine forks children that do."""
+    The hash is half of what unpacking a layer of large files costs (GNU tar
+    does not hash at all). hashlib lets go of the GIL while it hashes a piece
+    longer than 2 KiB, so with a second core idle the thread hashes one piece
+    while the caller parses and writes the next: the hash leaves the critical
+    path. At most AHEAD pieces wait, so a slow hasher holds the reader back
+    rather than letting the layer pile up in memory. With one CPU to run on,
+    two threads could only take turns (10-20% slower than hashing in place
+    here): then the hash runs in place. `close` ends every use, error or not,
+    and waits for the thread: what the engine does next wants a process of
+    one thread (unshare(2) and setns(2) refuse a threaded process a user or
+    mount namespace; fork(2) copies one thread, not the locks others hold)."""
 
     AHEAD = 4
 
