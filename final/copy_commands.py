@@ -257,11 +257,20 @@ def members_on_host(source: HostSource, top: str) -> Stream:
 
 def inside_target(root_fd: int, dest: str, host: HostSource | None, name: str) -> tuple[int, str]:
     """An fd of the container's directory to create in, and the copy's name there ("": the content)."""
+    fd, top = directory_and_name(root_fd, dest, host, name)
+    kind = kernel_filesystem(fd)
+    if kind:  # /proc/sys of a running container is the host kernel's: never written from outside
+        os.close(fd)
+        raise DockyardError(f"{dest} in container {name} is on the kernel's {kind} filesystem, which cp leaves alone",
+                            hint="copy to a directory of the container's own")
+    return fd, top
+
+
+def directory_and_name(root_fd: int, dest: str, host: HostSource | None, name: str) -> tuple[int, str]:
+    """The destination by Docker's rules: an existing directory (copy into it), or a new name in one."""
     try:
         fd = container_fs.open_dir_inside(root_fd, dest)
-        if host is None or host.content:
-            return fd, ""
-        return fd, host.base
+        return fd, "" if host is None or host.content else host.base
     except (FileNotFoundError, NotADirectoryError):
         pass
     if host is None:

@@ -206,6 +206,9 @@ def test_a_running_container_is_copied_from_and_to_through_its_own_root(dockyard
     assert {"./proc", "./sys", "./d/sub/y"} <= names and not [n for n in names if n.startswith(("./proc/", "./sys/"))]
     refused = cp(dockyard, f"{running}:/proc/kcore", "-")
     assert refused.returncode == 125 and b"proc" in refused.stderr and not refused.stdout
+    (tmp_path / "core_pattern").write_text("|/tmp/evil\n")
+    refused = cp(dockyard, str(tmp_path / "core_pattern"), f"{running}:/proc/sys/kernel/")
+    assert refused.returncode == 125 and b"proc" in refused.stderr
     planted = f"dockyard-cp-live-{os.getpid()}"
     (tmp_path / planted).write_text("in\n")
     cp_ok(dockyard, str(tmp_path / planted), f"{running}:/escape/tmp/")
