@@ -78,6 +78,9 @@ def running_root(c: "container.Container") -> int:
 def stopped_root(root: str, container_id: str, write: bool) -> Iterator[int]:
     """An fd of the root of a stopped container: its vfs copy, or its overlay mounted detached."""
     request = containers.load_spec(root, container_id)
+    if write and request.security.read_only:  # running, its "/" would refuse the write itself (EROFS)
+        raise DockyardError("the container's root filesystem is read-only (--read-only)",
+                            hint="copy into one of its volumes while it runs, or create it without --read-only")
     stack = layers.Layers(request.storage_driver, request.lowers, containers.directory(root, container_id))
     if request.storage_driver == "vfs" or not request.lowers:
         fd = os.open(stack.top() if request.lowers else request.rootfs, libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -326,6 +326,23 @@ def test_a_copy_never_replaces_a_directory_with_a_file_nor_a_file_with_a_directo
     assert probe(dockyard, stopped, "cat /d/top\n", tmp_path) == "top\n"
 
 
+def test_a_read_only_container_refuses_a_copy_in_whether_it_runs_or_not(dockyard, rootfs, tmp_path):
+    (tmp_path / "f").write_text("x\n")
+    engine = dockyard.popen("run", "--network", "none", "--read-only", "--name", "ro", "--rootfs", rootfs,
+                            "sh", "-c", "echo ready; exec sleep 1000", stdin=subprocess.DEVNULL)
+    try:
+        assert engine.stdout.readline() == "ready\n", engine.stderr.read()
+        result = cp(dockyard, str(tmp_path / "f"), "ro:/etc/")
+        assert result.returncode == 125 and b"Read-only" in result.stderr and b"hint:" in result.stderr
+    finally:
+        dockyard("kill", "ro")
+        engine.communicate(timeout=60)
+    result = cp(dockyard, str(tmp_path / "f"), "ro:/etc/")  # stopped: its layers could take it, but it said no
+    assert result.returncode == 125 and b"read-only" in result.stderr and b"hint:" in result.stderr
+    assert cp(dockyard, "ro:/etc/f", "-").returncode == 125  # it is not there
+    dockyard("rm", "ro")
+
+
 def test_a_copy_killed_midway_leaves_no_mount_and_the_container_starts(dockyard, rootfs, tmp_path):
     result = dockyard("run", "--network", "none", "--name", "big", "--rootfs", rootfs, "sh", "-c",
                       "test -e /big || dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; echo started")
