@@ -15,7 +15,7 @@ import argparse
 import shlex
 import time
 
-from .errors import DockyardError
+from .errors import DockyardError, each
 
 
 # --- ps -------------------------------------------------------------------------
@@ -95,27 +95,26 @@ def add_ps_arguments(p: argparse.ArgumentParser) -> None:
 # --- rm, start, diff ----------------------------------------------------------------------
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    return each(args.containers, lambda text: remove_one(args, text))
+
+
+def remove_one(args: argparse.Namespace, text: str) -> None:
+    """rm of one container: a running one only with -f (killed first); -v also takes its anonymous volumes."""
     from . import containers, volumes
-    ids = [containers.find(args.root, text) for text in args.containers]
-    held = []
+    container_id = containers.find(args.root, text)
+    c = containers.stop_for_removal(args.root, container_id, args.force)
+    if c is None:
+        raise DockyardError(f"cannot remove container {text!r}: it is running",
+                            hint=f"stop it first (stop {text}), or kill and remove it: rm -f {text}")
     try:
-        for text, container_id in zip(args.containers, ids):  # all or none: check each first
-            c = containers.stop_for_removal(args.root, container_id, args.force)
-            if c is None:
-                raise DockyardError(f"cannot remove container {text!r}: it is running",
-                                    hint=f"stop it first (stop {text}), or kill and remove it: rm -f {text}")
-            held.append(c)
-        for text, container_id in zip(args.containers, ids):
-            anonymous = containers.load_spec(args.root, container_id).volumes if args.volumes else []
-            containers.remove(args.root, container_id)
-            volumes.remove_anonymous(args.root, anonymous)  # rm -v, as Docker's: named volumes stay
-            print(text)
+        anonymous = containers.load_spec(args.root, container_id).volumes if args.volumes else []
+        containers.remove(args.root, container_id)
+        volumes.remove_anonymous(args.root, anonymous)  # rm -v, as Docker's: named volumes stay
+        print(text)
         from .bridge import reconcile  # ch final
         reconcile(args.root)  # ch final
     finally:
-        for c in held:
-            c.lock.release()
-    return 0
+        c.lock.release()
 
 
 def add_rm_arguments(p: argparse.ArgumentParser) -> None:

@@ -9,9 +9,16 @@ The hierarchy:
         ├── NotFound         ... because it does not exist (exit 127)
         └── NotExecutable    ... because it is not executable (exit 126)
 
+The exit codes are Docker's, so that scripts can tell who failed: 125 is
+`run`'s own failure (and a command line that cannot be read, for every
+command); another command that fails exits 1 (cli.exit_code).
+
 Library code raises these at the edge of each mechanism, keeping `from err`,
 so `--debug` can still show the kernel's own error underneath.
 """
+
+import sys  # ch 04
+from typing import Callable  # ch 04
 
 
 class DockyardError(Exception):
@@ -39,3 +46,18 @@ class NotFound(CommandError):
 
 class NotExecutable(CommandError):
     exit_code = 126
+
+
+# >>> chapter 04
+def each(names: list[str], act: Callable[[str], None]) -> int:
+    """Docker's way with several containers: `act` on each in turn, an error and its hint for each one
+    that fails while the others still go ahead, and exit 1 if any failed."""
+    failed = False
+    for name in names:
+        try:
+            act(name)
+        except DockyardError as err:
+            print(f"error: {err.problem}\nhint: {err.hint}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+# <<< chapter 04

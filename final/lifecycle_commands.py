@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 
-from .errors import DockyardError, UsageError
+from .errors import DockyardError, UsageError, each
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -74,25 +74,32 @@ def cmd_start(args: argparse.Namespace) -> int:
     from . import container
     if args.attach and len(args.containers) > 1:
         raise UsageError("start -a takes one container", hint="start the others without -a")
-    for text in args.containers:
-        c = container.load(args.root, text)
-        if c.is_running():
-            continue  # as Docker: starting a running container is no error
-        if is_waiting(c) and not args.attach:
-            start_waiting(c)  # its monitor lets PID 1 go
-            print(text)
-            continue
-        from . import containers, monitor, volumes  # a fresh PID 1: the monitor's machinery
-        if is_waiting(c):
-            containers.stop_for_removal(args.root, c.id, force=False).lock.release()  # -a: PID 1 anew, ours
-        request = containers.load_spec(args.root, c.id)
-        request.debug, request.interactive = args.debug, args.interactive
-        volumes.prepare(request.root, request.volumes, request.userns)
-        if args.attach:
-            from . import attach
-            return attach.start_attached(c, request, args)  # under its monitor, as run -d, and attached
-        monitor.spawn(request)
+    if args.attach:
+        return start_one(args, args.containers[0])
+    return each(args.containers, lambda text: start_one(args, text))
+
+
+def start_one(args: argparse.Namespace, text: str) -> int:
+    """Start one container under a monitor; with -a, attached to it, its exit code ours."""
+    from . import container
+    c = container.load(args.root, text)
+    if c.is_running():
+        return 0  # as Docker: starting a running container is no error
+    if is_waiting(c) and not args.attach:
+        start_waiting(c)  # its monitor lets PID 1 go
         print(text)
+        return 0
+    from . import containers, monitor, volumes  # a fresh PID 1: the monitor's machinery
+    if is_waiting(c):
+        containers.stop_for_removal(args.root, c.id, force=False).lock.release()  # -a: PID 1 anew, ours
+    request = containers.load_spec(args.root, c.id)
+    request.debug, request.interactive = args.debug, args.interactive
+    volumes.prepare(request.root, request.volumes, request.userns)
+    if args.attach:
+        from . import attach
+        return attach.start_attached(c, request, args)  # under its monitor, as run -d, and attached
+    monitor.spawn(request)
+    print(text)
     return 0
 
 
@@ -160,10 +167,11 @@ def wait_for_exit(c, timeout: float | None) -> bool:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from . import container
-    for text in args.containers:
+
+    def stop_one(text: str) -> None:
         stop(container.load(args.root, text), args.time)
         print(text)
-    return 0
+    return each(args.containers, stop_one)
 
 
 def add_stop_arguments(p: argparse.ArgumentParser) -> None:
@@ -175,7 +183,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
     from . import container
     from .events import record_container
     sig = stop_signal(args.signal)
-    for text in args.containers:
+
+    def kill_one(text: str) -> None:
         c = container.load(args.root, text)
         if not c.is_running():
             raise DockyardError(f"cannot kill container {text!r}: it is not running",
@@ -186,7 +195,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
             raise DockyardError(f"cannot kill container {text!r}: it is not running", hint="see ps -a")
         record_container(c, "kill", signal=str(int(sig)))
         print(text)
-    return 0
+    return each(args.containers, kill_one)
 
 
 def add_kill_arguments(p: argparse.ArgumentParser) -> None:
@@ -197,7 +206,8 @@ def add_kill_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_restart(args: argparse.Namespace) -> int:
     from . import container, containers, monitor, volumes
     from .events import record_container
-    for text in args.containers:
+
+    def restart_one(text: str) -> None:
         c = container.load(args.root, text)
         stop(c, args.time)
         if is_waiting(c):
@@ -209,16 +219,17 @@ def cmd_restart(args: argparse.Namespace) -> int:
             monitor.spawn(request)
         record_container(c, "restart")
         print(text)
-    return 0
+    return each(args.containers, restart_one)
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
     from . import container
-    for text in args.containers:
+
+    def wait_one(text: str) -> None:
         c = container.load(args.root, text)
         wait_for_exit(c, None)
         print(container.Container(args.root, c.id).state.exit_code or 0)
-    return 0
+    return each(args.containers, wait_one)
 
 
 def add_containers_argument(p: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from .errors import DockyardError, UsageError
+from .errors import DockyardError, UsageError, each
 
 
 @dataclass
@@ -111,26 +111,28 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     from . import events, freezer
-    for text in args.containers:
+
+    def pause_one(text: str) -> None:
         container = running_container(args.root, text)
         if container.paused:
             raise DockyardError(f"container {text} is already paused", hint=f"unpause it: unpause {text}")
         freezer.freeze(cgroup_dirs(container.id))
         events.record(args.root, "pause", container.id, container.config["name"], container.config.get("image", ""))
         print(text)
-    return 0
+    return each(args.containers, pause_one)
 
 
 def cmd_unpause(args: argparse.Namespace) -> int:
     from . import events, freezer
-    for text in args.containers:
+
+    def unpause_one(text: str) -> None:
         container = running_container(args.root, text)
         if not container.paused:
             raise DockyardError(f"container {text} is not paused", hint="see ps: a paused one says (Paused)")
         freezer.thaw(cgroup_dirs(container.id))
         events.record(args.root, "unpause", container.id, container.config["name"], container.config.get("image", ""))
         print(text)
-    return 0
+    return each(args.containers, unpause_one)
 
 
 def cgroup_dirs(container_id: str) -> dict[str, str]:

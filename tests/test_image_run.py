@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import needs_root, require_idmapped_mounts
+from conftest import needs_root, require_idmapped_mounts, failure_code
 from oci_helpers import directory, file, oci_archive, symlink, tar_bytes
 
 pytestmark = needs_root
@@ -38,7 +38,7 @@ def test_an_image_runs_by_id_and_by_digest(dockyard, busybox_image):
 def test_an_unknown_image_is_an_error_with_a_hint(dockyard):
     # final pulls a missing image first: on a loopback port nothing listens on, that fails too.
     result = dockyard("run", "--rm", "127.0.0.1:1/nosuch", "true")
-    assert result.returncode == 125 and "no such image" in result.stderr and "hint:" in result.stderr
+    assert result.returncode == failure_code(result) and "no such image" in result.stderr and "hint:" in result.stderr
 
 
 COMBINATIONS = [  # (Entrypoint change, Cmd change, run arguments, expected output)
@@ -64,7 +64,7 @@ def test_entrypoint_and_cmd_combine_as_in_docker(dockyard, rootfs, entrypoint, c
 def test_an_image_without_a_command_needs_one_on_the_command_line(dockyard, rootfs):
     make_image(dockyard, rootfs, "nocmd")
     result = dockyard("run", "--rm", "nocmd")
-    assert result.returncode == 125 and "no command" in result.stderr and "hint:" in result.stderr
+    assert result.returncode == failure_code(result) and "no command" in result.stderr and "hint:" in result.stderr
 
 
 def test_env_and_workdir_come_from_the_image_and_the_command_line_wins(dockyard, rootfs):
@@ -92,7 +92,7 @@ def test_the_images_user_is_looked_up_in_its_own_passwd_file(dockyard, rootfs):
 
 def test_an_unknown_user_is_an_error_with_a_hint(dockyard, busybox_image):
     result = dockyard("run", "--rm", "-u", "ghost", "busybox", "true")
-    assert result.returncode == 125 and "ghost" in result.stderr and "hint:" in result.stderr
+    assert result.returncode == failure_code(result) and "ghost" in result.stderr and "hint:" in result.stderr
 
 
 @pytest.mark.parametrize("driver", ["overlay", "vfs"])
@@ -163,7 +163,7 @@ def test_whiteouts_across_three_layers_hide_files_in_the_container(dockyard, bus
 def test_rmi_refuses_an_image_that_a_container_uses_unless_forced(dockyard, busybox_image):
     dockyard("run", "--name", "user", "busybox", "true")
     result = dockyard("rmi", "busybox")
-    assert result.returncode == 125 and "in use" in result.stderr and "hint:" in result.stderr
+    assert result.returncode == failure_code(result) and "in use" in result.stderr and "hint:" in result.stderr
     assert dockyard("rmi", "-f", "busybox").returncode == 0
     assert dockyard("image", "prune").returncode == 0
     assert output(dockyard, "start", "-a", "user") == ""  # its layers were kept for it
@@ -271,13 +271,13 @@ def test_rmi_of_an_extra_name_of_an_image_in_use_removes_that_name_only(dockyard
     assert (result.returncode, result.stdout) == (0, "Untagged: foo:1\n"), result.stderr
     assert dockyard("inspect", "foo:1").returncode != 0
     refused = dockyard("rmi", "busybox")  # the last name of an image in use stays protected
-    assert refused.returncode == 125 and "in use" in refused.stderr
+    assert refused.returncode == failure_code(refused) and "in use" in refused.stderr
     dockyard("rm", "user")
 
 
 def test_a_missing_image_tells_an_ordinary_user_that_roots_images_are_apart(nobody):
     result = nobody("inspect", "busybox")
-    assert result.returncode == 125 and "no such image: busybox" in result.stderr
+    assert result.returncode == failure_code(result) and "no such image: busybox" in result.stderr
     assert "you are not root" in result.stderr and "/var/lib/dockyard" in result.stderr
 
 

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from conftest import needs_root, require_programs
+from conftest import needs_root, require_programs, failure_code
 from test_lifecycle import no_process_of  # noqa: F401  (a fixture: no monitor of the root outlives the test)
 from test_lifecycle import is_gone, pid1_and_monitor, reap_exited_monitors, wait_until
 
@@ -37,8 +37,8 @@ def ok(result: subprocess.CompletedProcess) -> str:
 
 
 def refused(result: subprocess.CompletedProcess, *words: str) -> str:
-    """An engine error: exit 125, `error:` and `hint:` lines, mentioning `words`."""
-    assert result.returncode == 125, (result.stdout, result.stderr)
+    """An engine error: exit 1 (125 for run), `error:` and `hint:` lines, mentioning `words`."""
+    assert result.returncode == failure_code(result), (result.stdout, result.stderr)
     assert "error:" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
     for word in words:
         assert word in result.stderr

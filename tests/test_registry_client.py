@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, failure_code
 from registry_helpers import (OCI_MANIFEST, make_image, our_registry, push_image, reference_registry, request,
                               sha256, skopeo, write_oci_layout)
 
@@ -34,7 +34,7 @@ def leftovers(dockyard) -> list[str]:
 
 
 def fails_cleanly(result, *words: str) -> None:
-    assert result.returncode == 125, result.stdout + result.stderr
+    assert result.returncode == failure_code(result), result.stdout + result.stderr
     assert result.stderr.startswith("error: ") and "\nhint: " in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     for word in words:

@@ -1,6 +1,6 @@
 """final/ only: `rename OLD NEW`, of a stopped or a running container, and what its peers on a network see."""
 
-from conftest import needs_root
+from conftest import needs_root, failure_code
 from test_lifecycle import no_process_of  # noqa: F401  (a fixture: no monitor of the root outlives the test)
 
 pytestmark = needs_root
@@ -12,7 +12,7 @@ def ok(result) -> str:
 
 
 def refused(result, words: str) -> None:
-    assert result.returncode == 125, (result.stdout, result.stderr)
+    assert result.returncode == failure_code(result), (result.stdout, result.stderr)
     assert result.stderr.startswith("error: ") and words in result.stderr and "\nhint: " in result.stderr
 
 

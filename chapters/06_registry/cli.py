@@ -155,24 +155,35 @@ def build_parser(word: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def exit_code(err: DockyardError, command: str | None) -> int:
+    """Docker's: 125 when the command line cannot be read or `run` itself fails; any other command
+    that fails exits 1. An error with a code of its own keeps it (126 and 127: the container's
+    command cannot run; a build's RUN step that failed: that step's code)."""
+    if command in (None, "run") or err.exit_code != DockyardError.exit_code:
+        return err.exit_code
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and turn errors into `error:` and `hint:` lines."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     process.close_inherited_files()
+    command = None  # until the command line is read
     try:
         args = build_parser(command_word(argv)).parse_args(argv)
         if not getattr(args, "handler", None):
             raise UsageError("no command given", hint=f"see '{prog_name()} --help'")
         if args.explain:
             __import__(f"{__package__}.explain", fromlist=["install"]).install()  # wraps; nothing when off
+        command = args.command_name
         return args.handler(args)
     except DockyardError as err:
         if debug:
             import traceback
             traceback.print_exc()
         print(f"error: {err.problem}\nhint: {err.hint}", file=sys.stderr)
-        return err.exit_code
+        return exit_code(err, command)
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # a bug of ours: say so in one line unless --debug
