@@ -165,8 +165,7 @@ def cmd_volume(args: argparse.Namespace) -> int:
         names = volumes.names(args.root)
         lines = names if args.quiet else ["DRIVER    VOLUME NAME"] + [f"local     {n}" for n in names]
         if args.format:  # ch final
-            lines = template.render_all(template.check(args.format), [volumes.inspect(args.root, n) for n in names],  # ch final
-                                        {"Name": "VOLUME NAME"})  # ch final
+            lines = template.render_all(template.check(args.format), [volumes.inspect(args.root, n) for n in names], VOLUME_HEADERS)  # ch final
         print("".join(line + "\n" for line in lines), end="")
     elif args.action == "create":
         name = args.names[0] if args.names else secrets.token_hex(32)
@@ -186,6 +185,9 @@ def need_names(args: argparse.Namespace) -> list[str]:
     if not args.names:
         raise DockyardError(f"volume {args.action} needs a volume name", hint="see volume ls")
     return args.names
+
+
+VOLUME_HEADERS = {"Name": "VOLUME NAME"}  # volume ls --format's table  # ch final
 
 
 def add_volume_arguments(p: argparse.ArgumentParser) -> None:
