@@ -16,7 +16,7 @@ import tarfile
 
 import pytest
 
-from conftest import NOBODY, become_nobody, mounts, needs_root, require_idmapped_mounts
+from conftest import NOBODY, become_nobody, mounts, needs_root, require_idmapped_mounts, failure_code
 
 pytestmark = needs_root
 
@@ -173,7 +173,7 @@ def test_a_tar_archive_that_writes_through_a_container_symlink_is_refused(dockya
         info = tarfile.TarInfo(f"escape/tmp/{planted}")
         archive.addfile(info, io.BytesIO(b""))
     result = cp(dockyard, "-", f"{stopped}:/", input=data.getvalue())
-    assert result.returncode == 125 and b"symlink" in result.stderr and b"hint:" in result.stderr
+    assert result.returncode == failure_code(result) and b"symlink" in result.stderr and b"hint:" in result.stderr
     assert not os.path.exists(f"/tmp/{planted}")
 
 
@@ -205,10 +205,10 @@ def test_a_running_container_is_copied_from_and_to_through_its_own_root(dockyard
     names = set(whole.getnames())
     assert {"./proc", "./sys", "./d/sub/y"} <= names and not [n for n in names if n.startswith(("./proc/", "./sys/"))]
     refused = cp(dockyard, f"{running}:/proc/kcore", "-")
-    assert refused.returncode == 125 and b"proc" in refused.stderr and not refused.stdout
+    assert refused.returncode == failure_code(refused) and b"proc" in refused.stderr and not refused.stdout
     (tmp_path / "core_pattern").write_text("|/tmp/evil\n")
     refused = cp(dockyard, str(tmp_path / "core_pattern"), f"{running}:/proc/sys/kernel/")
-    assert refused.returncode == 125 and b"proc" in refused.stderr
+    assert refused.returncode == failure_code(refused) and b"proc" in refused.stderr
     planted = f"dockyard-cp-live-{os.getpid()}"
     (tmp_path / planted).write_text("in\n")
     cp_ok(dockyard, str(tmp_path / planted), f"{running}:/escape/tmp/")
@@ -294,7 +294,7 @@ def test_a_bad_copy_is_refused_with_a_hint_and_writes_nothing(dockyard, stopped,
     paths = {"DEST": str(tmp_path / "out" / "x"), "FILE": str(tmp_path / "FILE"), "SRC": str(tmp_path / "FILE")}
     result = cp(dockyard, *(a.replace("DEST", paths["DEST"]) if a.startswith("DEST") else paths.get(a, a)
                             for a in args))
-    assert result.returncode == 125
+    assert result.returncode == failure_code(result)
     assert message in result.stderr.decode() and "hint:" in result.stderr.decode()
     assert os.listdir(tmp_path / "out") == [] and (tmp_path / "FILE").read_text() == "keep\n"
 
@@ -305,24 +305,24 @@ def test_a_copy_that_fails_half_way_leaves_nothing_behind_either_way(dockyard, s
     (tmp_path / "tree" / "z.wh.later").mkdir()
     (tmp_path / "tree" / "z.wh.later" / ".wh.refused").write_text("a name a copy refuses\n")
     result = cp(dockyard, str(tmp_path / "tree"), f"{stopped}:/tmp")  # fails after a/first is written
-    assert result.returncode == 125 and b".wh." in result.stderr
+    assert result.returncode == failure_code(result) and b".wh." in result.stderr
     (tmp_path / "back").mkdir()
     cp_ok(dockyard, f"{stopped}:/tmp/.", str(tmp_path / "back"))
     assert sorted(os.listdir(tmp_path / "back")) == ["f"]  # no tree, no temp dir
     probe(dockyard, stopped, "mkdir -p /t/a /t/z; echo 1 > /t/a/first; echo no > /t/z/.wh.x\n", tmp_path)
     result = cp(dockyard, f"{stopped}:/t", str(tmp_path / "out"))  # and out: fails after t/a/first
-    assert result.returncode == 125 and b".wh." in result.stderr
+    assert result.returncode == failure_code(result) and b".wh." in result.stderr
     assert not [name for name in os.listdir(tmp_path) if name == "out" or name.startswith(".dockyard")]
 
 
 def test_a_copy_never_replaces_a_directory_with_a_file_nor_a_file_with_a_directory(dockyard, stopped, tmp_path):
     (tmp_path / "f" / "mine").mkdir(parents=True)  # out: host f is a directory, the container's /tmp/f a file
     result = cp(dockyard, f"{stopped}:/tmp/f", str(tmp_path))
-    assert result.returncode == 125 and b"cannot overwrite directory" in result.stderr
+    assert result.returncode == failure_code(result) and b"cannot overwrite directory" in result.stderr
     assert (tmp_path / "f" / "mine").is_dir()
     (tmp_path / "d").write_text("a file\n")  # in: /d is a directory in the container
     result = cp(dockyard, str(tmp_path / "d"), f"{stopped}:/")
-    assert result.returncode == 125 and b"cannot overwrite directory" in result.stderr
+    assert result.returncode == failure_code(result) and b"cannot overwrite directory" in result.stderr
     assert probe(dockyard, stopped, "cat /d/top\n", tmp_path) == "top\n"
 
 
@@ -389,5 +389,5 @@ def test_export_o_writes_a_file_only_when_it_is_whole(dockyard, stopped, tmp_pat
     assert result.returncode == 0, result.stderr
     assert "d/top" in tarfile.open(tmp_path / "box.tar").getnames()
     missing = dockyard("export", "-o", str(tmp_path / "none.tar"), "nothere")
-    assert missing.returncode == 125 and "no such container" in missing.stderr and "hint:" in missing.stderr
+    assert missing.returncode == failure_code(missing) and "no such container" in missing.stderr and "hint:" in missing.stderr
     assert not os.path.exists(tmp_path / "none.tar") and not os.path.exists(tmp_path / "none.tar.partial")
