@@ -41,10 +41,11 @@ import stat
 import sys
 from typing import BinaryIO, Iterator, NamedTuple
 
-from . import container_fs, tarformat, tarwrite
+from . import container_fs, libc, tarformat, tarwrite
 from .copy_stream import (DIR_READ, FILE_READ, Stream, as_seen_inside, for_the_caller, kept_by_archive,
                           kernel_filesystem, owned_inside, reopen, unpack, walk_inside, write_archive)
 from .errors import DockyardError, UsageError
+from .vfs import Shift
 
 
 # --- the command line --------------------------------------------------------------
@@ -116,7 +117,7 @@ def copy_out(args: argparse.Namespace, name: str, path: str, dest: str) -> None:
 def find_inside(root_fd: int, path: str, follow: bool, name: str) -> Source:
     """The source `path` inside the container, resolved by the kernel within its root."""
     content = path.rstrip("/") in ("", "/.") or path.endswith("/.")
-    flags = container_fs.libc.O_PATH | (0 if follow else os.O_NOFOLLOW)
+    flags = libc.O_PATH | (0 if follow else os.O_NOFOLLOW)
     try:
         fd = container_fs.open_inside(root_fd, path, flags)
     except (FileNotFoundError, NotADirectoryError) as err:
@@ -182,7 +183,7 @@ def host_target(dest: str, source: Source) -> tuple[str, str]:
     return parent, os.path.basename(os.path.abspath(dest))
 
 
-def container_shift(root: str, name: str):
+def container_shift(root: str, name: str) -> Shift:
     """How far the container's owners on disk are from those it sees (root with --userns)."""
     from . import containers, layers
     return layers.userns_shift(containers.load_spec(root, containers.find(root, name)).userns)
@@ -291,7 +292,7 @@ def directory_and_name(root_fd: int, dest: str, host: HostSource | None, name: s
 
 def exists_inside(root_fd: int, path: str) -> bool:
     try:
-        os.close(container_fs.open_inside(root_fd, path, container_fs.libc.O_PATH | os.O_NOFOLLOW))
+        os.close(container_fs.open_inside(root_fd, path, libc.O_PATH | os.O_NOFOLLOW))
         return True
     except OSError:
         return False

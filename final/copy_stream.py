@@ -90,14 +90,14 @@ def checked(stream: Stream) -> Stream:
         yield member, opener
 
 
-def as_seen_inside(stream: Stream, shift) -> Stream:
+def as_seen_inside(stream: Stream, shift: vfs.Shift) -> Stream:
     """Owners as the container sees them (its root is 0 even with --userns)."""
     for member, opener in stream:
         member.uid, member.gid = vfs.unshift_id(member.uid, shift), vfs.unshift_id(member.gid, shift)
         yield member, opener
 
 
-def kept_by_archive(stream: Stream, shift) -> Stream:
+def kept_by_archive(stream: Stream, shift: vfs.Shift) -> Stream:
     """-a out of the container: the owners it sees, and everything else, as they are."""
     return checked(as_seen_inside(stream, shift))
 
@@ -113,7 +113,7 @@ def for_the_caller(stream: Stream) -> Stream:
         yield member, opener
 
 
-def owned_inside(stream: Stream, shift, archive: bool) -> Stream:
+def owned_inside(stream: Stream, shift: vfs.Shift, archive: bool) -> Stream:
     """Into the container: its root's files (or, with -a, the source's owners), as ids on disk."""
     for member, opener in checked(stream):
         uid, gid = (member.uid, member.gid) if archive else (0, 0)
