@@ -192,6 +192,8 @@ def test_with_userns_copies_belong_to_the_containers_root_and_what_they_pass_sta
     cp_ok(dockyard, str(tmp_path / "f"), "mapped:/usr/bin/newfile")  # /usr/bin comes from the image's layer
     out = probe(dockyard, "mapped", "stat -c '%u:%g %n' /usr/bin /usr/bin/newfile\n", tmp_path)
     assert out == "0:0 /usr/bin\n0:0 /usr/bin/newfile\n"
+    archive = exported(dockyard, "mapped")  # export too shows owners as the container sees them
+    assert (archive.getmember("made").uid, archive.getmember("usr/bin/newfile").uid) == (7, 0)
 
 
 # --- running containers ---------------------------------------------------------------
