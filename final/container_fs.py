@@ -129,6 +129,7 @@ def idmapped(lowers: list[str]) -> list[int]:
     pid = os.fork()
     if pid == 0:  # a throwaway child, only to own a user namespace with the container's map
         try:
+            os.close(done[1])  # so that the parent's death, even by SIGKILL, ends the read below
             libc.unshare(libc.CLONE_NEWUSER)
             os.write(ready[1], b"x")
             os.read(done[0], 1)
