@@ -24,7 +24,7 @@ from .errors import UsageError
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 SHOWN_WITHOUT_ALL = ("running", "paused", "restarting")
 FILTERS = ("status", "name", "label", "id", "exited")
-COLUMNS = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}"
+COLUMNS = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
@@ -63,8 +63,9 @@ def listing(root: str, no_trunc: bool = False) -> list[Entry]:
     found = []
     for c in container.all_containers(root):
         state = replace(c.state, status=c.status)  # dead if its holder died, paused if frozen
-        found.append(Entry(fields_of(c.id, c.config, state, no_trunc), labels_of(c.config), state.exit_code,
-                           state.created))
+        fields = fields_of(c.id, c.config, state, no_trunc)
+        fields["Ports"] = ports_text(root, c.id, c.config, state.status)
+        found.append(Entry(fields, labels_of(c.config), state.exit_code, state.created))
     return sorted(found, key=lambda entry: entry.created, reverse=True)
 
 
@@ -78,6 +79,20 @@ def fields_of(container_id: str, config: dict, state, no_trunc: bool = False) ->
             "Mounts": ",".join(v.split(":")[0] for v in config.get("volumes") or []), "Names": config["name"],
             "Networks": config.get("network", ""), "Ports": "", "RunningFor": f"{human_duration(ago(state.created))} ago",
             "Size": "0B", "State": state.status, "Status": status}
+
+
+def ports_text(root: str, container_id: str, config: dict, status: str) -> str:
+    """ps's PORTS: what a running container publishes (127.0.0.1:8080->80/tcp), then what its image
+    exposes and nothing publishes (443/tcp), as Docker lists them."""
+    from .bridge import published
+    shown = {}
+    for port in published(root, container_id) if status in ("running", "paused") else []:
+        target = f"{port.container_port}/{port.proto}"
+        for ip in [port.host_ip] if port.host_ip else ["0.0.0.0", "::"]:
+            shown[f"{f'[{ip}]' if ':' in ip else ip}:{port.host_port}->{target}"] = target
+    exposed = ((config.get("container_config") or {}).get("ExposedPorts") or {})
+    published_targets = set(shown.values())
+    return ", ".join([*shown, *(p for p in sorted(exposed) if p not in published_targets)])
 
 
 def docker_time(stamp: str) -> str:

@@ -123,6 +123,16 @@ def test_rm_of_a_running_container_is_refused_without_f_and_the_others_are_remov
         engine.communicate(timeout=20)
 
 
+def test_rm_goes_on_past_a_missing_container_and_rm_f_does_not_mind_one(dockyard, rootfs):
+    for name in ("one", "two"):
+        ok(dockyard("run", "--name", name, "--rootfs", rootfs, "true"))
+    result = dockyard("rm", "one", "nowhere", "two")
+    assert result.returncode == failure_code(result) and "nowhere" in result.stderr
+    assert result.stdout == "one\ntwo\n" and ps_rows(dockyard, "-a") == []
+    result = dockyard("rm", "-f", "nowhere")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
 def test_rm_f_kills_a_running_container_and_removes_it(dockyard, rootfs):
     engine = start_busy(dockyard, rootfs, "busy")
     assert ok(dockyard("rm", "-f", "busy")) == "busy\n"

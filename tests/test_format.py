@@ -126,3 +126,12 @@ def test_management_commands_say_what_the_plain_ones_say(dockyard, rootfs):
     assert dockyard("container", "ls", "-a", "-q").stdout == ""
     result = dockyard("container", "frobnicate", "x")
     assert result.returncode == 125 and "hint:" in result.stderr  # a command line it cannot read: 125
+
+
+def test_inspect_shows_what_it_finds_and_names_what_it_does_not(dockyard, rootfs, tmp_path):
+    labelled(dockyard, rootfs, tmp_path)
+    result = dockyard("inspect", "-f", "{{.Name}}", "box", "nowhere")
+    assert result.returncode == failure_code(result) and result.stdout == "/box\n"
+    assert result.stderr.startswith("error: no such object: nowhere\nhint: ")
+    result = dockyard("inspect", "nowhere")
+    assert result.returncode == failure_code(result) and json.loads(result.stdout) == []

@@ -231,6 +231,21 @@ def test_network_ls_inspect_rm_and_prune(dockyard):
     refused(dockyard("network", "inspect", "spare"), "not found")
 
 
+def test_ps_lists_published_ports_while_running_and_exposed_ones_always(dockyard, rootfs, no_process_of):
+    ok(dockyard("import", "-c", "EXPOSE 443", rootfs, "exposing"))
+    ok(dockyard("run", "-d", "--name", "web", "-p", "127.0.0.1::80", "exposing", "sleep", "100"))
+    try:
+        port = ok(dockyard("port", "web", "80")).strip()
+        assert port.startswith("127.0.0.1:")
+        assert ok(dockyard("ps", "--format", "{{.Ports}}")) == f"{port}->80/tcp, 443/tcp\n"
+        assert ok(dockyard("ps")).splitlines()[0].split()[-2:] == ["PORTS", "NAMES"]
+    finally:
+        ok(dockyard("rm", "-f", "web"))
+    ok(dockyard("run", "--name", "done", "--network", "none", "exposing", "true"))
+    assert ok(dockyard("ps", "-a", "--format", "{{.Names}} {{.Ports}}")) == "done 443/tcp\n"
+    assert_nothing_left(dockyard)
+
+
 def test_a_run_on_a_network_that_does_not_exist_is_refused_and_leaves_no_container(dockyard, rootfs):
     for command in (["run"], ["run", "-d"], ["create"]):
         refused(dockyard(*command, "--network", "nowhere", "--rootfs", rootfs, "true"), "network nowhere not found")
