@@ -94,7 +94,12 @@ def cmd_rm(args: argparse.Namespace) -> int:
 def remove_one(args: argparse.Namespace, text: str) -> None:
     """rm of one container: a running one only with -f (killed first); -v also takes its anonymous volumes."""
     from . import containers, volumes
-    container_id = containers.find(args.root, text)
+    try:
+        container_id = containers.find(args.root, text)
+    except DockyardError:
+        if args.force and not any(i.startswith(text) for i in containers.all_ids(args.root)):
+            return  # -f: a container that is not there is no error, as with Docker's (and rm -f of a file)
+        raise
     c = containers.stop_for_removal(args.root, container_id, args.force)
     if c is None:
         raise DockyardError(f"cannot remove container {text!r}: it is running",

@@ -12,7 +12,7 @@ import sys
 import time
 
 from . import commit
-from .errors import DockyardError, UsageError
+from .errors import DockyardError, UsageError, each
 
 
 def open_store(args: argparse.Namespace):
@@ -107,13 +107,15 @@ def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .store import ImageNotFound
     store, found = open_store(args), []
-    for name in args.names:
+
+    def inspect_one(name: str) -> None:
         try:
             found.append(describe(store.resolve(name)))
         except ImageNotFound:
             found.append(describe_container(args.root, name))
+    failed = each(args.names, inspect_one)  # as Docker: what was found is shown, and what was not, said
     print(json.dumps(found, indent=4))
-    return 0
+    return failed
 
 
 def describe_container(root: str, name: str) -> dict:
@@ -123,7 +125,8 @@ def describe_container(root: str, name: str) -> dict:
     try:
         container_id = containers.find(root, name)
     except DockyardError:
-        raise ImageNotFound(name) from None
+        raise DockyardError(f"no such object: {name}",
+                            hint="inspect takes an image (see images) or a container (see ps -a)") from None
     directory = containers.directory(root, container_id)
     spec = containers.read_json(os.path.join(directory, "config.json"))
     state = containers.read_json(os.path.join(directory, "state.json"))
