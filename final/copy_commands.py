@@ -42,7 +42,7 @@ import sys
 from typing import BinaryIO, Iterator, NamedTuple
 
 from . import container_fs, libc, tarformat, tarwrite
-from .copy_stream import (DIR_READ, FILE_READ, Stream, as_seen_inside, for_the_caller, kept_by_archive,
+from .copy_stream import (DIR_READ, FILE_READ, Stream, Tally, as_seen_inside, for_the_caller, kept_by_archive,
                           kernel_filesystem, owned_inside, reopen, unpack, walk_inside, write_archive)
 from .errors import DockyardError, UsageError
 from .vfs import Shift
@@ -67,17 +67,29 @@ def cmd_cp(args: argparse.Namespace) -> int:
                          hint="cp CONTAINER:SRC_PATH DEST_PATH, or cp SRC_PATH CONTAINER:DEST_PATH")
     if not (source if source_name is not None else dest):
         raise UsageError("the path in the container is empty", hint="name it: CONTAINER:/path")
+    tally = Tally()
     if source_name is not None:
-        copy_out(args, source_name, source, dest)
+        copy_out(args, source_name, source, dest, tally)
     else:
-        copy_in(args, source, dest_name, dest)
+        copy_in(args, source, dest_name, dest, tally)
+    if args.dest != "-" and not args.quiet and sys.stderr.isatty():  # as Docker's: on a terminal only
+        print(f"Successfully copied {human_size(tally.size)} to {args.dest}", file=sys.stderr)
     return 0
+
+
+def human_size(size: int) -> str:
+    """A size as Docker's CLI prints it: three significant digits and a decimal unit (2.05kB)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.3g}{unit}"
+        size /= 1000
+    return ""
 
 
 def add_cp_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--archive", action="store_true", help="keep the source's uid and gid")
     p.add_argument("-L", "--follow-link", action="store_true", help="follow a symlink named as SRC_PATH")
-    p.add_argument("-q", "--quiet", action="store_true", help="accepted for Docker's sake: cp prints no progress")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not say how much was copied (said on a terminal only)")
     p.add_argument("source", metavar="SRC", help="CONTAINER:SRC_PATH, or a host path, or - (a tar on stdin)")
     p.add_argument("dest", metavar="DEST", help="CONTAINER:DEST_PATH, or a host path, or - (a tar on stdout)")
 
@@ -96,7 +108,7 @@ class Source(NamedTuple):
         return stat.S_ISDIR(self.st.st_mode)
 
 
-def copy_out(args: argparse.Namespace, name: str, path: str, dest: str) -> None:
+def copy_out(args: argparse.Namespace, name: str, path: str, dest: str, tally: Tally) -> None:
     """Copy `path` of container `name` to the host path `dest`, or as a tar to stdout."""
     with container_fs.opened(args.root, name, write=False) as root_fd:
         shift = container_shift(args.root, name)
@@ -109,7 +121,8 @@ def copy_out(args: argparse.Namespace, name: str, path: str, dest: str) -> None:
                 return
             target, top = host_target(dest, source)
             members = members_inside(source, top)
-            unpack(kept_by_archive(members, shift) if args.archive else for_the_caller(members), target, staged=top)
+            members = kept_by_archive(members, shift) if args.archive else for_the_caller(members)
+            unpack(tally.count(members), target, staged=top)
         finally:
             os.close(source.fd)
 
@@ -191,7 +204,7 @@ def container_shift(root: str, name: str) -> Shift:
 
 # --- into a container --------------------------------------------------------------
 
-def copy_in(args: argparse.Namespace, source: str, name: str, dest: str) -> None:
+def copy_in(args: argparse.Namespace, source: str, name: str, dest: str, tally: Tally) -> None:
     """Copy the host path `source` (or a tar on stdin) to `dest` in container `name`."""
     host = None if source == "-" else host_source(source, args.follow_link)
     with container_fs.opened(args.root, name, write=True) as root_fd:
@@ -203,9 +216,10 @@ def copy_in(args: argparse.Namespace, source: str, name: str, dest: str) -> None
                 if host is None:
                     with tarformat.TarStream(sys.stdin.buffer) as stream:
                         members = ((m, None) for m in tarformat.members(stream))
-                        unpack(owned_inside(members, shift, args.archive), target, stream)
+                        unpack(tally.count(owned_inside(members, shift, args.archive)), target, stream)
                 else:
-                    unpack(owned_inside(members_on_host(host, top), shift, args.archive), target, staged=top)
+                    members = owned_inside(members_on_host(host, top), shift, args.archive)
+                    unpack(tally.count(members), target, staged=top)
         except OSError as err:
             raise DockyardError(f"cannot copy into container {name}: {err.strerror or err}",
                                 hint="is its filesystem read-only (--read-only), or full?") from err

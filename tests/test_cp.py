@@ -81,6 +81,34 @@ def test_a_file_is_copied_out_of_a_stopped_container(dockyard, stopped, tmp_path
     assert (tmp_path / "f").read_text() == "hi\n"
 
 
+def test_on_a_terminal_cp_says_how_much_it_copied_unless_q(dockyard, stopped, tmp_path):
+    def stderr_on_a_terminal(*args: str) -> bytes:
+        master, slave = os.openpty()
+        try:
+            subprocess.run(dockyard.command("cp", *args), stderr=slave, stdout=subprocess.DEVNULL, timeout=60,
+                           cwd=os.path.dirname(dockyard.impl.path), env=dockyard.impl.env(), check=True)
+            os.close(slave)
+            slave, said = -1, b""
+            while chunk := read_or_nothing(master):
+                said += chunk
+            return said
+        finally:
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+    said = stderr_on_a_terminal(f"{stopped}:/tmp/f", str(tmp_path / "f"))  # 3 bytes: a tar of 2048
+    assert said == f"Successfully copied 2.05kB to {tmp_path / 'f'}\r\n".encode()
+    assert stderr_on_a_terminal("-q", f"{stopped}:/tmp/f", str(tmp_path / "f")) == b""
+    assert cp(dockyard, f"{stopped}:/tmp/f", str(tmp_path / "g")).stderr == b""  # no terminal: quiet
+
+
+def read_or_nothing(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # EIO: the terminal's other side is closed
+        return b""
+
+
 def test_a_directory_is_copied_out_whole_or_by_its_content(dockyard, stopped, tmp_path):
     cp_ok(dockyard, f"{stopped}:/d", str(tmp_path / "new"))  # DEST missing: made, with the content
     assert sorted(os.listdir(tmp_path / "new")) == ["sub", "top"]
