@@ -170,7 +170,7 @@ TABLES += ["image_commands"]  # ch 05
 TABLES += ["registry.commands"]  # ch 06
 TABLES += ["dockerfile.commands"]  # ch 07
 # >>> chapter final
-TABLES += ["copy_commands", "rename"]  # first: the search for a hot command (exec, start) never imports them
+TABLES += ["copy_commands", "rename", "system_commands"]  # first: the search for a hot command (exec, start) never imports them
 TABLES += ["ps",  # final's ps: chapter 4's, with --filter and --format
            "network_commands",
            "running_commands",  # exec, top, events, pause: near the end, where the search for exec starts
@@ -280,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(err, command)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # our reader went away (`info | head -3`): say nothing more, as a piped tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit, flushing stdout
+        return 128 + 13  # as if SIGPIPE had ended us
     except Exception as err:  # a bug of ours: say so in one line unless --debug
         if debug:
             raise
