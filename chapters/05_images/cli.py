@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(err, command)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # our reader went away (`info | head -3`): say nothing more, as a piped tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit, flushing stdout
+        return 128 + 13  # as if SIGPIPE had ended us
     except Exception as err:  # a bug of ours: say so in one line unless --debug
         if debug:
             raise
