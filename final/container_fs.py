@@ -6,7 +6,8 @@ container may be hostile: it owns every symlink in its tree and can change
 them while we walk. Engines got this wrong twice in a famous way:
 CVE-2018-15664 (a symlink swapped in between the check of a path and its
 use sent `docker cp` to the host's files) and CVE-2019-14271 (cp ran code
-from the container). Two questions, two answers:
+from the container; ours never runs anything of the container's, nor enters
+it). Two questions, two answers:
 
 Which filesystem?
 - A running container (or a created one, whose PID 1 waits at its gate):
@@ -22,15 +23,24 @@ Which filesystem?
   (whiteouts, opaque dirs, copy-up on write): mounting it is simpler and
   is what the container itself sees. We hold the container's lock
   meanwhile, so that no `start` mounts the same upper dir at the same time.
+  With --userns, a copy in mounts the image's layers idmapped, as the
+  container's own mount does, or what overlay copies up would belong to the
+  host's root (65534 inside).
+- `export` wants the container's own files, without volumes or /proc: its
+  layers, read through a read-only overlay whose top layer is its upper dir
+  (no upper of ours: a running container's own mount is left alone).
 
 How to walk it? Never by joining strings: every path the user names is
 resolved by openat2(2) with RESOLVE_IN_ROOT, from the root's fd. The kernel
 walks it as if that fd were "/": an absolute symlink, or `..` at the top,
 stays inside, whatever the container does meanwhile; RESOLVE_NO_MAGICLINKS
-refuses /proc/self/root-style jumps. Below the path the user named, copy.py
-walks one directory fd at a time with O_NOFOLLOW, as the unpacker does.
+refuses /proc/self/root-style jumps. Below the path the user named,
+copy_stream.py walks one directory fd at a time with O_NOFOLLOW, as the
+unpacker does. A running container's overlay lives in its user namespace
+(--userns), which refuses a file made by the host's root (EOVERFLOW): files
+are made as the container's root there, with setfsuid(2).
 
-New here:  fsopen(2), fsconfig(2), fsmount(2): detached mounts; /proc/PID/root
+New here:  fsopen(2), fsconfig(2), fsmount(2): detached mounts; /proc/PID/root; setfsuid(2)
 """
 
 import contextlib
