@@ -218,6 +218,7 @@ def can_idmap(path: str) -> bool:
     pid = os.fork()
     if pid == 0:  # the child: a user namespace of its own, kept until the parent is done
         try:
+            os.close(done[1])  # a parent killed midway then means EOF below, not a wait for ever
             libc.unshare(libc.CLONE_NEWUSER)
             os.write(ready[1], b"x")
             os.read(done[0], 1)
