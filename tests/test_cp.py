@@ -17,6 +17,7 @@ import tarfile
 import pytest
 
 from conftest import NOBODY, become_nobody, mounts, needs_root, require_idmapped_mounts, failure_code
+from test_lifecycle import no_process_of  # noqa: F401  (a fixture: no monitor outlives the test)
 
 pytestmark = needs_root
 
@@ -269,6 +270,15 @@ def test_a_container_swapping_a_directory_for_a_symlink_to_slash_meanwhile_never
         dockyard("rm", "-f", "racer")
         engine.communicate(timeout=60)
         os.unlink(f"/tmp/{secret}")
+
+
+@pytest.mark.usefixtures("no_process_of")
+def test_a_created_container_gets_a_file_before_its_first_start(dockyard, rootfs, tmp_path):
+    created = dockyard("create", "--network", "none", "--name", "fresh", "--rootfs", rootfs, "cat", "/etc/given")
+    assert created.returncode == 0, created.stderr
+    (tmp_path / "given").write_text("before start\n")
+    cp_ok(dockyard, str(tmp_path / "given"), "fresh:/etc/given")  # its PID 1 waits at the gate: through its root
+    assert dockyard("start", "-a", "fresh").stdout == "before start\n"
 
 
 def test_a_running_userns_container_gets_files_of_its_own_root(dockyard, rootfs, tmp_path):
