@@ -170,6 +170,7 @@ def started(spec: Request, pid: int, c: "container.Container") -> None:
     from .network import attach  # a late import: network.py reads records  # ch final
     attach(spec, pid)  # ch final
     mark_running(spec, pid, c)
+    faults.signals_astray()  # a test's: signals that land outside a wait (faults.py)  # ch final
 
 
 def mark_running(spec: Request, pid: int, c: "container.Container") -> None:

@@ -30,7 +30,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from . import cgroups, libc, namespaces, process, security, terminal
+from . import cgroups, faults, libc, namespaces, process, security, terminal
 from .errors import DockyardError
 
 PR_SET_CHILD_SUBREAPER = 36  # orphaned descendants come to us, not to init
@@ -69,6 +69,7 @@ def exec_in(request: Exec, pid1: int) -> int:
         return 0
     try:
         process.raise_child_error(error_read)  # its command has started, or could not
+        process.wait_for_exit(pid)  # not in waitpid: a signal that comes now must wake us (process.py)
     finally:
         os.close(error_read)
         _, status = os.waitpid(pid, 0)
@@ -83,6 +84,7 @@ def spawn(request: Exec, pid1: int) -> tuple[int, int]:
     request.terminal = terminal.Terminal() if request.tty and not request.detach else None
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     gc.freeze()  # what we hold now lives until we exit: spare the exit a collection of it all (runtime.launch)
+    faults.signals_astray()  # a test's: signals that land outside a wait (faults.py)
     with process.signals_held(), cgroups.opened_for_clone(request.container_id) as cgroup:
         helper = libc.clone(0, cgroup)  # a fork; on v2 born in the container's cgroup
         if helper == 0:

@@ -25,6 +25,11 @@ The points, in the shared write steps that every command goes through:
     container-created  create's monitor: PID 1 waits at its exec fifo, create has its answer
     container-running  a foreground run: the command runs, the CLI is its parent
     attach-connected   attach: the CLI is connected to the container's monitor
+
+One fault is no crash: DOCKYARD_FAULT=signals-astray holds back each signal
+that the engine forwards until its main thread sleeps in a wait, then lets
+another thread take it, as if it had come just before that wait began
+(see signals_astray).
 """
 
 import os
@@ -44,3 +49,46 @@ def fault_point(name: str) -> None:
         if _visits[name] == int(_VISIT or 1):
             os.write(2, f"DOCKYARD_FAULT: killed at {name}, visit {_visits[name]}\n".encode())
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+
+# --- signals astray -------------------------------------------------------------------
+# Python's C-level signal handler only notes a signal; the main thread runs the
+# Python handler (the engine's forwarder) at its next bytecode. A signal that
+# comes after that thread's last check and before it blocks in a system call is
+# not acted on until the call returns: a moment that a loaded machine gives
+# rarely (it hung a CI run once), made certain here.
+
+WAITS = ("wait4", "waitid", "poll", "ppoll", "select", "pselect6")  # how the engine waits, in the kernel
+
+
+def signals_astray() -> None:
+    """With DOCKYARD_FAULT=signals-astray, let each forwarded signal arrive only once the main thread waits."""
+    if _WANTED != "signals-astray":
+        return
+    import threading
+    from .config import FORWARDED_SIGNALS
+    forwarded = {getattr(signal, name) for name in FORWARDED_SIGNALS}
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)  # in every thread: the kernel keeps them pending
+    threading.Thread(target=deliver_once_waiting, args=(threading.get_native_id(), forwarded), daemon=True).start()
+
+
+def deliver_once_waiting(main: int, forwarded: set[int]) -> None:
+    """Take each signal as it comes; raise it in this thread once the main thread sleeps in one of WAITS."""
+    import time
+    from .syscalls import native
+    waits = {number for name, number in native()[1].items() if name in WAITS}
+    while True:
+        signum = signal.sigwait(forwarded)
+        while not waiting_in(main, waits):
+            time.sleep(0.001)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+        signal.raise_signal(signum)  # to this thread: Python's C handler runs here, the main thread sleeps on
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signum])
+
+
+def waiting_in(thread: int, waits: set[int]) -> bool:
+    """Whether `thread` of this process is asleep in one of the system calls `waits` (see proc(5))."""
+    with open(f"/proc/self/task/{thread}/syscall") as f:
+        number = f.read().split()[0]
+    return number.lstrip("-").isdigit() and int(number) in waits

@@ -17,7 +17,6 @@ the log. So `docker run --name x alpine echo hi; docker logs x` prints hi here t
 
 import json
 import os
-import select
 import time
 
 from .errors import UsageError
@@ -137,16 +136,13 @@ class Tee:
         self.copy()
 
     def copy(self) -> None:
-        poller = select.poll()
-        for fd in self.pipes:
-            poller.register(fd, select.POLLIN)
+        from .process import wait_readable  # not a bare poll: a signal to forward must wake us (process.py)
         while self.pipes:
-            for fd, _ in poller.poll():
-                if not self.copy_chunk(fd):
-                    poller.unregister(fd)
+            for fd in wait_readable(list(self.pipes)):
+                self.copy_chunk(fd)
 
-    def copy_chunk(self, fd: int) -> bool:
-        """One chunk from a pipe to the terminal and the log; False (and the pipe closed) at its end."""
+    def copy_chunk(self, fd: int) -> None:
+        """One chunk from a pipe to the terminal and the log; at its end, the pipe is closed."""
         stream, target = self.pipes[fd]
         data = os.read(fd, 65536)
         try:
@@ -155,11 +151,10 @@ class Tee:
             data = b""  # our reader left (run ... | head): close the pipe, so PID 1 learns it too (SIGPIPE)
         if data:
             self.log.write(data, stream)
-            return True
+            return
         self.log.end(stream)
         os.close(fd)
         del self.pipes[fd]
-        return False
 
     def relay(self, master: int) -> None:
         """-t: the pty's output to the terminal and into the log."""

@@ -259,6 +259,7 @@ def wait_for(pid: int, error_fd: int, hooks: Hooks = Hooks()) -> int:
     try:
         process.raise_child_error(error_fd)
         hooks.running()  # ch 04
+        process.wait_for_exit(pid)  # not in waitpid: a signal that comes now must wake us (process.py)
         hooks.exited(process.exit_code_unreaped(pid))  # ch 04
     finally:
         os.close(error_fd)

@@ -19,13 +19,14 @@ SCM_RIGHTS arrives as a new descriptor for the same open file.
 
 import fcntl
 import os
-import select
 import signal
 import socket
 import sys
 import termios
 import tty
 from typing import Callable
+
+from . import process
 
 TIOCSPTLCK = 0x40045431   # unlock the slave of a new master (what unlockpt(3) does)
 TIOCGPTPEER = 0x5441      # open the slave through the master: no path to look up
@@ -101,7 +102,7 @@ def relay_master(master: int, record: Callable[[bytes], None] | None = None) -> 
     sources = [master, stdin]
     try:
         while True:
-            ready, _, _ = select.select(sources, [], [])
+            ready = process.wait_readable(sources)  # a signal to forward wakes it too
             if master in ready and not copy(master, stdout, record):
                 return  # EIO: every process of the container has closed the slave
             if stdin in ready and not copy(stdin, master):

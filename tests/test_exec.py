@@ -193,6 +193,25 @@ def test_a_signal_to_exec_reaches_the_command_inside(dockyard, rootfs):
         assert (client.returncode, out) == (5, "got-term\n")
 
 
+def test_a_signal_to_exec_that_comes_while_it_is_between_waits_still_reaches_the_command(dockyard, rootfs, impl):
+    # DOCKYARD_FAULT=signals-astray (final/faults.py): the signal comes as if just before exec's main thread
+    # fell asleep waiting for its command, as in test_run.py's test of the same name for run.
+    env = {**impl.env(), "DOCKYARD_FAULT": "signals-astray"}
+    with running(dockyard, rootfs, "box"):
+        client = dockyard.popen("exec", "box", "sh", "-c", "trap 'echo got-term; exit 5' TERM; echo ready; "
+                                "while :; do sleep 0.1; done", stdin=subprocess.DEVNULL, env=env)
+        assert client.stdout.readline() == "ready\n"
+        client.send_signal(signal.SIGTERM)
+        try:
+            out, _ = client.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            dockyard("rm", "-f", "box")  # its command, still running, holds our pipe open
+            client.communicate()
+            raise AssertionError("exec did not pass SIGTERM on: its command still ran a minute later")
+        assert (client.returncode, out) == (5, "got-term\n")
+
+
 def test_exec_t_gives_the_command_the_callers_window_size(dockyard, rootfs):
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))

@@ -188,6 +188,7 @@ def wait_for(pid: int, error_fd: int, hooks: Hooks = Hooks()) -> int:
     """Wait until the child has exec'd (or failed to) and then exited; closes `error_fd`."""
     try:
         process.raise_child_error(error_fd)
+        process.wait_for_exit(pid)  # not in waitpid: a signal that comes now must wake us (process.py)
     finally:
         os.close(error_fd)
         _, status = os.waitpid(pid, 0)

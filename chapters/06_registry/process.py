@@ -9,6 +9,7 @@ the pipe unread, a failed one leaves a message in it.
 
 import json
 import os
+import select
 import signal
 import stat
 from typing import NoReturn
@@ -163,10 +164,55 @@ def forward_signals(pid: int) -> None:
             pass  # it has just exited; wait_for will see that
     for sig in _forwarded():
         signal.signal(sig, forward)
+    wake_on_signals()  # each of our waits wakes to run `forward` (see below)
 
 
 def reset_signals() -> None:
     """Give the child default signal handling and an empty mask again."""
     for sig in _forwarded():
         signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)  # the engine's wakeup pipe is the engine's
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+# --- waiting, awake to signals -----------------------------------------------------
+# The engine forwards Ctrl-C and `kill` to the container from a Python signal
+# handler (forward_signals, above). Python runs such a handler in the main
+# thread, between two bytecodes; the C-level handler beneath only notes the
+# signal. One that comes after the last of those checks and before a blocking
+# call puts the engine to sleep waits for that call to return, and a wait for
+# the container's exit never returns: the container waits for the signal. So
+# the C handler also writes the signal's number into a pipe (set_wakeup_fd),
+# and each of the engine's waits watches that pipe too.
+
+_wakeup: list[int] = []  # the pipe's read end, once wake_on_signals made it
+
+
+def wake_on_signals() -> None:
+    """Have every signal with a Python handler wake wait_readable. Call in the main thread."""
+    if not _wakeup:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        _wakeup.append(read_end)
+
+
+def wait_readable(fds: list[int]) -> list[int]:
+    """Block until some of `fds` are readable (or ended) and return them, running signal handlers meanwhile."""
+    poller = select.poll()
+    for fd in [*fds, *_wakeup]:
+        poller.register(fd, select.POLLIN)
+    while True:
+        ready = [fd for fd, _ in poller.poll()]  # Python runs the handlers as poll returns
+        if _wakeup and _wakeup[0] in ready:
+            os.read(_wakeup[0], 4096)  # the signals' numbers: their handlers have run
+        if ready := [fd for fd in ready if fd not in _wakeup]:
+            return ready
+
+
+def wait_for_exit(pid: int) -> None:
+    """Block until `pid` has exited, leaving it unreaped, running signal handlers meanwhile."""
+    pidfd = os.pidfd_open(pid)  # readable once the process has exited
+    try:
+        wait_readable([pidfd])
+    finally:
+        os.close(pidfd)

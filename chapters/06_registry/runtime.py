@@ -197,6 +197,7 @@ def wait_for(pid: int, error_fd: int, hooks: Hooks = Hooks()) -> int:
     try:
         process.raise_child_error(error_fd)
         hooks.running()
+        process.wait_for_exit(pid)  # not in waitpid: a signal that comes now must wake us (process.py)
         hooks.exited(process.exit_code_unreaped(pid))
     finally:
         os.close(error_fd)
