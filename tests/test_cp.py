@@ -80,6 +80,8 @@ def test_a_file_is_copied_out_of_a_stopped_container(dockyard, stopped, tmp_path
     assert (tmp_path / "f").read_text() == "hi\n"
     cp_ok(dockyard, f"{stopped}:/tmp/f", str(tmp_path))  # into an existing directory: under its own name
     assert (tmp_path / "f").read_text() == "hi\n"
+    cp_ok(dockyard, f"{stopped}:tmp/f", str(tmp_path / "rel"))  # a path inside is relative to its "/"
+    assert (tmp_path / "rel").read_text() == "hi\n"
 
 
 def test_on_a_terminal_cp_says_how_much_it_copied_unless_q(dockyard, stopped, tmp_path):
