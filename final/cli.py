@@ -6,7 +6,6 @@ command runs (the start path of a container is hot).
 """
 
 import argparse
-import functools  # ch final
 import importlib
 import os
 import sys
@@ -14,6 +13,8 @@ from typing import Any  # ch final
 
 from . import config, process
 from .errors import DockyardError, UsageError
+from .helpformat import HelpFormatter  # ch final
+from .management import ungrouped  # `container rm X` is `rm X`  # ch final
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,26 +27,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message, hint=f"see '{self.prog} --help'")
-
-
-# >>> chapter final
-class HelpFormatter(argparse.HelpFormatter):
-    """argparse's own, told the terminal's width. argparse makes one at every add_argument
-    (to check its metavar), and each one left to find the width asks shutil (~2 ms to import)."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=terminal_width() - 2)  # the margin argparse keeps
-
-
-@functools.cache
-def terminal_width() -> int:
-    """Columns for --help, found as shutil.get_terminal_size finds them: $COLUMNS, the terminal's, or 80."""
-    try:
-        columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.__stdout__.fileno()).columns)
-    except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal: help goes to a pipe
-        columns = 0
-    return columns if columns > 0 else 80
-# <<< chapter final
 
 
 def prog_name() -> str:
@@ -176,22 +157,6 @@ TABLES += ["ps",  # final's ps: chapter 4's, with --filter and --format
            "running_commands",  # exec, top, events, pause: near the end, where the search for exec starts
            "lifecycle_commands"]  # start (detached), stop, kill, restart, wait, logs
 COMMANDS["create"] = ("Create a new container, without starting it", add_run_arguments, cmd_run)
-
-# Docker's management commands say the same as the plain ones: `container rm X` is `rm X`,
-# `image pull N` is `pull N`. (`container ls|prune` and `image ls|rm|inspect|history|prune`
-# have parsers of their own, in ps.py and image_commands.py.)
-GROUPED = {"container": ("attach", "commit", "cp", "create", "diff", "exec", "export", "inspect", "kill", "logs",
-                         "pause", "port", "rename", "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"),
-           "image": ("build", "import", "load", "pull", "push", "save", "tag")}
-
-
-def ungrouped(argv: list[str]) -> list[str]:
-    """argv with `container WORD` or `image WORD` made the plain command WORD."""
-    word = command_word(argv)
-    at = argv.index(word) if word in GROUPED else -1
-    if at >= 0 and argv[at + 1:at + 2] and argv[at + 1] in GROUPED[word]:
-        return argv[:at] + argv[at + 1:]
-    return argv
 # <<< chapter final
 
 
@@ -262,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     process.close_inherited_files()
-    argv = ungrouped(argv)  # `container rm X` is `rm X`  # ch final
+    argv = ungrouped(argv, command_word(argv))  # ch final
     command = None  # until the command line is read
     try:
         args = build_parser(command_word(argv)).parse_args(argv)

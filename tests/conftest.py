@@ -179,8 +179,8 @@ class Dockyard:
 
 
 GLOBAL_OPTIONS_WITH_VALUES = ("--root", "--storage-driver")
-GROUPED = {"container": "attach commit create diff exec inspect kill logs pause port rename restart rm run start stats "
-                        "stop top unpause wait".split(),
+GROUPED = {"container": "attach commit cp create diff exec export inspect kill logs pause port rename restart rm run "
+                        "start stats stop top unpause wait".split(),  # final/management.py's
            "image": "build import load pull push save tag".split()}
 
 
