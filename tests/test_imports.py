@@ -115,15 +115,41 @@ def test_no_module_below_the_command_line_imports_the_cli():
     assert not offenders, f"these modules import the CLI layer: {offenders}"
 
 
-def test_the_runtime_imports_nothing_of_the_engine():
-    engine = {"containers", "container", "images", "image_run", "store", "volumes", "request", "monitor"}
-    edges = graph(module_level_only=True)
-    # What runtime.py imports anywhere, and what those modules import when loaded.
-    reached = imports_of(os.path.join(FINAL, "runtime.py"), "runtime", module_level_only=False)
+def loaded_with(first: set[str], edges: dict[str, set[str]]) -> set[str]:
+    """The modules `first`, and every module that loading them loads (following `edges`)."""
+    reached = set(first)
     todo = list(reached)
     while todo:
         for nxt in edges.get(todo.pop(), ()):
             if nxt not in reached:
                 reached.add(nxt)
                 todo.append(nxt)
+    return reached
+
+
+def test_the_runtime_imports_nothing_of_the_engine():
+    engine = {"containers", "container", "images", "image_run", "store", "volumes", "request", "monitor"}
+    # What runtime.py imports anywhere, and what those modules import when loaded.
+    reached = loaded_with(imports_of(os.path.join(FINAL, "runtime.py"), "runtime", module_level_only=False),
+                          graph(module_level_only=True))
     assert not reached & engine, f"the runtime reaches engine modules: {sorted(reached & engine)}"
+
+
+def command_tables() -> list[str]:
+    """The modules that cli.py lists in TABLES (`TABLES += ["info", "stats"]` ...), read from its source."""
+    tree = ast.parse(open(os.path.join(FINAL, "cli.py")).read())
+    return [element.value for node in ast.walk(tree)
+            if isinstance(node, ast.AugAssign) and getattr(node.target, "id", "") == "TABLES"
+            for element in node.value.elts]
+
+
+def test_the_command_tables_load_none_of_a_containers_machinery():
+    """To find a command, the CLI imports table after table (cli.commands): a table that imports the
+    records or the runtime at its top makes every command that it searches past pay for them."""
+    machinery = {"containers", "runtime", "layers", "request", "store"}
+    edges = graph(module_level_only=True)
+    tables = command_tables()
+    assert "running_commands" in tables and "container_commands" in tables  # the reading of cli.py works
+    heavy = {table: sorted(loaded_with({table}, edges) & machinery) for table in tables}
+    heavy = {table: modules for table, modules in heavy.items() if modules}
+    assert not heavy, f"command tables that load machinery when imported (import it in the handler): {heavy}"
