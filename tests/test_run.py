@@ -124,6 +124,14 @@ def test_a_signal_that_comes_while_the_engine_is_between_waits_still_reaches_the
     signal_reaches_the_container(dockyard, rootfs, signal.SIGTERM, 42, *flags, env=env, stdin=subprocess.DEVNULL)
 
 
+def test_the_command_starts_with_no_signal_blocked_nor_those_python_ignores_ignored(dockyard, rootfs):
+    result = dockyard("run", "--rootfs", rootfs, "grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status")
+    masks = {line.split(":")[0]: int(line.split()[1], 16) for line in result.stdout.splitlines()}
+    assert masks["SigBlk"] == 0, result.stdout  # the engine blocks signals around the fork, never for the command
+    python_ignores = (1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1))
+    assert masks["SigIgn"] & python_ignores == 0, result.stdout
+
+
 def test_arguments_after_the_command_belong_to_the_command(dockyard, rootfs):
     result = dockyard("run", "--rootfs", rootfs, "echo", "--help", "-e", "x")
     assert result.stdout == "--help -e x\n"

@@ -88,8 +88,10 @@ def enter_workdir(workdir: str) -> None:
 def exec_command(argv: list[str], env: dict[str, str]) -> NoReturn:
     """Replace this process with the container's command. Call in the child."""
     program = find_executable(argv[0], env.get("PATH", config.DEFAULT_PATH))
-    # Python ignores SIGPIPE; a shell pipeline in the container expects the default.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # Python ignores SIGPIPE and SIGXFSZ, and exec keeps what is ignored: a shell pipeline in the
+    # container expects SIGPIPE's default, a program over its file-size limit SIGXFSZ's.
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execve(program, argv, env)
     except PermissionError as err:
