@@ -210,7 +210,13 @@ def creating_as(uid: int, gid: int) -> Iterator[None]:
 
 def open_inside(root_fd: int, path: str, flags: int) -> int:
     """open(2) `path` as the container sees it: resolved by the kernel, never leaving `root_fd`."""
-    return libc.openat2(root_fd, path, flags, RESOLVE)
+    try:
+        return libc.openat2(root_fd, path, flags, RESOLVE)
+    except (FileNotFoundError, NotADirectoryError):
+        raise  # the callers say which rule of cp's that breaks
+    except OSError as err:  # ELOOP: a symlink loop; EXDEV: a magic link (/proc/self/root ...)
+        raise DockyardError(f"cannot follow {path} inside the container: {err.strerror}",
+                            hint="a symlink on the way loops, or leads through /proc: name the path it means") from err
 
 
 def open_dir_inside(root_fd: int, path: str) -> int:

@@ -24,7 +24,8 @@ pytestmark = needs_root
 SETUP = ("test -e /ready || { echo hi > /tmp/f; ln -s / /escape; ln -s ../../../../etc /up; "
          "mkdir -p /d/sub /linkdir-target; ln -s /linkdir-target /linkdir; echo y > /d/sub/y; echo top > /d/top; "
          "echo shadow-inside > /etc/shadow; echo owned > /owned; chown 4321:4322 /owned; "
-         "cp /bin/busybox /suid; chmod 4755 /suid; rm /bin/arch; touch /ready; }; test -f /probe.sh && sh /probe.sh; true")
+         "cp /bin/busybox /suid; chmod 4755 /suid; rm /bin/arch; ln -s /loop /loop; ln -s /proc/1/root /magic; "
+         "touch /ready; }; test -f /probe.sh && sh /probe.sh; true")
 
 
 @pytest.fixture(params=["overlay", "vfs"])
@@ -237,6 +238,8 @@ def test_a_running_container_is_copied_from_and_to_through_its_own_root(dockyard
     whole = tarfile.open(fileobj=io.BytesIO(cp_ok(dockyard, f"{running}:/", "-")))  # the kernel's files stay
     names = set(whole.getnames())
     assert {"./proc", "./sys", "./d/sub/y"} <= names and not [n for n in names if n.startswith(("./proc/", "./sys/"))]
+    magic = cp(dockyard, f"{running}:/magic/etc/passwd", "-")  # /magic -> /proc/1/root: a jump, refused
+    assert magic.returncode == failure_code(magic) and b"cannot follow" in magic.stderr and not magic.stdout
     refused = cp(dockyard, f"{running}:/proc/kcore", "-")
     assert refused.returncode == failure_code(refused) and b"proc" in refused.stderr and not refused.stdout
     (tmp_path / "core_pattern").write_text("|/tmp/evil\n")
@@ -323,6 +326,9 @@ def test_an_ordinary_user_copies_in_and_out_of_its_running_rootless_container(no
 # --- errors, and nothing left behind --------------------------------------------------
 
 @pytest.mark.parametrize("args, message", [
+    (("-L", "box:/loop", "DEST"), "cannot follow /loop inside the container"),
+    (("FILE", "box:/loop/"), "cannot follow /loop/ inside the container"),
+    (("box:/magic/etc/passwd", "DEST"), "Could not find the file /magic/etc/passwd"),  # stopped: no /proc
     (("nothere:/tmp/f", "DEST"), "no such container"),
     (("box:/no/such/file", "DEST"), "Could not find the file /no/such/file in container box"),
     (("box:/tmp/f", "box:/tmp/g"), "copying between containers is not supported"),
