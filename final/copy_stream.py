@@ -41,6 +41,7 @@ DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 KERNEL_FILESYSTEMS = {0x9FA0: "proc", 0x62656572: "sysfs", 0x27E0EB: "cgroup", 0x63677270: "cgroup2",
                       0x1CD1: "devpts", 0x19800202: "mqueue", 0x64626720: "debugfs", 0x74726163: "tracefs",
                       0x73636673: "securityfs", 0xCAFE4A11: "bpf"}
+MAX_DEPTH = 512  # directories in a copy's path: the unpacker walks them with recursion
 Opener = Callable[[], int]  # opens a regular file's data for reading
 Stream = Iterator[tuple[Member, Opener | None]]
 
@@ -53,25 +54,42 @@ def reopen(path_fd: int) -> int:
 
 
 # --8<-- [start:walk_inside]
-def walk_inside(dir_fd: int, prefix: str, seen: dict) -> Stream:
-    """Members for everything below the open directory `dir_fd`, each opened from its parent's fd."""
-    with os.scandir(dir_fd) as it:
-        names = sorted((entry.name for entry in it), key=os.fsencode)
-    for name in names:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        # /proc/self/fd/N is the directory we hold, whatever the container renames: only `name` is looked up.
-        member = tarwrite.member_of(f"/proc/self/fd/{dir_fd}/{name}", prefix + name, st, None, seen)
-        if member is None:
-            continue
-        yield member, lambda name=name: os.open(name, FILE_READ, dir_fd=dir_fd)
-        if member.type == tarformat.DIRECTORY:
-            fd = os.open(name, DIR_READ, dir_fd=dir_fd)  # swapped for a symlink meanwhile: ELOOP, never a door
-            try:
-                if not kernel_filesystem(fd):
-                    yield from walk_inside(fd, member.name, seen)
-            finally:
-                os.close(fd)
+def walk_inside(top_fd: int, prefix: str, seen: dict) -> Stream:
+    """Members for everything below the open directory `top_fd`, each looked at from its parent's fd;
+    depth first, with a stack of open directories rather than recursion: the container picks the depth."""
+    levels = [(top_fd, prefix, names_in(top_fd))]
+    try:
+        while levels:
+            dir_fd, prefix, names = levels[-1]
+            name = next(names, None)
+            if name is None:
+                levels.pop()
+                if dir_fd != top_fd:
+                    os.close(dir_fd)
+                continue
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            # /proc/self/fd/N is the directory we hold, whatever the container renames: only `name` is looked up.
+            member = tarwrite.member_of(f"/proc/self/fd/{dir_fd}/{name}", prefix + name, st, None, seen)
+            if member is None:
+                continue
+            yield member, lambda name=name, dir_fd=dir_fd: os.open(name, FILE_READ, dir_fd=dir_fd)
+            if member.type == tarformat.DIRECTORY:
+                fd = os.open(name, DIR_READ, dir_fd=dir_fd)  # swapped for a symlink meanwhile: ELOOP, never a door
+                if kernel_filesystem(fd):
+                    os.close(fd)
+                else:
+                    levels.append((fd, member.name, names_in(fd)))
+    finally:
+        for dir_fd, _, _ in levels:
+            if dir_fd != top_fd:
+                os.close(dir_fd)
 # --8<-- [end:walk_inside]
+
+
+def names_in(dir_fd: int) -> Iterator[str]:
+    """The names in a directory, in bytewise order (the order commit's layers use)."""
+    with os.scandir(dir_fd) as it:
+        return iter(sorted((entry.name for entry in it), key=os.fsencode))
 
 
 def kernel_filesystem(fd: int) -> str:
@@ -82,8 +100,11 @@ def kernel_filesystem(fd: int) -> str:
 # --- owners and what a copy keeps --------------------------------------------------
 
 def checked(stream: Stream) -> Stream:
-    """Refuse `.wh.` names: image layers take them for deletions."""
+    """Refuse `.wh.` names (image layers take them for deletions) and trees deeper than MAX_DEPTH."""
     for member, opener in stream:
+        if member.name.rstrip("/").count("/") >= MAX_DEPTH:
+            raise DockyardError(f"cannot copy {member.name[:60]!r}...: nested deeper than {MAX_DEPTH} directories",
+                                hint="copy a part of it, or as a tar archive (-)")
         if os.path.basename(member.name.rstrip("/")).startswith(tar.WHITEOUT):
             raise DockyardError(f"cannot copy {member.name!r}: names starting with .wh. mean a deletion in "
                                 "image layers", hint="rename it before you copy it")

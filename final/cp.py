@@ -109,6 +109,9 @@ def copy_out(root: str, name: str, path: str, dest: str, how: "How", tally: Tall
             members = members_inside(source, top)
             members = kept_by_archive(members, shift) if how.archive else for_the_caller(members)
             unpack(tally.count(members), target, staged=top)
+        except OSError as err:
+            raise DockyardError(f"cannot copy {path} out of container {name}: {err.strerror or err}",
+                                hint="is the destination's disk full, or not yours to write?") from err
         finally:
             os.close(source.fd)
 
