@@ -392,15 +392,18 @@ def test_a_read_only_container_refuses_a_copy_in_whether_it_runs_or_not(dockyard
 
 
 def test_a_tree_nested_deeper_than_python_recurses_is_archived_or_refused_never_a_crash(dockyard, rootfs, tmp_path):
-    result = dockyard("run", "--network", "none", "--name", "deep", "--rootfs", rootfs, "sh", "-c",
-                      "i=0; while [ $i -lt 1100 ]; do mkdir d; cd d; i=$((i+1)); done")
-    assert result.returncode == 0, result.stderr
-    archive = tarfile.open(fileobj=io.BytesIO(cp_ok(dockyard, "deep:/d", "-")))
-    assert len(archive.getnames()) == 1100
-    assert "/".join(["d"] * 1100) in set(exported(dockyard, "deep").getnames())
-    refused = cp(dockyard, "deep:/d", str(tmp_path / "out"))  # onto the host: too deep for the unpacker
-    assert refused.returncode == failure_code(refused) and b"nested deeper" in refused.stderr
-    assert not [name for name in os.listdir(tmp_path) if name == "out" or name.startswith(".dockyard")]
+    try:
+        result = dockyard("run", "--network", "none", "--name", "deep", "--rootfs", rootfs, "sh", "-c",
+                          "i=0; while [ $i -lt 1100 ]; do mkdir d; cd d; i=$((i+1)); done")
+        assert result.returncode == 0, result.stderr
+        archive = tarfile.open(fileobj=io.BytesIO(cp_ok(dockyard, "deep:/d", "-")))
+        assert len(archive.getnames()) == 1100
+        assert "/".join(["d"] * 1100) in set(exported(dockyard, "deep").getnames())
+        refused = cp(dockyard, "deep:/d", str(tmp_path / "out"))  # onto the host: too deep for the unpacker
+        assert refused.returncode == failure_code(refused) and b"nested deeper" in refused.stderr
+        assert not [name for name in os.listdir(tmp_path) if name == "out" or name.startswith(".dockyard")]
+    finally:  # Python's rmtree (pytest's, and the engine's rm today) recurses: GNU rm does not
+        subprocess.run(["rm", "-rf", dockyard.root], check=True)
 
 
 def test_a_copy_killed_midway_leaves_no_mount_and_the_container_starts(dockyard, rootfs, tmp_path):
