@@ -26,10 +26,11 @@ The points, in the shared write steps that every command goes through:
     container-running  a foreground run: the command runs, the CLI is its parent
     attach-connected   attach: the CLI is connected to the container's monitor
 
-One fault is no crash: DOCKYARD_FAULT=signals-astray holds back each signal
-that the engine forwards until its main thread sleeps in a wait, then lets
-another thread take it, as if it had come just before that wait began
-(see signals_astray).
+Two faults are no crash: DOCKYARD_FAULT=signals-astray holds back each
+signal that the engine forwards until its main thread sleeps in a wait, then
+lets another thread take it, as if it had come just before that wait began
+(see signals_astray); DOCKYARD_FAULT=init-late holds --init's PID 1 after it
+forked the command, until a signal for the command has come (see init_late).
 """
 
 import os
@@ -92,3 +93,16 @@ def waiting_in(thread: int, waits: set[int]) -> bool:
     with open(f"/proc/self/task/{thread}/syscall") as f:
         number = f.read().split()[0]
     return number.lstrip("-").isdigit() and int(number) in waits
+
+
+def init_late() -> None:
+    """With DOCKYARD_FAULT=init-late, go on only once a forwarded signal is pending. Call in --init's PID 1."""
+    # As if the command had started, printed and been signalled before its init went on:
+    # a signal that PID 1 neither handles nor blocks is dropped, and this waits for ever.
+    if _WANTED != "init-late":
+        return
+    import time
+    from .config import FORWARDED_SIGNALS
+    forwarded = {getattr(signal, name) for name in FORWARDED_SIGNALS}
+    while not signal.sigpending() & forwarded:
+        time.sleep(0.001)

@@ -39,6 +39,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_escape.py::test_a_container_cannot_escape_with_the_chroot_chdir_trick": 2,
     "test_run.py::test_running_as_an_ordinary_user_without_root_is_refused_with_a_hint": (1, 1),
     "test_run.py::test_a_signal_that_comes_while_the_engine_is_between_waits_still_reaches_the_container": FINAL,
+    "test_namespaces.py::test_init_forwards_a_signal_that_comes_before_it_is_ready_for_it": FINAL,
     # Beyond the chapters: final/ only
     "test_terminal.py": FINAL,
     "test_oci_runtime.py": FINAL,

@@ -125,6 +125,22 @@ def test_init_forwards_sigterm_to_a_command_that_has_no_handler_for_it(dockyard,
     assert engine.returncode == 128 + signal.SIGTERM
 
 
+def test_init_forwards_a_signal_that_comes_before_it_is_ready_for_it(dockyard, rootfs, impl):
+    # DOCKYARD_FAULT=init-late (final/faults.py): init goes on only once the command, already running,
+    # has been signalled; a PID 1 that neither handles nor blocks a signal never gets it.
+    env = {**impl.env(), "DOCKYARD_FAULT": "init-late"}
+    engine = dockyard.popen("run", "--init", "--rootfs", rootfs, "sh", "-c", "echo ready; exec sleep 1000", env=env)
+    assert engine.stdout.readline() == "ready\n"
+    engine.send_signal(signal.SIGTERM)
+    try:
+        engine.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        engine.kill()  # the container dies with it (PR_SET_PDEATHSIG)
+        engine.communicate()
+        raise AssertionError("init did not pass SIGTERM on: the command still ran a minute later")
+    assert engine.returncode == 128 + signal.SIGTERM
+
+
 def test_init_passes_on_the_commands_exit_code(dockyard, rootfs):
     result = dockyard("run", "--init", "--rootfs", rootfs, "sh", "-c", "echo $$; cat /proc/1/comm; exit 7")
     assert result.returncode == 7

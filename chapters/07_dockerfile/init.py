@@ -17,21 +17,24 @@ from . import config, process
 
 def run_as_init(argv: list[str], env: dict[str, str], error_fd: int) -> NoReturn:
     """Fork the command, then reap and forward until it exits. Call as PID 1."""
+    # PID 1 gets no signal it neither handles nor blocks, and a Python handler runs only between two
+    # bytecodes, perhaps after os.wait() has put us to sleep. So we handle none: blocked from before
+    # the fork, each signal waits for sigwait() below, and SIGCHLD says when a child has died.
+    waited = {*(getattr(signal, name) for name in config.FORWARDED_SIGNALS), signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, waited)
     child = os.fork()
     if child == 0:
         try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, waited)
             process.exec_command(argv, env)
         except BaseException as err:
             process.report_to_parent(error_fd, err)
     os.close(error_fd)  # the engine waits for every copy of this pipe to close
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass  # it is exiting; the loop below will reap it
-    for name in config.FORWARDED_SIGNALS:
-        signal.signal(getattr(signal, name), forward)
     while True:
-        pid, status = os.wait()  # reaps the command, and any orphan left to us
-        if pid == child:
-            os._exit(process.exit_code_of(status))
+        signum = signal.sigwait(waited)
+        if signum != signal.SIGCHLD:
+            os.kill(child, signum)  # until we reap it, its pid stays its own
+            continue
+        while (reaped := os.waitpid(-1, os.WNOHANG))[0]:  # the command, and any orphan left to us
+            if reaped[0] == child:
+                os._exit(process.exit_code_of(reaped[1]))
