@@ -66,7 +66,7 @@ class BackgroundHash:
     longer than 2 KiB, so with a second core idle the thread hashes one piece
     while the caller parses and writes the next: the hash leaves the critical
     path. At most AHEAD pieces wait, so a slow hasher holds the reader back
-    rather than letting the layer pile up in memory. With one CPU to run on,
+    rather than letting the layer pile up in memory. With no CPU to spare,
     two threads could only take turns (10-20% slower than hashing in place
     here): then the hash runs in place. `close` ends every use, error or not,
     and waits for the thread: what the engine does next wants a process of
@@ -79,7 +79,7 @@ class BackgroundHash:
         self.sha256 = hashlib.sha256()
         self.pieces: queue.Queue[bytes | None] = queue.Queue(self.AHEAD)
         self.thread = threading.Thread(target=self.hash_pieces, name="sha256", daemon=True)
-        self.in_place = len(os.sched_getaffinity(0)) == 1  # one CPU to run on: no second thread
+        self.in_place = not cpu_to_spare()
         if not self.in_place:
             self.thread.start()
 
@@ -102,6 +102,13 @@ class BackgroundHash:
     def hexdigest(self) -> str:
         self.close()
         return self.sha256.hexdigest()
+
+
+def cpu_to_spare() -> bool:
+    """Whether a second thread would find a CPU idle: this process may run on more than one, and
+    fewer tasks than that were runnable over the last minute (the load average, as `make -l` asks)."""
+    cpus = len(os.sched_getaffinity(0))
+    return cpus > 1 and os.getloadavg()[0] < cpus
 
 
 class TarStream:
