@@ -33,7 +33,7 @@ def human_size(size: float) -> str:
 def add_cp_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--archive", action="store_true", help="keep the source's uid and gid")
     p.add_argument("-L", "--follow-link", action="store_true", help="follow a symlink named as SRC_PATH")
-    p.add_argument("-q", "--quiet", action="store_true", help="do not say how much was copied (said on a terminal only)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not say how much was copied (said on terminals only)")
     p.add_argument("source", metavar="SRC", help="CONTAINER:SRC_PATH, or a host path, or - (a tar on stdin)")
     p.add_argument("dest", metavar="DEST", help="CONTAINER:DEST_PATH, or a host path, or - (a tar on stdout)")
 

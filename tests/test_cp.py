@@ -452,5 +452,6 @@ def test_export_o_writes_a_file_only_when_it_is_whole(dockyard, stopped, tmp_pat
     assert result.returncode == 0, result.stderr
     assert "d/top" in tarfile.open(tmp_path / "box.tar").getnames()
     missing = dockyard("export", "-o", str(tmp_path / "none.tar"), "nothere")
-    assert missing.returncode == failure_code(missing) and "no such container" in missing.stderr and "hint:" in missing.stderr
+    assert missing.returncode == failure_code(missing)
+    assert "no such container" in missing.stderr and "hint:" in missing.stderr
     assert not os.path.exists(tmp_path / "none.tar") and not os.path.exists(tmp_path / "none.tar.partial")
