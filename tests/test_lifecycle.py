@@ -31,9 +31,11 @@ def status_of(dockyard, name):
     """The STATUS column of `ps -a` for container `name`."""
     result = dockyard("ps", "-a")
     assert result.returncode == 0, result.stderr
-    for line in result.stdout.splitlines()[1:]:
+    header, *lines = result.stdout.splitlines()
+    start, end = header.index("STATUS"), header.index("PORTS")  # PORTS may be empty: cut by the header
+    for line in lines:
         if line.split()[-1] == name:
-            return line.split("   ")[-2].strip()
+            return line[start:end].strip()
     return None
 
 
