@@ -87,6 +87,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="pull the image: missing (default), always, never")
     from .lifecycle_commands import add_run_options
     add_run_options(p)
+    from .run_options import add_arguments as add_other_spellings
+    add_other_spellings(p)  # --env-file and --mount: -e and -v (or --tmpfs) again
     # <<< chapter final
     # >>> chapter 02
     p.add_argument("--hostname", metavar="NAME", help="hostname inside (default: the short container id)")

@@ -161,7 +161,7 @@ def describe_container(root: str, name: str) -> dict:
                    "Env": [f"{k}={v}" for k, v in spec.get("env", {}).items()], "Cmd": spec["argv"],
                    "Image": spec.get("image") or spec["rootfs"], "WorkingDir": spec.get("workdir", "/"),
                    "Tty": spec.get("tty", False), "OpenStdin": spec.get("interactive", False),
-                   "Labels": ps.labels_of(spec),  # ch final
+                   "Labels": ps.labels_of(spec), "StopTimeout": spec.get("stop_timeout"),  # ch final
                    "StopSignal": spec.get("stop_signal", "")},
         "HostConfig": {"NetworkMode": spec.get("network", "none"), "AutoRemove": spec.get("remove", False),
                        "Init": spec.get("init", False), "Binds": spec.get("volumes", []),

@@ -32,6 +32,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-driver", default="json-file", metavar="DRIVER", help="json-file (default) or none")
     p.add_argument("--log-opt", action="append", default=[], metavar="K=V", help="max-size=10m, max-file=3")
     p.add_argument("--detach-keys", metavar="KEYS", help="-it: the keys that detach (default ctrl-p,ctrl-q)")
+    p.add_argument("--stop-signal", metavar="SIG", help="what stop sends first (default: the image's, or TERM)")
+    p.add_argument("--stop-timeout", type=int, metavar="N", help="seconds stop waits before SIGKILL (default 10)")
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="a label for the container")
     p.add_argument("--label-file", action="append", default=[], metavar="FILE", help="labels, one KEY=VALUE a line")
 
@@ -41,6 +43,10 @@ def apply_run_options(request, args: argparse.Namespace) -> None:
     if args.detach_keys:
         from .attach import parse_detach_keys
         parse_detach_keys(args.detach_keys)  # before the container is made: a typo leaves nothing behind
+    if args.stop_signal:
+        stop_signal(args.stop_signal)  # a typo refused now, not at the first stop
+        request.stop_signal = args.stop_signal  # over the image's StopSignal (image_run.apply keeps it)
+    request.stop_timeout = args.stop_timeout
     if args.label or args.label_file:
         from .ps import parse_labels
         request.labels = parse_labels(args.label, args.label_file)
@@ -127,8 +133,10 @@ def add_start_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def stop(c, timeout: float) -> None:
-    """The container's stop signal, then SIGKILL if it still runs after `timeout` seconds."""
+def stop(c, timeout: float | None) -> None:
+    """The container's stop signal, then SIGKILL if it still runs after `timeout` seconds
+    (None: its --stop-timeout, or 10)."""
+    timeout = timeout if timeout is not None else c.config.get("stop_timeout") or DEFAULT_STOP_TIMEOUT
     if c.status == "created":
         return  # as Docker: a created container stays created (its PID 1, if any, waits for start)
     c.request_stop()
@@ -139,6 +147,9 @@ def stop(c, timeout: float) -> None:
         wait_for_exit(c, None)
     from .events import record_container
     record_container(c, "stop")
+
+
+DEFAULT_STOP_TIMEOUT = 10  # seconds, as Docker's
 
 
 def stop_signal(name: str) -> int:
@@ -175,7 +186,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def add_stop_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-t", "--time", type=float, default=10, metavar="N", help="seconds to wait before SIGKILL (default 10)")
+    p.add_argument("-t", "--time", type=float, metavar="N",
+                   help="seconds to wait before SIGKILL (default: the container's --stop-timeout, or 10)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
@@ -291,8 +303,8 @@ def follow(c, path: str, since: float | None, until: float | None, timestamps: b
                 if in_window(record, since, until):
                     show(record, timestamps)
             continue
-        if not running:
-            return
+        if not running or (until is not None and time.time() >= until):
+            return  # it stopped, or --until has come: as Docker's, the stream ends
         time.sleep(0.05)
 
 

@@ -45,6 +45,7 @@ class Request:
     restart: str = "no"  # --restart, which the monitor keeps (monitor.py)  # ch final
     log: dict = field(default_factory=lambda: {"driver": "json-file"})  # --log-driver, --log-opt  # ch final
     labels: dict[str, str] = field(default_factory=dict)  # --label, over the image's (ps.labels_of)  # ch final
+    stop_timeout: int | None = None  # --stop-timeout: stop's wait before SIGKILL (None: 10 s)  # ch final
     limits: Limits = field(default_factory=Limits)  # ch 03
     name: str = ""  # ch 04
     remove: bool = False                                # --rm: no record once it exits  # ch 04

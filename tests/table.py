@@ -54,6 +54,7 @@ TABLE: dict[str, int | tuple[int, int] | None] = {
     "test_format.py": FINAL,
     "test_rename.py": FINAL,
     "test_system.py": FINAL,
+    "test_run_options.py": FINAL,
     "test_security.py": FINAL,
     "test_seccomp_filter.py": FINAL,
     "test_image_pull.py": FINAL,
