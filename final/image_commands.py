@@ -141,8 +141,7 @@ def describe_container(root: str, name: str) -> dict:
     try:
         container_id = containers.find(root, name)
     except DockyardError:
-        raise DockyardError(f"no such object: {name}",
-                            hint="inspect takes an image (see images) or a container (see ps -a)") from None
+        raise DockyardError(f"no such object: {name}", hint=ImageNotFound(name).hint) from None
     directory = containers.directory(root, container_id)
     spec = containers.read_json(os.path.join(directory, "config.json"))
     # state = containers.read_json(os.path.join(directory, "state.json"))  # ch 05-07

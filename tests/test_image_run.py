@@ -277,7 +277,7 @@ def test_rmi_of_an_extra_name_of_an_image_in_use_removes_that_name_only(dockyard
 
 def test_a_missing_image_tells_an_ordinary_user_that_roots_images_are_apart(nobody):
     result = nobody("inspect", "busybox")
-    assert result.returncode == failure_code(result) and "no such image: busybox" in result.stderr
+    assert result.returncode == failure_code(result) and "no such object: busybox" in result.stderr
     assert "you are not root" in result.stderr and "/var/lib/dockyard" in result.stderr
 
 

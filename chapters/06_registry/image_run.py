@@ -65,7 +65,7 @@ def apply(spec, image: dict | None) -> None:
         return
     spec.lowers = image["lowers"]
     spec.image, spec.image_id = image["name"], image["id"]
-    spec.stop_signal = image["config"].get("StopSignal", "") or ""
+    spec.stop_signal = spec.stop_signal or image["config"].get("StopSignal", "") or ""  # run's flag first
     spec.container_config = image["container_config"]  # what `commit` records (commit.py)
     # The root's checks (a /proc to mount over) look at the container's init layer,
     # which always has one: an image's top layer is only a diff.
