@@ -133,6 +133,17 @@ def test_rm_goes_on_past_a_missing_container_and_rm_f_does_not_mind_one(dockyard
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
+DEEP = "i=0; while [ $i -lt 1500 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done; echo bottom > f"
+
+
+def test_a_container_that_nests_thousands_of_directories_is_removed_and_ps_still_works(dockyard, rootfs):
+    ok(dockyard("run", "--name", "deep", "-v", "jar:/jar", "--rootfs", rootfs, "sh", "-c", f"{DEEP}; cd /jar; {DEEP}"))
+    assert ok(dockyard("rm", "deep")) == "deep\n"  # a recursive walk (shutil.rmtree's) overflows at this depth
+    assert ps_rows(dockyard, "-a") == []
+    assert ok(dockyard("volume", "rm", "jar")) == "jar\n"
+    assert not os.listdir(os.path.join(dockyard.root, "containers"))
+
+
 def test_rm_f_kills_a_running_container_and_removes_it(dockyard, rootfs):
     engine = start_busy(dockyard, rootfs, "busy")
     assert ok(dockyard("rm", "-f", "busy")) == "busy\n"
