@@ -402,6 +402,7 @@ def empty_and_remove(top: int, name: str) -> None:
     try:
         for child in os.listdir(directory):
             if stat.S_ISDIR(os.lstat(child, dir_fd=directory).st_mode):
+                make_ours(child, directory)  # moving a directory rewrites its "..": it needs our write
                 os.rename(child, f".removing-{os.urandom(8).hex()}", src_dir_fd=directory, dst_dir_fd=top)
             else:
                 os.unlink(child, dir_fd=directory)
@@ -412,14 +413,14 @@ def empty_and_remove(top: int, name: str) -> None:
 
 def open_directory(name: str, parent: int | None = None) -> int:
     """A directory's fd, never through a symlink; made ours (0700) first if its mode shuts us out."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    make_ours(name, parent)  # write and search, to empty it (overlay's work/ dirs are mode 000)
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+
+
+def make_ours(name: str, parent: int | None) -> None:
+    """chmod 0700 a directory we are about to empty or move; root needs no permission, so no matter if
+    it is not ours to change. (Called on directories only: lstat said so, so no link is followed.)"""
     try:
-        fd = os.open(name, flags, dir_fd=parent)
+        os.chmod(name, 0o700, dir_fd=parent)
     except PermissionError:
-        os.chmod(name, 0o700, dir_fd=parent)  # a directory (O_NOFOLLOW did not refuse a link)
-        fd = os.open(name, flags, dir_fd=parent)
-    try:
-        os.fchmod(fd, 0o700)  # write and search, to empty it (overlay's work/ dirs are mode 000)
-    except PermissionError:
-        pass  # not ours to change: root needs no permission anyway
-    return fd
+        pass

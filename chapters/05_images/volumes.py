@@ -177,7 +177,8 @@ def remove(root: str, name: str) -> None:
                             hint=f"remove the container first: rm {in_use[0][:12]}")
     doomed = os.path.join(root, "volumes", f".removing-{name}")
     os.rename(volume_dir(root, name), doomed)
-    shutil.rmtree(doomed)
+    from .layers import remove_tree  # however deep a container made it
+    remove_tree(doomed)
 
 
 def remove_anonymous(root: str, texts: list[str]) -> None:

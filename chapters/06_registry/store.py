@@ -275,7 +275,7 @@ class Store(BlobStore):
             used = self.reachable()[1] | set(keep_layers)
             for name in sorted(os.listdir(self.layers)):
                 if f"sha256:{name}" not in used:
-                    shutil.rmtree(os.path.join(self.layers, name), ignore_errors=True)
+                    remove_layer(os.path.join(self.layers, name))
                     report.append(f"Deleted layer: sha256:{name}")
             report += self.sweep_temp()
         return report
@@ -350,3 +350,12 @@ def set_name(entries: list[dict], entry: dict, name: str) -> list[dict]:
         if all(x["digest"] != e["digest"] for x in entries):
             entries.append({k: v for k, v in e.items() if k != "annotations"})
     return entries
+
+
+def remove_layer(path: str) -> None:
+    """An unpacked layer, however deep its image made it (layers.remove_tree); one that resists stays."""
+    from .layers import remove_tree
+    try:
+        remove_tree(path)
+    except OSError:
+        pass

@@ -345,11 +345,59 @@ def is_opaque(path: str) -> bool:
 # --- removing a container's layer -----------------------------------------------------
 
 def remove_tree(path: str) -> None:
-    """rm -rf, also through the mode-000 dirs that overlay leaves in work/."""
-    def allow(_function: object, failed: str, _exc: object) -> None:
-        os.chmod(os.path.dirname(failed), 0o700)
-        os.chmod(failed, 0o700) if os.path.isdir(failed) and not os.path.islink(failed) else None
-        remove_tree(failed) if os.path.isdir(failed) and not os.path.islink(failed) else os.unlink(failed)
-    if os.path.lexists(path):
-        import shutil
-        shutil.rmtree(path, onerror=allow)
+    """rm -rf, also through the mode-000 dirs that overlay leaves in work/, and however deep the tree.
+
+    A container decides how deep its layer goes: a few thousand nested
+    directories would overflow a recursive walk (shutil.rmtree's, and so
+    `rm` and `ps` after it) and the longest path. So the walk is flat: each
+    round empties the directories just under `path` of their files and
+    moves their subdirectories up beside them, to be emptied in the next
+    round; no round holds more than two directories open."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)  # a file, or a link: never followed
+        return
+    try:
+        top = open_directory(path)
+    except FileNotFoundError:
+        return
+    try:
+        while names := os.listdir(top):
+            for name in names:
+                empty_and_remove(top, name)
+    finally:
+        os.close(top)
+    os.rmdir(path)
+
+
+def empty_and_remove(top: int, name: str) -> None:
+    """Remove top/NAME: a file at once; a directory once its files are gone and its subdirectories
+    have moved up into top (each under a new, unique name), for the next round."""
+    if not stat.S_ISDIR(os.lstat(name, dir_fd=top).st_mode):
+        os.unlink(name, dir_fd=top)
+        return
+    directory = open_directory(name, top)
+    try:
+        for child in os.listdir(directory):
+            if stat.S_ISDIR(os.lstat(child, dir_fd=directory).st_mode):
+                make_ours(child, directory)  # moving a directory rewrites its "..": it needs our write
+                os.rename(child, f".removing-{os.urandom(8).hex()}", src_dir_fd=directory, dst_dir_fd=top)
+            else:
+                os.unlink(child, dir_fd=directory)
+    finally:
+        os.close(directory)
+    os.rmdir(name, dir_fd=top)
+
+
+def open_directory(name: str, parent: int | None = None) -> int:
+    """A directory's fd, never through a symlink; made ours (0700) first if its mode shuts us out."""
+    make_ours(name, parent)  # write and search, to empty it (overlay's work/ dirs are mode 000)
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+
+
+def make_ours(name: str, parent: int | None) -> None:
+    """chmod 0700 a directory we are about to empty or move; root needs no permission, so no matter if
+    it is not ours to change. (Called on directories only: lstat said so, so no link is followed.)"""
+    try:
+        os.chmod(name, 0o700, dir_fd=parent)
+    except PermissionError:
+        pass
