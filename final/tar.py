@@ -282,6 +282,7 @@ class Unpacker:
         # test: test_image_interop.py::test_whiteouts_across_three_layers_hide_what_they_name
         # test: test_image_interop.py::test_unpacked_layers_hold_overlay_whiteouts
         # test: test_image_run.py::test_run_commit_run_sees_the_changes
+        # test: test_tar_safety.py::test_a_whiteout_that_names_the_parent_directory_is_refused
         if self.whiteouts == "oci":
             self.retry(parent, parts, lambda: os.close(os.open(parts[-1], FILE_CREATE, 0o600, dir_fd=parent)))
         elif parts[-1] == OPAQUE:
