@@ -135,42 +135,15 @@ def mount_detached(stack: "layers.Layers", userns: bool, write: bool, lowers_onl
 def idmapped(lowers: list[str]) -> list[int]:
     """Detached copies of `lowers` seen through the --userns map, as the container's own mount sees them:
     a directory that overlay copies up must belong to the container's root, not to the host's."""
-    ready, done = os.pipe(), os.pipe()
-    pid = os.fork()
-    if pid == 0:  # a throwaway child, only to own a user namespace with the container's map
-        try:
-            os.close(done[1])  # so that the parent's death, even by SIGKILL, ends the read below
-            libc.unshare(libc.CLONE_NEWUSER)
-            os.write(ready[1], b"x")
-            os.read(done[0], 1)
-        finally:
-            os._exit(0)
-    fds: list[int] = []
+    start, count = config.USERNS_RANGE
     try:
-        os.close(ready[1])
-        os.read(ready[0], 1)
-        start, count = config.USERNS_RANGE
-        for name in ("uid_map", "gid_map"):
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(f"0 {start} {count}")
-        userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            for lower in lowers:
-                fds.append(libc.open_tree(lower, libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC))
-                libc.mount_setattr(fds[-1], libc.MOUNT_ATTR_IDMAP, libc.MS_PRIVATE, userns)
-        finally:
-            os.close(userns)
-        return fds
+        with layers.user_namespace(f"0 {start} {count}") as userns:
+            if userns is None:
+                raise PermissionError("the kernel gives no user namespace")
+            return layers.idmapped_trees(lowers, userns)
     except OSError as err:
-        for fd in fds:
-            os.close(fd)
         raise DockyardError(f"cannot show the container's layers through its user namespace: {err.strerror or err}",
                             hint="start the container: cp then writes through its own mount") from err
-    finally:
-        os.write(done[1], b"x")
-        for fd in (ready[0], done[0], done[1]):
-            os.close(fd)
-        os.waitpid(pid, 0)
 
 
 @contextlib.contextmanager

@@ -106,14 +106,22 @@ def network_rm(args: argparse.Namespace) -> int:
 
 
 def network_prune(args: argparse.Namespace) -> int:
-    from . import ipam
     print("Deleted Networks:")
-    with ipam.locked():
-        for network in ipam.all_networks(args.root):
-            if network.name not in ipam.PREDEFINED and not network.leases:
-                ipam.delete(args.root, network.name)
-                print(network.name)
+    for name in prune_networks(args.root):
+        print(name)
     return 0
+
+
+def prune_networks(root: str) -> list[str]:
+    """Remove every user network without containers; their names (network prune, system prune)."""
+    from . import ipam
+    deleted = []
+    with ipam.locked():
+        for network in ipam.all_networks(root):
+            if network.name not in ipam.PREDEFINED and not network.leases:
+                ipam.delete(root, network.name)
+                deleted.append(network.name)
+    return deleted
 
 
 def network_connect(args: argparse.Namespace) -> int:

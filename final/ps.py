@@ -108,14 +108,8 @@ def labels_of(config: dict) -> dict[str, str]:
 
 def parse_labels(texts: list[str], files: list[str]) -> dict[str, str]:
     """run --label KEY=VALUE (or KEY, for an empty value) and --label-file: the files first, as Docker reads them."""
-    lines = []
-    for path in files:
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines += [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
-        except (OSError, UnicodeDecodeError) as err:
-            raise UsageError(f"cannot read the label file {path}: {getattr(err, 'strerror', None) or err}",
-                             hint="give --label-file a readable text file of KEY=VALUE lines") from None
+    from .run_options import lines_of
+    lines = [line for path in files for line in lines_of(path, "label file")]
     labels = {}
     for text in lines + texts:
         key, _, value = text.partition("=")

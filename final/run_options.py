@@ -32,14 +32,18 @@ class EnvFile(argparse.Action):
     """--env-file FILE: FILE's lines as -e, before the -e flags (whichever came first)."""
 
     def __call__(self, parser, namespace, path, option_string=None) -> None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = [line.rstrip("\n") for line in f]
-        except (OSError, UnicodeDecodeError) as err:
-            raise UsageError(f"cannot read the env file {path}: {getattr(err, 'strerror', None) or err}",
-                             hint="give --env-file a readable text file of KEY=VALUE lines") from None
-        wanted = [line.lstrip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-        namespace.env = wanted + list(namespace.env or [])
+        namespace.env = lines_of(path, "env file") + list(namespace.env or [])
+
+
+def lines_of(path: str, what: str) -> list[str]:
+    """The KEY=VALUE lines of an --env-file or --label-file: "# ..." and blank lines skipped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.rstrip("\n").lstrip() for line in f]  # as Docker: leading white space goes
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read the {what} {path}: {getattr(err, 'strerror', None) or err}",
+                         hint=f"give the {what} as a readable text file of KEY=VALUE lines") from None
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 class Mount(argparse.Action):

@@ -11,7 +11,6 @@ each kind takes and how much of it a prune would give back.
 
 import argparse
 import os
-import sys
 
 
 def add_system_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,16 +33,17 @@ def cmd_system(args: argparse.Namespace) -> int:
 
 def confirmed(args: argparse.Namespace) -> bool:
     """Docker's question before a system prune; only y goes on."""
+    from .ps import confirmed as asked
     images = "all images without at least one container associated to them" if args.all else "all dangling images"
     volumes = "  - all anonymous volumes not used by at least one container\n" if args.volumes else ""
-    print("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one "
-          f"container\n{volumes}  - {images}\n\nAre you sure you want to continue? [y/N] ", end="", flush=True)
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
+    return asked("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least "
+                 f"one container\n{volumes}  - {images}\n")
 
 
 def prune_all(args: argparse.Namespace) -> int:
     from . import ps
     from .bridge import reconcile
+    from .network_commands import prune_networks
     from .image_commands import human_size
     removed, reclaimed = ps.prune(args.root, {})
     reconcile(args.root)
@@ -70,19 +70,6 @@ def report(title: str, names: list[str]) -> None:
         print(f"{title}:\n" + "".join(name + "\n" for name in names))
 
 
-def prune_networks(root: str) -> list[str]:
-    from . import ipam
-    from .network_commands import networks_with_default
-    deleted = []
-    networks_with_default(root)
-    with ipam.locked():
-        for network in ipam.all_networks(root):
-            if network.name not in ipam.PREDEFINED and not network.leases:
-                ipam.delete(root, network.name)
-                deleted.append(network.name)
-    return deleted
-
-
 def prune_volumes(root: str) -> list[str]:
     from . import volumes
     deleted = []
@@ -94,20 +81,16 @@ def prune_volumes(root: str) -> list[str]:
 
 
 def prune_images(args: argparse.Namespace) -> list[str]:
-    """Nameless images, unreachable blobs and unused layers; with -a, first every image no container uses."""
-    from .image_commands import containers_using, layers_in_use, open_store
-    store, lines = open_store(args), []
+    """Nameless images, unreachable blobs and unused layers (image prune); with -a, first every image
+    no container uses."""
+    from .image_commands import containers_using, open_store, prune_store
+    lines = []
     if args.all:
+        store = open_store(args)
         for name, _, image in list(store.images()):
             if image is not None and not containers_using(args.root, image.id):
                 lines += store.remove(name or image.id, True)
-    held = store.exclude_writers(lambda: print("waiting for the pulls, builds and loads that are writing "
-                                               "to the store to finish ...", file=sys.stderr, flush=True))
-    try:
-        lines += store.prune(layers_in_use(args.root))
-    finally:
-        held.release()
-    return lines
+    return lines + prune_store(args)
 
 
 def disk_usage_table(args: argparse.Namespace) -> int:

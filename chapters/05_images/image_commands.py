@@ -250,18 +250,23 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_image(args: argparse.Namespace) -> int:
     if args.image_command == "prune":
-        store = open_store(args)
-        held = store.exclude_writers(lambda: print("waiting for the pulls, builds and loads that are writing "
-                                                   "to the store to finish ...", file=sys.stderr, flush=True))
-        try:
-            for line in store.prune(layers_in_use(args.root)):
-                print(line)
-        finally:
-            held.release()
+        for line in prune_store(args):
+            print(line)
         return 0
     if args.image_command in IMAGE_ALIASES:
         return IMAGE_ALIASES[args.image_command][2](args)
     raise UsageError("image needs a command", hint="image prune, image ls, image inspect ...")
+
+
+def prune_store(args: argparse.Namespace) -> list[str]:
+    """Nameless images, unreachable blobs, unused layers, leftovers: removed, once no writer is at work."""
+    store = open_store(args)
+    held = store.exclude_writers(lambda: print("waiting for the pulls, builds and loads that are writing "
+                                               "to the store to finish ...", file=sys.stderr, flush=True))
+    try:
+        return store.prune(layers_in_use(args.root))
+    finally:
+        held.release()
 
 
 def layers_in_use(root: str) -> set[str]:

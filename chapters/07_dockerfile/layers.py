@@ -31,6 +31,7 @@ Try it:    sudo python3 -m chapters.04_layers run --rootfs ROOTFS sh -c 'rm -rf 
 Not yet:   a rootfs is one directory you made; images arrive in chapter 5.
 """
 
+import contextlib
 import os
 import socket
 import stat
@@ -214,6 +215,21 @@ def driver_for(driver: str, lowers: list[str], userns: bool) -> str:
 
 def can_idmap(path: str) -> bool:
     """Whether the kernel can idmap `path`'s mount: tried with a throwaway child's user namespace."""
+    with user_namespace(f"0 {config.USERNS_RANGE[0]} 1") as userns:
+        if userns is None:
+            return True  # no user namespace at all: the run itself will say so
+        try:
+            tree, = idmapped_trees([path], userns)
+        except OSError:
+            return False
+        os.close(tree)
+        return True
+
+
+@contextlib.contextmanager
+def user_namespace(id_map: str) -> Iterator[int | None]:
+    """An fd of a new user namespace whose uid and gid maps are `id_map`, owned by a throwaway child
+    that lives until the `with` ends; None if the kernel gives us no user namespace."""
     ready, done = os.pipe(), os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: a user namespace of its own, kept until the parent is done
@@ -227,25 +243,36 @@ def can_idmap(path: str) -> bool:
     os.close(ready[1])
     try:
         if os.read(ready[0], 1) != b"x":
-            return True  # no user namespace at all: the run itself will say so
+            yield None
+            return
         for name in ("uid_map", "gid_map"):
             with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(f"0 {config.USERNS_RANGE[0]} 1")
+                f.write(id_map)
         userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-        tree = libc.open_tree(path, libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC)
         try:
-            libc.mount_setattr(tree, libc.MOUNT_ATTR_IDMAP, libc.MS_PRIVATE, userns)
-            return True
-        except OSError:
-            return False
+            yield userns
         finally:
-            os.close(tree)
             os.close(userns)
     finally:
         os.write(done[1], b"x")
         os.waitpid(pid, 0)
         for fd in (ready[0], done[0], done[1]):
             os.close(fd)
+
+
+def idmapped_trees(paths: list[str], userns: int) -> list[int]:
+    """Detached copies of the mounts at `paths`, seen through `userns`'s map (closed again if one fails)."""
+    fds: list[int] = []
+    try:
+        for path in paths:
+            fds.append(libc.open_tree(path, libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC))
+            # Private: the copy must not share mount events with the host's mount it came from.
+            libc.mount_setattr(fds[-1], libc.MOUNT_ATTR_IDMAP, libc.MS_PRIVATE, userns)
+        return fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
 
 
 def idmap_channel() -> Channel:
