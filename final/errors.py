@@ -17,7 +17,7 @@ Library code raises these at the edge of each mechanism, keeping `from err`,
 so `--debug` can still show the kernel's own error underneath.
 """
 
-import sys  # ch 04
+import sys
 from typing import Callable  # ch 04
 
 
@@ -30,6 +30,10 @@ class DockyardError(Exception):
         super().__init__(problem)
         self.problem = problem
         self.hint = hint
+
+    def report(self) -> None:
+        """The two lines the user reads, on stderr: what went wrong, and what to do about it."""
+        print(f"error: {self.problem}\nhint: {self.hint}", file=sys.stderr)
 
 
 class UsageError(DockyardError):
@@ -57,7 +61,7 @@ def each(names: list[str], act: Callable[[str], None]) -> int:
         try:
             act(name)
         except DockyardError as err:
-            print(f"error: {err.problem}\nhint: {err.hint}", file=sys.stderr)
+            err.report()
             failed = True
     return 1 if failed else 0
 # <<< chapter 04

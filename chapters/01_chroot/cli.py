@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             import traceback
             traceback.print_exc()
-        print(f"error: {err.problem}\nhint: {err.hint}", file=sys.stderr)
+        err.report()
         return exit_code(err, command)
     except KeyboardInterrupt:
         return 130

@@ -17,6 +17,8 @@ Library code raises these at the edge of each mechanism, keeping `from err`,
 so `--debug` can still show the kernel's own error underneath.
 """
 
+import sys
+
 
 class DockyardError(Exception):
     """A problem the user can fix; `hint` says how."""
@@ -27,6 +29,10 @@ class DockyardError(Exception):
         super().__init__(problem)
         self.problem = problem
         self.hint = hint
+
+    def report(self) -> None:
+        """The two lines the user reads, on stderr: what went wrong, and what to do about it."""
+        print(f"error: {self.problem}\nhint: {self.hint}", file=sys.stderr)
 
 
 class UsageError(DockyardError):

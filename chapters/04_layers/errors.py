@@ -31,6 +31,10 @@ class DockyardError(Exception):
         self.problem = problem
         self.hint = hint
 
+    def report(self) -> None:
+        """The two lines the user reads, on stderr: what went wrong, and what to do about it."""
+        print(f"error: {self.problem}\nhint: {self.hint}", file=sys.stderr)
+
 
 class UsageError(DockyardError):
     """The command line asks for something that makes no sense."""
@@ -56,6 +60,6 @@ def each(names: list[str], act: Callable[[str], None]) -> int:
         try:
             act(name)
         except DockyardError as err:
-            print(f"error: {err.problem}\nhint: {err.hint}", file=sys.stderr)
+            err.report()
             failed = True
     return 1 if failed else 0
